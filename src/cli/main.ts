@@ -1,0 +1,29 @@
+// Owns: the `tollgate` command line — argument parsing into library calls, exit codes, and
+// printing. No business logic: every verb calls a function of another module.
+import { Command, CommanderError } from 'commander';
+import { registerCaCommands } from './ca-commands.ts';
+import { registerServeCommand } from './serve-command.ts';
+import { printError } from './print-error.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('tollgate')
+    .description('Tollgate: the policy-enforcing egress gateway for AI agents')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .showHelpAfterError();
+  registerServeCommand(program);
+  registerCaCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    return printError(err);
+  }
+}

@@ -1,0 +1,204 @@
+// Owns: tollgate.yaml → a validated, frozen GatewayConfig (paths resolved against the file's folder,
+// ${ENV_VAR} substituted, defaults applied). Every problem is reported as file:line:col.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { TollgateError, type Problem } from '../errors.ts';
+import { parseYamlSource, type PathSegment, type YamlSource } from './yaml-source.ts';
+import { validateAgainstSchema } from './validate-schema.ts';
+
+const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:3128' });
+const Millis = Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'milliseconds' });
+
+export const GatewayConfigSchema = Type.Object(
+  {
+    listen: Type.Optional(Type.Object({
+      proxy: Type.Optional(HostPort),
+      admin: Type.Optional(HostPort),
+    }, { additionalProperties: false, description: 'Listen addresses of the proxy and admin listeners' })),
+    data_dir: Type.Optional(Type.String({ minLength: 1, description: 'Folder for tollgate.db' })),
+    ca: Type.Optional(Type.Object({
+      cert: Type.String({ minLength: 1, description: 'PEM file of the interception CA certificate' }),
+      key: Type.String({ minLength: 1, description: 'PEM file of the CA private key (mode 0600)' }),
+    }, { additionalProperties: false })),
+    org: Type.Optional(Type.String({ minLength: 1, description: 'Path of org.yaml' })),
+    policies: Type.Optional(Type.String({ minLength: 1, description: 'Folder of team policies' })),
+    prices: Type.Optional(Type.String({ minLength: 1, description: 'Path of prices.yaml' })),
+    secrets: Type.Optional(Type.Object({
+      env_prefix: Type.Optional(Type.String({ pattern: '^[A-Z][A-Z0-9_]*$', description: 'Prefix of secret environment variables' })),
+      dir: Type.Optional(Type.String({ minLength: 1, description: 'Folder with one file per secret' })),
+    }, { additionalProperties: false })),
+    upstreams: Type.Optional(Type.Record(Type.String({ minLength: 1 }), HostPort, { description: 'hostname → address to dial instead of resolving it' })),
+    upstream_proxy: Type.Optional(Type.String({ pattern: '^https?://', description: 'Corporate proxy for upstream traffic (http://host:port)' })),
+    tls: Type.Optional(Type.Object({
+      upstream_ca: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Extra CA files trusted for upstream TLS' })),
+    }, { additionalProperties: false })),
+    dns: Type.Optional(Type.Object({
+      servers: Type.Optional(Type.Array(HostPort, { description: 'DNS servers to resolve through instead of the system resolver' })),
+      timeout_ms: Type.Optional(Millis),
+    }, { additionalProperties: false })),
+    timeouts: Type.Optional(Type.Object({
+      connect_ms: Type.Optional(Millis),
+      first_byte_ms: Type.Optional(Millis),
+      idle_ms: Type.Optional(Millis),
+      headers_ms: Type.Optional(Millis),
+      shutdown_ms: Type.Optional(Millis),
+    }, { additionalProperties: false })),
+    limits: Type.Optional(Type.Object({
+      max_header_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_048_576 })),
+      max_connections: Type.Optional(Type.Integer({ minimum: 1 })),
+    }, { additionalProperties: false })),
+    sso: Type.Optional(Type.Object({
+      issuers: Type.Optional(Type.Array(Type.Object({
+        name: Type.String({ minLength: 1 }),
+        issuer: Type.String({ pattern: '^https?://' }),
+        client_id: Type.String({ minLength: 1 }),
+        client_secret: Type.Optional(Type.String()),
+        preset: Type.Optional(Type.Union([Type.Literal('okta'), Type.Literal('entra'), Type.Literal('jumpcloud'), Type.Literal('generic')])),
+      }, { additionalProperties: false }))),
+    }, { additionalProperties: false })),
+    log: Type.Optional(Type.Object({
+      level: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], { description: 'one of debug, info, warn, error' })),
+    }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+
+export type GatewayConfigFile = Static<typeof GatewayConfigSchema>;
+
+export interface ListenAddress { host: string; port: number }
+
+export interface GatewayConfig {
+  file: string;
+  baseDir: string;
+  listen: { proxy: ListenAddress; admin: ListenAddress };
+  dataDir: string;
+  ca: { cert: string; key: string };
+  org: string;
+  policies: string;
+  prices: string;
+  secrets: { envPrefix: string; dir: string };
+  /** canonical host name → address to dial */
+  upstreams: ReadonlyMap<string, ListenAddress>;
+  upstreamProxy: string | undefined;
+  tls: { upstreamCa: readonly string[] };
+  dns: { servers: readonly ListenAddress[]; timeoutMs: number };
+  timeouts: { connectMs: number; firstByteMs: number; idleMs: number; headersMs: number; shutdownMs: number };
+  limits: { maxHeaderBytes: number; maxConnections: number };
+  sso: { issuers: ReadonlyArray<{ name: string; issuer: string; clientId: string; clientSecret?: string; preset: string }> };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}
+
+export function parseListenAddress(s: string): ListenAddress {
+  const i = s.lastIndexOf(':');
+  let host = s.slice(0, i);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host, port: Number(s.slice(i + 1)) };
+}
+
+/** Replaces ${NAME} in every string scalar; unknown variables are problems at their position. */
+function substituteEnv(source: YamlSource, env: NodeJS.ProcessEnv, problems: Problem[]): unknown {
+  const walk = (v: unknown, p: PathSegment[]): unknown => {
+    if (typeof v === 'string') {
+      return v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+        const val = env[name];
+        if (val === undefined) {
+          problems.push({ ...source.positionOf(p), severity: 'error', message: `environment variable ${name} is not set` });
+          return '';
+        }
+        return val;
+      });
+    }
+    if (Array.isArray(v)) return v.map((x, i) => walk(x, [...p, i]));
+    if (v && typeof v === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) out[k] = walk(x, [...p, k]);
+      return out;
+    }
+    return v;
+  };
+  return walk(source.value, []);
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v as object)) deepFreeze(x);
+  }
+  return v;
+}
+
+export function parseGatewayConfig(file: string, text: string, env: NodeJS.ProcessEnv = process.env): { ok: true; config: GatewayConfig } | { ok: false; problems: Problem[] } {
+  const parsed = parseYamlSource(file, text);
+  if (!parsed.ok) return parsed;
+  const source = parsed.source;
+  if (source.value === null) return { ok: false, problems: [{ file, line: 1, col: 1, severity: 'error', message: 'the file is empty; see README "Configuration"' }] };
+  const problems: Problem[] = [];
+  const substituted = substituteEnv(source, env, problems);
+  if (problems.length) return { ok: false, problems };
+  const checked = validateAgainstSchema(source, GatewayConfigSchema, substituted);
+  if (!checked.ok) return checked;
+  const c = checked.value;
+  const baseDir = path.dirname(path.resolve(file));
+  const abs = (p: string) => path.resolve(baseDir, p);
+  const upstreams = new Map<string, ListenAddress>();
+  for (const [host, addr] of Object.entries(c.upstreams ?? {})) {
+    const canonical = host.toLowerCase().replace(/\.$/, '');
+    if (!/^[a-z0-9.-]+$/.test(canonical)) {
+      problems.push({ ...source.positionOf(['upstreams', host], { key: true }), severity: 'error', message: `upstreams: "${host}" is not a host name` });
+      continue;
+    }
+    upstreams.set(canonical, parseListenAddress(addr));
+  }
+  for (const [key, addr] of [['proxy', c.listen?.proxy], ['admin', c.listen?.admin]] as const) {
+    if (addr && parseListenAddress(addr).port > 65535) problems.push({ ...source.positionOf(['listen', key]), severity: 'error', message: `listen.${key}: port out of range` });
+  }
+  if (problems.length) return { ok: false, problems };
+  const config: GatewayConfig = {
+    file: path.resolve(file),
+    baseDir,
+    listen: {
+      proxy: parseListenAddress(c.listen?.proxy ?? '127.0.0.1:3128'),
+      admin: parseListenAddress(c.listen?.admin ?? '127.0.0.1:9090'),
+    },
+    dataDir: abs(c.data_dir ?? './data'),
+    ca: { cert: abs(c.ca?.cert ?? './certs/ca.pem'), key: abs(c.ca?.key ?? './certs/ca.key') },
+    org: abs(c.org ?? './org.yaml'),
+    policies: abs(c.policies ?? './policies'),
+    prices: abs(c.prices ?? './prices.yaml'),
+    secrets: { envPrefix: c.secrets?.env_prefix ?? 'TOLLGATE_SECRET_', dir: abs(c.secrets?.dir ?? './secrets') },
+    upstreams,
+    upstreamProxy: c.upstream_proxy,
+    tls: { upstreamCa: (c.tls?.upstream_ca ?? []).map(abs) },
+    dns: { servers: (c.dns?.servers ?? []).map(parseListenAddress), timeoutMs: c.dns?.timeout_ms ?? 5000 },
+    timeouts: {
+      connectMs: c.timeouts?.connect_ms ?? 10_000,
+      firstByteMs: c.timeouts?.first_byte_ms ?? 120_000,
+      idleMs: c.timeouts?.idle_ms ?? 300_000,
+      headersMs: c.timeouts?.headers_ms ?? 15_000,
+      shutdownMs: c.timeouts?.shutdown_ms ?? 10_000,
+    },
+    limits: { maxHeaderBytes: c.limits?.max_header_bytes ?? 16_384, maxConnections: c.limits?.max_connections ?? 10_000 },
+    sso: {
+      issuers: (c.sso?.issuers ?? []).map((i) => ({
+        name: i.name, issuer: i.issuer, clientId: i.client_id, preset: i.preset ?? 'generic',
+        ...(i.client_secret === undefined ? {} : { clientSecret: i.client_secret }),
+      })),
+    },
+    log: { level: c.log?.level ?? 'info' },
+  };
+  return { ok: true, config: deepFreeze(config) };
+}
+
+/** Reads and validates the gateway config file; throws TollgateError with file:line:col problems. */
+export function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new TollgateError('TOLLGATE_ERR_CONFIG_NOT_FOUND', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const r = parseGatewayConfig(file, text, env);
+  if (!r.ok) throw new TollgateError('TOLLGATE_ERR_CONFIG_INVALID', `invalid configuration in ${file}`, { problems: r.problems });
+  return r.config;
+}

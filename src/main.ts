@@ -1,0 +1,147 @@
+// Owns: the composition root — builds every object from the validated config, wires the
+// pipeline stages in order, and starts the listeners. No request logic lives here.
+import { existsSync, readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import { createAdminServer } from './admin/admin-server.ts';
+import type { GatewayConfig } from './config/gateway-config.ts';
+import { TollgateError } from './errors.ts';
+import { logExchange } from './observability/exchange-log.ts';
+import type { Logger } from './observability/logger.ts';
+import type { Stage } from './proxy/exchange.ts';
+import { createProxyServer } from './proxy/proxy-server.ts';
+import { resolveTargetStage } from './stages/resolve-target.ts';
+import { ensureCertificateAuthority, type CertificateAuthority } from './tls/certificate-authority.ts';
+import { createLeafMinter } from './tls/leaf-minter.ts';
+import { createHostResolver } from './upstream/resolver.ts';
+import { createUpstreamPools } from './upstream/upstream-pools.ts';
+
+export interface RunningGateway {
+  proxy: { host: string; port: number };
+  admin: { host: string; port: number };
+  ca: CertificateAuthority;
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+const SYSTEM_CA_FILES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+
+/** The trust store for upstream TLS: Node's bundled roots, the system bundle, and `tls.upstream_ca`. */
+export function upstreamTrust(config: GatewayConfig): string[] {
+  const cas = [...tls.rootCertificates];
+  const system = SYSTEM_CA_FILES.find((f) => existsSync(f));
+  if (system) cas.push(readFileSync(system, 'utf8'));
+  for (const file of config.tls.upstreamCa) {
+    try {
+      cas.push(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new TollgateError('TOLLGATE_ERR_CONFIG_INVALID', `tls.upstream_ca: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  return cas;
+}
+
+/** Refuses settings that silently weaken the gateway (security case 7.11 / 2.16). */
+export function assertSafeRuntime(env: NodeJS.ProcessEnv, execArgv: readonly string[]): void {
+  if (env['NODE_TLS_REJECT_UNAUTHORIZED'] === '0') {
+    throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', 'NODE_TLS_REJECT_UNAUTHORIZED=0 disables upstream certificate checks; unset it (add test CAs with tls.upstream_ca instead)');
+  }
+  const opts = `${env['NODE_OPTIONS'] ?? ''} ${execArgv.join(' ')}`;
+  if (/--insecure-http-parser/.test(opts)) {
+    throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', '--insecure-http-parser allows request smuggling; remove it from NODE_OPTIONS');
+  }
+}
+
+export interface GatewayParts {
+  /** Extra admission stages, in order, before address resolution (identity, policy). */
+  tunnelStages: Stage[];
+  requestStages: Stage[];
+  /** Stages after the address is vetted (credential injection, budgets). */
+  requestStagesAfterResolve: Stage[];
+  ruleAllowsAddress: Parameters<typeof resolveTargetStage>[0]['ruleAllows'];
+  readiness: () => Array<{ name: string; ok: boolean; detail?: string }>;
+  onExchangeEnd?: (ex: import('./proxy/exchange.ts').Exchange) => void;
+  close?: () => Promise<void> | void;
+}
+
+export async function startGateway(config: GatewayConfig, logger: Logger, parts: GatewayParts): Promise<RunningGateway> {
+  assertSafeRuntime(process.env, process.execArgv);
+  const { ca, created } = await ensureCertificateAuthority(config.ca.cert, config.ca.key);
+  if (created) logger.info('created a new interception CA', { cert: config.ca.cert, fingerprint: ca.fingerprint });
+  const minter = await createLeafMinter(ca);
+  const resolver = createHostResolver({ upstreams: config.upstreams, servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
+  const dialOptions = {
+    connectTimeoutMs: config.timeouts.connectMs,
+    ca: upstreamTrust(config),
+    upstreamProxy: config.upstreamProxy ? new URL(config.upstreamProxy) : undefined,
+  };
+  const pools = createUpstreamPools({ ...dialOptions, headersTimeoutMs: config.timeouts.firstByteMs, bodyTimeoutMs: config.timeouts.idleMs });
+  const ownPorts = new Set<number>();
+  const resolveTarget = resolveTargetStage({ resolver, ownPorts: () => ownPorts, ruleAllows: parts.ruleAllowsAddress });
+  const proxy = createProxyServer({
+    logger,
+    minter,
+    pools,
+    dialOptions,
+    stages: {
+      tunnel: [...parts.tunnelStages, resolveTarget],
+      request: [...parts.requestStages, resolveTarget, ...parts.requestStagesAfterResolve],
+    },
+    onExchangeEnd: (ex) => {
+      logExchange(logger, ex);
+      parts.onExchangeEnd?.(ex);
+    },
+    timeouts: { headersMs: config.timeouts.headersMs, idleMs: config.timeouts.idleMs },
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    maxConnections: config.limits.maxConnections,
+  });
+  let listening = false;
+  const admin = createAdminServer({
+    readiness: () => [
+      { name: 'proxy_listener', ok: listening },
+      { name: 'ca', ok: ca.notAfter.getTime() > Date.now(), detail: `expires ${ca.notAfter.toISOString()}` },
+      ...parts.readiness(),
+    ],
+  });
+  let proxyAddr: { host: string; port: number };
+  let adminAddr: { host: string; port: number };
+  try {
+    proxyAddr = await proxy.listen(config.listen.proxy.host, config.listen.proxy.port);
+    ownPorts.add(proxyAddr.port);
+    adminAddr = await admin.listen(config.listen.admin.host, config.listen.admin.port);
+    ownPorts.add(adminAddr.port);
+  } catch (err) {
+    await proxy.shutdown(0);
+    await pools.close();
+    throw new TollgateError('TOLLGATE_ERR_LISTEN', `cannot listen: ${(err as Error).message}`, { cause: err });
+  }
+  listening = true;
+  logger.info('tollgate listening', { proxy: `${proxyAddr.host}:${proxyAddr.port}`, admin: `${adminAddr.host}:${adminAddr.port}`, ca_fingerprint: ca.fingerprint });
+  return {
+    proxy: proxyAddr,
+    admin: adminAddr,
+    ca,
+    async stop(deadlineMs = config.timeouts.shutdownMs) {
+      listening = false;
+      logger.info('shutting down', { deadline_ms: deadlineMs });
+      await proxy.shutdown(deadlineMs);
+      await admin.close();
+      await pools.close();
+      await parts.close?.();
+      logger.info('stopped');
+    },
+  };
+}
+
+/** Builds the identity and policy parts from the config and starts the gateway. */
+export async function assembleGateway(config: GatewayConfig, logger: Logger, _opts: { dev: boolean }): Promise<RunningGateway> {
+  // INTERIM (until identity and policy are wired): every request is admitted.
+  const admitAll: Stage = (ex) => {
+    ex.decision = { effect: 'allow', reason: 'allowed', rule: null, explanation: 'interim: no policy loaded', intercept: true };
+  };
+  return startGateway(config, logger, {
+    tunnelStages: [admitAll],
+    requestStages: [admitAll],
+    requestStagesAfterResolve: [],
+    ruleAllowsAddress: () => false,
+    readiness: () => [],
+  });
+}

@@ -1,0 +1,35 @@
+// Owns: the one canonical, redacted log event written per exchange (named fields only: never
+// headers, bodies, tokens or query strings).
+import type { Exchange } from '../proxy/exchange.ts';
+import type { Logger } from './logger.ts';
+
+export function exchangeLogFields(ex: Exchange): Record<string, unknown> {
+  return {
+    request_id: ex.id,
+    kind: ex.kind,
+    via: ex.via,
+    client: ex.clientAddress,
+    principal: ex.principal ? `${ex.principal.kind}:${ex.principal.subject}` : undefined,
+    team: ex.principal?.team,
+    project: ex.principal?.project,
+    method: ex.method,
+    scheme: ex.scheme,
+    host: ex.host,
+    port: ex.port,
+    path: ex.path,
+    decision: ex.decision?.effect ?? (ex.outcome.reason ? 'deny' : undefined),
+    rule: ex.decision?.rule ?? undefined,
+    reason: ex.outcome.reason ?? ex.decision?.reason,
+    status: ex.outcome.status,
+    address: ex.target?.address,
+    bytes_in: ex.outcome.bytesIn,
+    bytes_out: ex.outcome.bytesOut,
+    duration_ms: Date.now() - ex.startedAt,
+    upstream_ms: ex.outcome.upstreamMs === undefined ? undefined : Math.round(ex.outcome.upstreamMs * 10) / 10,
+    error: ex.outcome.error,
+  };
+}
+
+export function logExchange(logger: Logger, ex: Exchange): void {
+  logger.info('exchange', exchangeLogFields(ex));
+}

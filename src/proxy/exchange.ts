@@ -1,0 +1,79 @@
+// Owns: the flow object every pipeline stage reads and writes — plain data about one request
+// (or one tunnel) from acceptance to the end of the exchange — and the one stage signature.
+import type { ReasonCode } from '../errors.ts';
+
+export interface ExchangePrincipal {
+  kind: 'user' | 'agent' | 'anonymous';
+  /** token id; never the token */
+  id: string;
+  subject: string;
+  team: string;
+  project?: string;
+  agent?: string;
+}
+
+export interface ExchangeDecision {
+  effect: 'allow' | 'direct' | 'deny';
+  reason: ReasonCode | 'allowed';
+  rule: string | null;
+  explanation: string;
+  intercept: boolean;
+  team?: string;
+  project?: string;
+}
+
+/** Facts about one intercepted tunnel, fixed at CONNECT time. */
+export interface TunnelContext {
+  id: string;
+  host: string;
+  hostKind: 'dns' | 'ipv4' | 'ipv6';
+  port: number;
+  clientAddress: string;
+  proxyAuthorization: string[];
+  principal: ExchangePrincipal | undefined;
+  /** A tunnel opened only to show a readable denial: nothing is ever forwarded. */
+  denial: { status: number; reason: ReasonCode; message: string; rule: string | null } | undefined;
+}
+
+export interface Exchange {
+  id: string;
+  startedAt: number;
+  kind: 'request' | 'tunnel' | 'upgrade';
+  /** 'plain': absolute-form request to the proxy; 'intercepted': inside a TLS-terminated tunnel. */
+  via: 'plain' | 'intercepted' | 'connect';
+  tunnel: TunnelContext | undefined;
+  clientAddress: string;
+  method: string;
+  scheme: 'http' | 'https';
+  host: string;
+  hostKind: 'dns' | 'ipv4' | 'ipv6';
+  port: number;
+  /** Normalised path: what is matched AND what is forwarded. Undefined for tunnels. */
+  path: string | undefined;
+  query: string;
+  /** Proxy-Authorization header lines as received (never forwarded, never logged). */
+  proxyAuthorization: string[];
+  /** Headers to send upstream (already stripped of hop-by-hop and proxy headers). Stages may edit. */
+  headers: Array<[string, string]>;
+  principal: ExchangePrincipal | undefined;
+  decision: ExchangeDecision | undefined;
+  /** The vetted address to dial. */
+  target: { address: string; port: number; source: 'override' | 'literal' | 'dns' } | undefined;
+  outcome: {
+    status: number | undefined;
+    reason: ReasonCode | undefined;
+    error: string | undefined;
+    bytesIn: number;
+    bytesOut: number;
+    upstreamMs: number | undefined;
+  };
+  /** Free slots for later stages (metering, audit) keyed by stage name. */
+  notes: Record<string, unknown>;
+}
+
+/** One pipeline stage. Throw a RequestRefusal to stop the exchange with that reason. */
+export type Stage = (ex: Exchange) => void | Promise<void>;
+
+export function newOutcome(): Exchange['outcome'] {
+  return { status: undefined, reason: undefined, error: undefined, bytesIn: 0, bytesOut: 0, upstreamMs: undefined };
+}

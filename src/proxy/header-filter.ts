@@ -1,0 +1,66 @@
+// Owns: which header lines cross the proxy. Pure: raw header pairs in, the forwarded list out.
+// Hop-by-hop headers (RFC 9110 §7.6.1), headers named in Connection, and every Proxy-* header
+// are dropped in both directions.
+import { asciiLower } from '../classify/request-framing.ts';
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate',
+  'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings', 'expect', 'host',
+]);
+
+function connectionTokens(rawHeaders: readonly string[]): Set<string> {
+  const named = new Set<string>();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (asciiLower(rawHeaders[i] as string) === 'connection') {
+      for (const tok of (rawHeaders[i + 1] as string).split(',')) {
+        const t = asciiLower(tok.trim());
+        if (t) named.add(t);
+      }
+    }
+  }
+  return named;
+}
+
+/** Request headers to forward, in order and original case, without Host (the caller sets it). */
+export function forwardableRequestHeaders(rawHeaders: readonly string[], keep: ReadonlySet<string> = new Set()): Array<[string, string]> {
+  const named = connectionTokens(rawHeaders);
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    const lower = asciiLower(name);
+    if (keep.has(lower)) { out.push([name, rawHeaders[i + 1] as string]); continue; }
+    if (HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('proxy-')) continue;
+    out.push([name, rawHeaders[i + 1] as string]);
+  }
+  return out;
+}
+
+/** Response headers (undici's object form) to relay to the client, flattened for writeHead. */
+export function relayableResponseHeaders(headers: Record<string, string | string[] | undefined>): string[] {
+  const named = new Set<string>();
+  const conn = headers['connection'];
+  for (const v of Array.isArray(conn) ? conn : conn ? [conn] : []) {
+    for (const tok of v.split(',')) named.add(asciiLower(tok.trim()));
+  }
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const lower = asciiLower(name);
+    if (HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('proxy-')) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, value);
+  }
+  return out;
+}
+
+export function headerValues(headers: ReadonlyArray<readonly [string, string]>, lowerName: string): string[] {
+  const out: string[] = [];
+  for (const [n, v] of headers) if (asciiLower(n) === lowerName) out.push(v);
+  return out;
+}
+
+export function rawHeaderValues(rawHeaders: readonly string[], lowerName: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (asciiLower(rawHeaders[i] as string) === lowerName) out.push(rawHeaders[i + 1] as string);
+  return out;
+}

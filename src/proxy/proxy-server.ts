@@ -1,0 +1,459 @@
+// Owns: the proxy listener — plain absolute-form requests, CONNECT (intercepted, direct or
+// denied-but-readable), WebSocket upgrades, inner requests of intercepted tunnels — and the
+// bookkeeping of every socket and exchange so that shutdown can drain and then close.
+import { randomUUID } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { peekClientHello } from '../classify/tls-client-hello.ts';
+import { normalizeHost } from '../classify/normalize-host.ts';
+import { parseConnectTarget } from '../classify/parse-target.ts';
+import { checkRequestFraming, asciiLower } from '../classify/request-framing.ts';
+import { RequestRefusal } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { LeafMinter } from '../tls/leaf-minter.ts';
+import { dial, type DialOptions } from '../upstream/connector.ts';
+import { upstreamRefusal } from '../upstream/upstream-error.ts';
+import type { UpstreamPools } from '../upstream/upstream-pools.ts';
+import { newOutcome, type Exchange, type Stage, type TunnelContext } from './exchange.ts';
+import { forwardHttp, hostHeaderValue } from './forward-http.ts';
+import { rawHeaderValues } from './header-filter.ts';
+import { requestFacts } from './request-facts.ts';
+import { sendRawRefusal, sendRefusal, toRefusal } from './send-refusal.ts';
+
+export interface ProxyServerDeps {
+  logger: Logger;
+  minter: LeafMinter;
+  pools: UpstreamPools;
+  dialOptions: Omit<DialOptions, 'alpn'>;
+  /** Admission stages for a CONNECT (path undefined) and for each HTTP request. */
+  stages: { tunnel: readonly Stage[]; request: readonly Stage[] };
+  /** Called once per exchange when it ends (log line, audit row). */
+  onExchangeEnd: (ex: Exchange) => void;
+  timeouts: { headersMs: number; idleMs: number; handshakeMs?: number };
+  maxHeaderBytes: number;
+  maxConnections: number;
+}
+
+export interface ProxyServer {
+  listen(host: string, port: number): Promise<{ host: string; port: number }>;
+  /** Stop accepting; let in-flight exchanges finish until the deadline; then close everything. */
+  shutdown(deadlineMs: number): Promise<void>;
+  stats(): { connections: number; tunnels: number; activeExchanges: number };
+}
+
+export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
+  const sockets = new Set<Duplex>();
+  const tunnelOf = new WeakMap<object, { ctx: TunnelContext; scheme: 'http' | 'https' }>();
+  let tunnels = 0;
+  let activeExchanges = 0;
+  let draining = false;
+  let drainWaiters: Array<() => void> = [];
+  const track = (s: Duplex) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  };
+
+  const serverOptions: http.ServerOptions = {
+    maxHeaderSize: deps.maxHeaderBytes,
+    headersTimeout: deps.timeouts.headersMs,
+    requestTimeout: 0, // bodies and streams may take long; idle time is bounded instead
+    keepAliveTimeout: 5_000,
+    insecureHTTPParser: false,
+    joinDuplicateHeaders: false,
+    requireHostHeader: false, // checked by checkRequestFraming with a clearer message
+  } as http.ServerOptions;
+
+  const outer = http.createServer(serverOptions);
+  const inner = http.createServer(serverOptions);
+  outer.maxConnections = deps.maxConnections;
+  for (const s of [outer, inner]) {
+    s.on('connection', (sock: net.Socket) => {
+      track(sock);
+      sock.setTimeout(deps.timeouts.idleMs, () => sock.destroy());
+    });
+    s.on('clientError', onClientError);
+  }
+
+  function newExchange(kind: Exchange['kind'], via: Exchange['via'], req: IncomingMessage, tunnel: TunnelContext | undefined): Exchange {
+    activeExchanges++;
+    return {
+      id: randomUUID(),
+      startedAt: Date.now(),
+      kind,
+      via,
+      tunnel,
+      clientAddress: tunnel?.clientAddress ?? req.socket.remoteAddress ?? '',
+      method: req.method ?? '',
+      scheme: 'http',
+      host: tunnel?.host ?? '',
+      hostKind: tunnel?.hostKind ?? 'dns',
+      port: tunnel?.port ?? 0,
+      path: undefined,
+      query: '',
+      proxyAuthorization: [],
+      headers: [],
+      principal: tunnel?.principal,
+      decision: undefined,
+      target: undefined,
+      outcome: newOutcome(),
+      notes: {},
+    };
+  }
+
+  function endExchange(ex: Exchange): void {
+    if (ex.notes['ended']) return;
+    ex.notes['ended'] = true;
+    activeExchanges--;
+    try {
+      deps.onExchangeEnd(ex);
+    } catch (err) {
+      deps.logger.error('exchange end hook failed', { request_id: ex.id, error: String(err) });
+    }
+    if (draining && activeExchanges === 0) {
+      const w = drainWaiters;
+      drainWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  async function runStages(stages: readonly Stage[], ex: Exchange): Promise<void> {
+    for (const stage of stages) await stage(ex);
+  }
+
+  function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void {
+    if (!socket.writable || (err.code === 'ECONNRESET')) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const status = tooLarge ? 431 : timedOut ? 408 : 400;
+    const text = tooLarge ? 'Request Header Fields Too Large' : timedOut ? 'Request Timeout' : 'Bad Request';
+    const reason = tooLarge ? 'header_too_large' : 'malformed_request';
+    const body = `Tollgate: ${text} (${reason}${err.code ? `, ${err.code}` : ''})\n`;
+    deps.logger.info('request refused by the HTTP parser', { reason, code: err.code });
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Tollgate-Decision: error\r\nX-Tollgate-Reason: ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  // ---- HTTP requests (plain and inside tunnels) -------------------------------------------
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const t = tunnelOf.get(req.socket);
+    const ex = newExchange('request', t ? 'intercepted' : 'plain', req, t?.ctx);
+    res.once('close', () => endExchange(ex));
+    let closeAfter = false;
+    try {
+      if (draining) throw new RequestRefusal('shutting_down');
+      let facts;
+      try {
+        facts = requestFacts(req, t?.ctx, t?.scheme);
+      } catch (err) {
+        closeAfter = true;
+        throw err;
+      }
+      Object.assign(ex, {
+        scheme: facts.scheme, host: facts.host, hostKind: facts.hostKind, port: facts.port,
+        path: facts.path, query: facts.query, headers: facts.headers, proxyAuthorization: facts.proxyAuthorization,
+      });
+      closeAfter = facts.hasBody; // a refused request's unread body must not be parsed as a request
+      if (t?.ctx.denial) {
+        const d = t.ctx.denial;
+        ex.decision = { effect: 'deny', reason: d.reason, rule: d.rule, explanation: d.message, intercept: true };
+        throw new RequestRefusal(d.reason, d.message, { status: d.status });
+      }
+      await runStages(deps.stages.request, ex);
+      if (facts.expectContinue) res.writeContinue();
+      closeAfter = false;
+      await forwardHttp(ex, req, res, deps.pools, facts.hasBody);
+    } catch (err) {
+      const r = toRefusal(err);
+      if (r.reason === 'internal_error') deps.logger.error('request failed', { request_id: ex.id, error: r.detail });
+      if (r.status === 400 || r.status === 431) closeAfter = true;
+      sendRefusal(res, ex, r, closeAfter);
+    }
+  }
+  outer.on('request', (req, res) => void onRequest(req, res));
+  outer.on('checkContinue', (req, res) => void onRequest(req, res));
+  inner.on('request', (req, res) => void onRequest(req, res));
+  inner.on('checkContinue', (req, res) => void onRequest(req, res));
+
+  // ---- CONNECT ---------------------------------------------------------------------------
+  async function onConnect(req: IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    socket.pause();
+    track(socket);
+    socket.on('error', () => socket.destroy());
+    const ex = newExchange('tunnel', 'connect', req, undefined);
+    ex.proxyAuthorization = rawHeaderValues(req.rawHeaders, 'proxy-authorization');
+    let ended = false;
+    const finish = () => { if (!ended) { ended = true; endExchange(ex); } };
+    try {
+      if (draining) throw new RequestRefusal('shutting_down');
+      const framing = checkRequestFraming(req.rawHeaders, req.httpVersion);
+      if (!framing.ok) throw new RequestRefusal('malformed_request', `Bad request: ${framing.message}.`);
+      if (framing.contentLength !== undefined || framing.chunked) throw new RequestRefusal('malformed_request', 'Bad request: CONNECT must not carry a body.');
+      const target = parseConnectTarget(req.url ?? '');
+      if (!target.ok) throw new RequestRefusal('malformed_request', `Bad request: ${target.message}.`);
+      ex.host = target.host;
+      ex.hostKind = target.kind;
+      ex.port = target.port;
+      ex.scheme = 'https';
+      try {
+        await runStages(deps.stages.tunnel, ex);
+      } catch (err) {
+        const r = toRefusal(err);
+        // A policy denial on a TLS port is shown readably: intercept and answer every request with
+        // the 403 (Claude Code and others show nothing useful for a refused CONNECT).
+        const readable = r.status === 403 && ex.principal !== undefined && looksLikeTlsPort(ex.port) && !draining;
+        if (!readable) throw r;
+        ex.outcome.status = r.status;
+        ex.outcome.reason = r.reason;
+        const denial = { status: r.status, reason: r.reason, message: r.publicMessage, rule: ex.decision?.rule ?? null };
+        socket.once('close', finish);
+        await intercept(ex, socket, head, denial);
+        return;
+      }
+      const decision = ex.decision;
+      socket.once('close', finish);
+      if (decision && decision.effect === 'direct') {
+        await directTunnel(ex, socket, head);
+      } else {
+        await intercept(ex, socket, head, undefined);
+      }
+    } catch (err) {
+      sendRawRefusal(socket, ex, err);
+      finish();
+    }
+  }
+  outer.on('connect', (req, socket, head) => void onConnect(req, socket as net.Socket, head));
+
+  function looksLikeTlsPort(port: number): boolean {
+    return port === 443 || port === 8443;
+  }
+
+  async function intercept(ex: Exchange, socket: net.Socket, head: Buffer, denial: TunnelContext['denial']): Promise<void> {
+    const ctx: TunnelContext = {
+      id: ex.id, host: ex.host, hostKind: ex.hostKind, port: ex.port, clientAddress: ex.clientAddress,
+      proxyAuthorization: ex.proxyAuthorization, principal: ex.principal, denial,
+    };
+    ex.outcome.status ??= 200;
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length) socket.unshift(head);
+    tunnels++;
+    socket.once('close', () => tunnels--);
+    // Peek the first byte: TLS (0x16) is terminated with a minted leaf; anything else is parsed as HTTP.
+    const first = await firstChunk(socket, deps.timeouts.headersMs);
+    if (!first) { socket.destroy(); return; }
+    socket.unshift(first);
+    if (first[0] !== 0x16) {
+      tunnelOf.set(socket, { ctx, scheme: 'http' });
+      inner.emit('connection', socket);
+      socket.resume();
+      return;
+    }
+    let secureContext: tls.SecureContext;
+    try {
+      secureContext = await deps.minter.contextFor(ex.host, ex.hostKind);
+    } catch (err) {
+      deps.logger.error('leaf minting failed', { host: ex.host, error: String(err) });
+      socket.destroy();
+      return;
+    }
+    const tlsSocket = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext,
+      ALPNProtocols: ['http/1.1'],
+      SNICallback: (servername, cb) => {
+        const n = normalizeHost(servername);
+        if (n.ok && n.host === ex.host) cb(null, secureContext);
+        else {
+          deps.logger.info('TLS server name does not match the CONNECT authority', { request_id: ex.id, reason: 'sni_mismatch', connect_host: ex.host });
+          ex.outcome.reason = 'sni_mismatch';
+          cb(new Error('sni_mismatch'), undefined);
+        }
+      },
+    } as tls.TLSSocketOptions);
+    const hsTimer = setTimeout(() => tlsSocket.destroy(), deps.timeouts.handshakeMs ?? 10_000);
+    tlsSocket.once('secure', () => clearTimeout(hsTimer));
+    tlsSocket.on('error', () => { clearTimeout(hsTimer); tlsSocket.destroy(); socket.destroy(); });
+    tlsSocket.once('close', () => socket.destroy());
+    tunnelOf.set(tlsSocket, { ctx, scheme: 'https' });
+    inner.emit('connection', tlsSocket);
+    socket.resume();
+  }
+
+  function firstChunk(socket: net.Socket, timeoutMs: number): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { cleanup(); resolve(undefined); }, timeoutMs);
+      const onReadable = () => {
+        const chunk = socket.read() as Buffer | null;
+        if (chunk) { cleanup(); resolve(chunk); }
+      };
+      const onEnd = () => { cleanup(); resolve(undefined); };
+      const cleanup = () => { clearTimeout(timer); socket.off('readable', onReadable); socket.off('end', onEnd); socket.off('close', onEnd); };
+      socket.on('readable', onReadable);
+      socket.once('end', onEnd);
+      socket.once('close', onEnd);
+      onReadable();
+    });
+  }
+
+  async function directTunnel(ex: Exchange, socket: net.Socket, head: Buffer): Promise<void> {
+    const target = ex.target;
+    if (!target) throw new Error('directTunnel: no vetted target');
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    // Require a ClientHello whose SNI is the CONNECT host (domain fronting, pass-through mode).
+    let buf = head;
+    const deadline = Date.now() + deps.timeouts.headersMs;
+    for (;;) {
+      const peek = peekClientHello(buf);
+      if (peek.kind === 'client_hello') {
+        const sni = peek.serverName === undefined ? undefined : normalizeHost(peek.serverName);
+        if (!sni || !sni.ok || sni.host !== ex.host) {
+          ex.outcome.reason = 'sni_mismatch';
+          ex.outcome.error = 'pass-through tunnel without a matching TLS server name';
+          socket.destroy();
+          return;
+        }
+        break;
+      }
+      if (peek.kind === 'not_tls') {
+        ex.outcome.reason = 'malformed_request';
+        ex.outcome.error = 'pass-through tunnels carry TLS only';
+        socket.destroy();
+        return;
+      }
+      const more = await firstChunk(socket, Math.max(1, deadline - Date.now()));
+      if (!more) { socket.destroy(); return; }
+      buf = Buffer.concat([buf, more]);
+      if (buf.length > 20_000) { socket.destroy(); return; }
+    }
+    let upstream: net.Socket;
+    try {
+      upstream = await dial({ address: target.address, port: target.port, servername: ex.host, tls: false }, deps.dialOptions);
+    } catch (err) {
+      const r = upstreamRefusal(err, `${ex.host}:${ex.port}`);
+      ex.outcome.reason = r.reason;
+      ex.outcome.error = r.publicMessage;
+      socket.destroy();
+      return;
+    }
+    tunnels++;
+    track(upstream);
+    upstream.once('close', () => { tunnels--; socket.destroy(); });
+    socket.once('close', () => upstream.destroy());
+    upstream.on('error', () => upstream.destroy());
+    upstream.write(buf);
+    ex.outcome.bytesIn += buf.length;
+    socket.on('data', (c: Buffer) => { ex.outcome.bytesIn += c.length; });
+    upstream.on('data', (c: Buffer) => { ex.outcome.bytesOut += c.length; });
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+    socket.resume();
+  }
+
+  // ---- Upgrades (WebSocket only; other upgrades are proxied as plain HTTP/1.1) -----------
+  async function onUpgrade(req: IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    const upgrade = asciiLower(String(req.headers['upgrade'] ?? '')).trim();
+    if (upgrade !== 'websocket') {
+      // h2c and friends: never a 101. Answer as a normal request on this socket, then close it.
+      const res = new http.ServerResponse(req);
+      res.shouldKeepAlive = false;
+      res.assignSocket(socket);
+      res.once('finish', () => { res.detachSocket(socket); socket.end(); });
+      if (head.length) socket.unshift(head);
+      void onRequest(req, res);
+      return;
+    }
+    const t = tunnelOf.get(socket);
+    const ex = newExchange('upgrade', t ? 'intercepted' : 'plain', req, t?.ctx);
+    socket.on('error', () => socket.destroy());
+    socket.once('close', () => endExchange(ex));
+    try {
+      if (draining) throw new RequestRefusal('shutting_down');
+      const facts = requestFacts(req, t?.ctx, t?.scheme);
+      Object.assign(ex, {
+        scheme: facts.scheme, host: facts.host, hostKind: facts.hostKind, port: facts.port,
+        path: facts.path, query: facts.query, headers: facts.headers, proxyAuthorization: facts.proxyAuthorization,
+      });
+      if (t?.ctx.denial) {
+        const d = t.ctx.denial;
+        ex.decision = { effect: 'deny', reason: d.reason, rule: d.rule, explanation: d.message, intercept: true };
+        throw new RequestRefusal(d.reason, d.message, { status: d.status });
+      }
+      await runStages(deps.stages.request, ex);
+      const target = ex.target;
+      if (!target) throw new Error('upgrade: no vetted target');
+      let upstream: net.Socket;
+      try {
+        upstream = await dial({ address: target.address, port: target.port, servername: ex.host, tls: ex.scheme === 'https' }, { ...deps.dialOptions, alpn: ['http/1.1'] });
+      } catch (err) {
+        throw upstreamRefusal(err, `${ex.host}:${ex.port}`);
+      }
+      track(upstream);
+      let headText = `${ex.method} ${ex.query ? `${ex.path}?${ex.query}` : ex.path} HTTP/1.1\r\nHost: ${hostHeaderValue(ex.host, ex.hostKind, ex.port, ex.scheme)}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n`;
+      for (const [n, v] of ex.headers) headText += `${n}: ${v}\r\n`;
+      upstream.write(headText + '\r\n');
+      if (head.length) upstream.write(head);
+      upstream.on('error', () => upstream.destroy());
+      socket.once('close', () => upstream.destroy());
+      upstream.once('close', () => socket.destroy());
+      // Relay the upstream's answer; only after a 101 may client bytes flow upstream again.
+      let buf = Buffer.alloc(0);
+      const onHead = (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        const end = buf.indexOf('\r\n\r\n');
+        if (end === -1) { if (buf.length > 65_536) upstream.destroy(); return; }
+        upstream.off('data', onHead);
+        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(buf.subarray(0, end).toString('latin1'))?.[1] ?? 0);
+        ex.outcome.status = status;
+        socket.write(buf);
+        ex.outcome.bytesOut += buf.length;
+        if (status === 101) {
+          upstream.on('data', (c: Buffer) => { ex.outcome.bytesOut += c.length; });
+          socket.on('data', (c: Buffer) => { ex.outcome.bytesIn += c.length; });
+          upstream.pipe(socket);
+          socket.pipe(upstream);
+        } else {
+          upstream.pipe(socket); // the rest of this response, then close
+        }
+      };
+      upstream.on('data', onHead);
+    } catch (err) {
+      sendRawRefusal(socket, ex, err);
+    }
+  }
+  outer.on('upgrade', (req, socket, head) => void onUpgrade(req, socket as net.Socket, head));
+  inner.on('upgrade', (req, socket, head) => void onUpgrade(req, socket as net.Socket, head));
+
+  return {
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        outer.once('error', reject);
+        outer.listen({ host, port }, () => {
+          outer.off('error', reject);
+          const a = outer.address() as net.AddressInfo;
+          resolve({ host: a.address, port: a.port });
+        });
+      });
+    },
+    async shutdown(deadlineMs) {
+      draining = true;
+      outer.close();
+      outer.closeIdleConnections();
+      inner.closeIdleConnections();
+      if (activeExchanges > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, deadlineMs);
+          timer.unref();
+          drainWaiters.push(() => { clearTimeout(timer); resolve(); });
+        });
+      }
+      for (const s of sockets) s.destroy();
+      outer.closeAllConnections();
+      inner.closeAllConnections();
+    },
+    stats: () => ({ connections: sockets.size, tunnels, activeExchanges }),
+  };
+}

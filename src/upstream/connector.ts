@@ -1,0 +1,99 @@
+// Owns: opening the socket to the one address that was checked — directly or through a
+// corporate upstream proxy (HTTP CONNECT) — and the TLS handshake with the real host name as SNI
+// and verification against the system CAs plus `tls.upstream_ca`.
+import net from 'node:net';
+import tls from 'node:tls';
+
+export interface DialTarget {
+  /** The vetted IP address to dial. */
+  address: string;
+  port: number;
+  /** The real host name: SNI and certificate identity. */
+  servername: string;
+  tls: boolean;
+}
+
+export interface DialOptions {
+  connectTimeoutMs: number;
+  ca: readonly string[] | undefined;
+  upstreamProxy: URL | undefined;
+  /** ALPN to offer upstream; http/1.1 for HTTP forwarding, none for raw tunnels. */
+  alpn?: string[];
+}
+
+function isIp(s: string): boolean {
+  return net.isIP(s) !== 0;
+}
+
+function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const proxyPort = Number(proxy.port || (proxy.protocol === 'https:' ? 443 : 80));
+    const sock = net.connect({ host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxyPort });
+    const authority = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+    const timer = setTimeout(() => sock.destroy(Object.assign(new Error('upstream proxy timeout'), { code: 'TOLLGATE_CONNECT_TIMEOUT' })), timeoutMs);
+    sock.once('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.once('connect', () => {
+      let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
+      if (proxy.username) {
+        const cred = Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64');
+        head += `Proxy-Authorization: Basic ${cred}\r\n`;
+      }
+      sock.write(head + '\r\n');
+    });
+    let buf = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end === -1) {
+        if (buf.length > 16_384) sock.destroy(Object.assign(new Error('upstream proxy response too large'), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
+        return;
+      }
+      sock.off('data', onData);
+      clearTimeout(timer);
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(buf.subarray(0, end).toString('latin1'));
+      if (!status || status[1] !== '200') {
+        sock.destroy();
+        reject(Object.assign(new Error(`upstream proxy answered ${status?.[1] ?? 'garbage'} to CONNECT`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
+        return;
+      }
+      const rest = buf.subarray(end + 4);
+      if (rest.length) sock.unshift(rest);
+      resolve(sock);
+    };
+    sock.on('data', onData);
+  });
+}
+
+/** Dials the checked address; resolves once TCP (and TLS, when asked) is established. */
+export async function dial(target: DialTarget, opts: DialOptions): Promise<net.Socket> {
+  const raw = opts.upstreamProxy ? await viaProxy(opts.upstreamProxy, target.address, target.port, opts.connectTimeoutMs) : undefined;
+  return new Promise((resolve, reject) => {
+    let socket: net.Socket;
+    const timer = setTimeout(() => {
+      socket.destroy(Object.assign(new Error(`connect timeout after ${opts.connectTimeoutMs} ms`), { code: 'TOLLGATE_CONNECT_TIMEOUT' }));
+    }, opts.connectTimeoutMs);
+    const fail = (e: Error) => { clearTimeout(timer); reject(e); };
+    if (target.tls) {
+      const servername = isIp(target.servername) ? undefined : target.servername;
+      socket = tls.connect({
+        ...(raw ? { socket: raw } : { host: target.address, port: target.port }),
+        ...(servername === undefined ? {} : { servername }),
+        ...(opts.ca ? { ca: opts.ca as string[] } : {}),
+        ALPNProtocols: opts.alpn ?? ['http/1.1'],
+        minVersion: 'TLSv1.2',
+        rejectUnauthorized: true,
+        // verify against the real host name (or the IP literal when there is no name)
+        checkServerIdentity: (_host, cert) => tls.checkServerIdentity(target.servername, cert),
+      });
+      socket.once('secureConnect', () => { clearTimeout(timer); socket.off('error', fail); resolve(socket); });
+    } else if (raw) {
+      clearTimeout(timer);
+      resolve(raw);
+      return;
+    } else {
+      socket = net.connect({ host: target.address, port: target.port });
+      socket.once('connect', () => { clearTimeout(timer); socket.off('error', fail); resolve(socket); });
+    }
+    socket.once('error', fail);
+  });
+}
