@@ -280,7 +280,6 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     tlsSocket.once('close', () => socket.destroy());
     tunnelOf.set(tlsSocket, { ctx, scheme: 'https' });
     inner.emit('connection', tlsSocket);
-    socket.resume();
   }
 
   function firstChunk(socket: net.Socket, timeoutMs: number): Promise<Buffer | undefined> {

@@ -1,0 +1,116 @@
+// Real clients (curl, undici ProxyAgent, Python requests) through a real Tollgate to real local
+// upstreams: plain HTTP, CONNECT with interception, streaming bodies and SSE.
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { ProxyAgent, request } from 'undici';
+import { startTestGateway } from '../../helpers/gateway-harness.ts';
+import { makeTestCa } from '../../helpers/test-pki.ts';
+import { startUpstream } from '../../helpers/upstream-server.ts';
+
+const run = promisify(execFile);
+
+const pki = await makeTestCa();
+const tlsPair = await pki.issue(['api.example.test', 'sse.example.test']);
+const plain = await startUpstream();
+const secure = await startUpstream({ tls: tlsPair });
+const sse = await startUpstream({
+  tls: tlsPair,
+  handler: async (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    for (let i = 0; i < 3; i++) {
+      res.write(`event: tick\ndata: ${i}\n\n`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    res.end();
+  },
+});
+const tg = await startTestGateway({
+  upstreams: { 'plain.example.test': plain.port, 'api.example.test': secure.port, 'sse.example.test': sse.port },
+  upstreamCaPem: pki.caPem,
+});
+const caFile = path.join(tg.dir, 'exported-ca.pem');
+writeFileSync(caFile, tg.caPem);
+t.teardown(async () => {
+  await tg.stop();
+  await Promise.all([plain.close(), secure.close(), sse.close()]);
+});
+
+t.test('curl: plain absolute-form GET is forwarded with the proxy headers removed', async (t) => {
+  const { stdout } = await run('curl', ['-sS', '-x', tg.proxyUrl, '-H', 'Proxy-Authorization: Bearer secret-proxy-token', '-H', 'Connection: keep-alive, X-Drop-Me', '-H', 'X-Drop-Me: 1', 'http://plain.example.test/hello?q=1']);
+  const body = JSON.parse(stdout) as { url: string; headers: Record<string, string> };
+  t.equal(body.url, '/hello?q=1');
+  t.equal(body.headers['host'], 'plain.example.test');
+  t.notOk(body.headers['proxy-authorization'], 'Proxy-Authorization never reaches the upstream');
+  t.notOk(body.headers['x-drop-me'], 'headers named in Connection are hop-by-hop');
+  const last = plain.seen.at(-1);
+  t.notOk(last?.rawHeaders.some((h) => /secret-proxy-token/.test(h)));
+});
+
+t.test('curl: CONNECT is intercepted with a leaf from the exported CA', async (t) => {
+  const { stdout } = await run('curl', ['-sS', '-x', tg.proxyUrl, '--cacert', caFile, 'https://api.example.test/v1/things?x=2']);
+  const body = JSON.parse(stdout) as { url: string; headers: Record<string, string> };
+  t.equal(body.url, '/v1/things?x=2');
+  t.equal(body.headers['host'], 'api.example.test');
+});
+
+t.test('curl offering h2 inside the tunnel falls back to HTTP/1.1', async (t) => {
+  const { stdout } = await run('curl', ['-sS', '--http2', '-w', '\n%{http_version}', '-x', tg.proxyUrl, '--cacert', caFile, 'https://api.example.test/h2']);
+  t.match(stdout.trim().split('\n').at(-1), /^1\.1$/);
+});
+
+t.test('undici ProxyAgent: intercepted POST with a fixed-length body', async (t) => {
+  const agent = new ProxyAgent({ uri: tg.proxyUrl, requestTls: { ca: tg.caPem } });
+  const res = await request('https://api.example.test/upload', { method: 'POST', body: 'x'.repeat(100_000), dispatcher: agent });
+  const body = (await res.body.json()) as { bodyLength: number; method: string };
+  t.equal(res.statusCode, 200);
+  t.equal(body.method, 'POST');
+  t.equal(body.bodyLength, 100_000);
+  await agent.close();
+});
+
+t.test('chunked upload is re-framed and delivered whole', async (t) => {
+  const agent = new ProxyAgent({ uri: tg.proxyUrl });
+  async function* gen() { for (let i = 0; i < 10; i++) yield Buffer.alloc(1000, i); }
+  const res = await request('http://plain.example.test/chunked', { method: 'PUT', body: gen(), dispatcher: agent });
+  const body = (await res.body.json()) as { bodyLength: number; headers: Record<string, string> };
+  t.equal(body.bodyLength, 10_000);
+  t.equal(body.headers['transfer-encoding'], 'chunked');
+  t.notOk(body.headers['content-length']);
+  await agent.close();
+});
+
+t.test('SSE reaches the client event by event', async (t) => {
+  const agent = new ProxyAgent({ uri: tg.proxyUrl, requestTls: { ca: tg.caPem } });
+  const started = Date.now();
+  const res = await request('https://sse.example.test/stream', { dispatcher: agent });
+  const arrivals: number[] = [];
+  for await (const chunk of res.body) {
+    if (String(chunk).includes('data:')) arrivals.push(Date.now() - started);
+  }
+  t.ok(arrivals.length >= 2, 'several chunks arrived separately');
+  t.ok((arrivals[0] ?? Infinity) < 250, `first event arrived before the upstream finished (${arrivals[0]} ms)`);
+  await agent.close();
+});
+
+t.test('Python requests through the proxy (plain and intercepted)', async (t) => {
+  const script = [
+    'import requests, sys',
+    `p = {"http": "${tg.proxyUrl}", "https": "${tg.proxyUrl}"}`,
+    'r = requests.get("http://plain.example.test/py", proxies=p, timeout=10)',
+    'print(r.status_code, r.json()["url"])',
+    `r = requests.get("https://api.example.test/pys", proxies=p, verify="${caFile}", timeout=10)`,
+    'print(r.status_code, r.json()["url"])',
+  ].join('\n');
+  const { stdout } = await run(process.env['TOLLGATE_TEST_PYTHON'] ?? 'python3', ['-c', script]);
+  t.equal(stdout.trim(), '200 /py\n200 /pys');
+});
+
+t.test('every exchange writes one canonical log event with a request id', async (t) => {
+  const ex = tg.exchanges();
+  t.ok(ex.length >= 5);
+  for (const e of ex) t.match(e, { request_id: String, host: String });
+  t.notMatch(tg.logText(), /secret-proxy-token/, 'no proxy credential in logs');
+});
