@@ -3,7 +3,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { createAdminServer } from './admin/admin-server.ts';
-import type { GatewayConfig } from './config/gateway-config.ts';
+import { startPolicyReloader } from './config/policy-reloader.ts';
+import { createSecretSource } from './credentials/secret-source.ts';
+import { createAuthFailureLimiter } from './identity/auth-failure-limiter.ts';
+import { createTokenService } from './identity/token-service.ts';
+import { addressAllowedByRule } from './policy/decide.ts';
+import { authenticateStage } from './stages/authenticate.ts';
+import { decidePolicyStage } from './stages/decide-policy.ts';
+import { injectCredentialsStage } from './stages/inject-credentials.ts';
+import { openDatabase } from './store/database.ts';
+import { createSqliteTokenStore } from './store/sqlite-token-store.ts';
+import { databasePath, type GatewayConfig } from './config/gateway-config.ts';
 import { TollgateError } from './errors.ts';
 import { logExchange } from './observability/exchange-log.ts';
 import type { Logger } from './observability/logger.ts';
@@ -131,17 +141,67 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
   };
 }
 
+/** Dev mode (demo users, embedded issuer) never listens beyond loopback. */
+export function assertLoopbackOnly(config: GatewayConfig): void {
+  for (const [name, addr] of Object.entries(config.listen)) {
+    if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(addr.host)) {
+      throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', `dev mode refuses to listen on ${addr.host} (listen.${name}); use a loopback address or run without --dev`);
+    }
+  }
+}
+
 /** Builds the identity and policy parts from the config and starts the gateway. */
-export async function assembleGateway(config: GatewayConfig, logger: Logger, _opts: { dev: boolean }): Promise<RunningGateway> {
-  // INTERIM (until identity and policy are wired): every request is admitted.
-  const admitAll: Stage = (ex) => {
-    ex.decision = { effect: 'allow', reason: 'allowed', rule: null, explanation: 'interim: no policy loaded', intercept: true };
-  };
-  return startGateway(config, logger, {
-    tunnelStages: [admitAll],
-    requestStages: [admitAll],
-    requestStagesAfterResolve: [],
-    ruleAllowsAddress: () => false,
-    readiness: () => [],
+export async function assembleGateway(config: GatewayConfig, logger: Logger, opts: { dev: boolean }): Promise<RunningGateway> {
+  if (opts.dev) assertLoopbackOnly(config);
+  const secrets = createSecretSource({ envPrefix: config.secrets.envPrefix, dir: config.secrets.dir });
+  // In production a binding to a secret with no value is a startup error (fail closed). In dev mode
+  // it is a warning, and the bound host answers 503 "secret not configured" until the value is set.
+  const missingSecrets = new Set<string>();
+  const policy = startPolicyReloader({
+    orgFile: config.org,
+    policiesDir: config.policies,
+    secretExists: (name) => {
+      if (secrets.has(name)) return true;
+      missingSecrets.add(name);
+      return opts.dev;
+    },
+    logger,
   });
+  if (missingSecrets.size > 0) {
+    logger.warn('dev mode: these secrets have no value; requests that need them get 503', {
+      secrets: [...missingSecrets].sort(),
+      how: `set ${config.secrets.envPrefix}<NAME> or write ${config.secrets.dir}/<name>`,
+    });
+  }
+  const db = openDatabase(databasePath(config));
+  const tokens = createTokenService(createSqliteTokenStore(db), {
+    onTouchError: (err) => logger.warn('cannot record token use', { error: String(err) }),
+  });
+  const limiter = createAuthFailureLimiter();
+  const authenticate = authenticateStage({ tokens, limiter });
+  const decidePolicy = decidePolicyStage(policy.current);
+  const onHup = () => { policy.reload('SIGHUP'); };
+  process.on('SIGHUP', onHup);
+  try {
+    return await startGateway(config, logger, {
+      tunnelStages: [authenticate, decidePolicy],
+      requestStages: [authenticate, decidePolicy],
+      requestStagesAfterResolve: [injectCredentialsStage({ secrets, current: policy.current })],
+      ruleAllowsAddress: (ex, ip) => (ex.principal ? addressAllowedByRule(policy.current(), ex.principal.team, ip).allowed : false),
+      readiness: () => {
+        const st = policy.status();
+        return [{ name: 'policy', ok: st.ok, detail: st.ok ? `generation ${st.generation} loaded ${st.loadedAt}` : `last reload rejected at ${st.lastErrorAt ?? '?'}; generation ${st.generation} stays in force` }];
+      },
+      close: () => {
+        process.off('SIGHUP', onHup);
+        policy.close();
+        db.close();
+      },
+    });
+  } catch (err) {
+    process.off('SIGHUP', onHup);
+    policy.close();
+    db.close();
+    throw err;
+  }
 }

@@ -2,7 +2,9 @@
 // printing. No business logic: every verb calls a function of another module.
 import { Command, CommanderError } from 'commander';
 import { registerCaCommands } from './ca-commands.ts';
+import { registerPolicyCommands } from './policy-commands.ts';
 import { registerServeCommand } from './serve-command.ts';
+import { registerTokenCommands } from './token-commands.ts';
 import { printError } from './print-error.ts';
 
 export function buildProgram(): Command {
@@ -14,6 +16,8 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerServeCommand(program);
   registerCaCommands(program);
+  registerPolicyCommands(program);
+  registerTokenCommands(program);
   return program;
 }
 

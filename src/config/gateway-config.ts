@@ -202,3 +202,8 @@ export function loadGatewayConfig(file: string, env: NodeJS.ProcessEnv = process
   if (!r.ok) throw new TollgateError('TOLLGATE_ERR_CONFIG_INVALID', `invalid configuration in ${file}`, { problems: r.problems });
   return r.config;
 }
+
+/** The SQLite file of tokens, spend and audit: `<data_dir>/tollgate.db`. */
+export function databasePath(config: Pick<GatewayConfig, 'dataDir'>): string {
+  return path.join(config.dataDir, 'tollgate.db');
+}

@@ -67,9 +67,24 @@ export interface Exchange {
     bytesOut: number;
     upstreamMs: number | undefined;
   };
+  /** The request body: streamed by default; a stage that must see it whole (SigV4) buffers it. */
+  body: ExchangeBody;
   /** Free slots for later stages (metering, audit) keyed by stage name. */
   notes: Record<string, unknown>;
 }
+
+export interface ExchangeBody {
+  present: boolean;
+  /** Reads the whole body (refusing with 413 past `limit` bytes); the forwarder then sends this copy. */
+  buffer(limit: number): Promise<Buffer>;
+  buffered: Buffer | undefined;
+}
+
+export const NO_BODY: ExchangeBody = Object.freeze({
+  present: false,
+  buffer: () => Promise.resolve(Buffer.alloc(0)),
+  buffered: undefined,
+}) as ExchangeBody;
 
 /** One pipeline stage. Throw a RequestRefusal to stop the exchange with that reason. */
 export type Stage = (ex: Exchange) => void | Promise<void>;

@@ -41,7 +41,7 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
       method: ex.method as Dispatcher.HttpMethod,
       path: ex.query ? `${ex.path}?${ex.query}` : (ex.path as string),
       headers,
-      body: hasBody ? Readable.from(countingBody(req, ex), { objectMode: false }) : null,
+      body: ex.body.buffered ?? (hasBody ? Readable.from(countingBody(req, ex), { objectMode: false }) : null),
       signal: ac.signal,
       blocking: false,
     });

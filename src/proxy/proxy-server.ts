@@ -16,7 +16,7 @@ import type { LeafMinter } from '../tls/leaf-minter.ts';
 import { dial, type DialOptions } from '../upstream/connector.ts';
 import { upstreamRefusal } from '../upstream/upstream-error.ts';
 import type { UpstreamPools } from '../upstream/upstream-pools.ts';
-import { newOutcome, type Exchange, type Stage, type TunnelContext } from './exchange.ts';
+import { NO_BODY, newOutcome, type Exchange, type ExchangeBody, type Stage, type TunnelContext } from './exchange.ts';
 import { forwardHttp, hostHeaderValue } from './forward-http.ts';
 import { rawHeaderValues } from './header-filter.ts';
 import { requestFacts } from './request-facts.ts';
@@ -98,6 +98,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       decision: undefined,
       target: undefined,
       outcome: newOutcome(),
+      body: NO_BODY,
       notes: {},
     };
   }
@@ -158,13 +159,14 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
         path: facts.path, query: facts.query, headers: facts.headers, proxyAuthorization: facts.proxyAuthorization,
       });
       closeAfter = facts.hasBody; // a refused request's unread body must not be parsed as a request
+      if (facts.hasBody) ex.body = bufferableBody(req, ex, facts.expectContinue ? res : undefined);
       if (t?.ctx.denial) {
         const d = t.ctx.denial;
         ex.decision = { effect: 'deny', reason: d.reason, rule: d.rule, explanation: d.message, intercept: true };
         throw new RequestRefusal(d.reason, d.message, { status: d.status });
       }
       await runStages(deps.stages.request, ex);
-      if (facts.expectContinue) res.writeContinue();
+      if (facts.expectContinue && !ex.notes['continued']) res.writeContinue();
       closeAfter = false;
       await forwardHttp(ex, req, res, deps.pools, facts.hasBody);
     } catch (err) {
@@ -178,6 +180,28 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   outer.on('checkContinue', (req, res) => void onRequest(req, res));
   inner.on('request', (req, res) => void onRequest(req, res));
   inner.on('checkContinue', (req, res) => void onRequest(req, res));
+
+  function bufferableBody(req: IncomingMessage, ex: Exchange, continueRes: ServerResponse | undefined): ExchangeBody {
+    const body: ExchangeBody = {
+      present: true,
+      buffered: undefined,
+      async buffer(limit) {
+        if (body.buffered) return body.buffered;
+        if (continueRes) { continueRes.writeContinue(); continueRes = undefined; ex.notes['continued'] = true; }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of req) {
+          size += (chunk as Buffer).length;
+          if (size > limit) throw new RequestRefusal('payload_too_large', `The request body is larger than ${limit} bytes, the most this route can buffer.`);
+          chunks.push(chunk as Buffer);
+        }
+        body.buffered = Buffer.concat(chunks);
+        ex.outcome.bytesIn = size;
+        return body.buffered;
+      },
+    };
+    return body;
+  }
 
   // ---- CONNECT ---------------------------------------------------------------------------
   async function onConnect(req: IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {

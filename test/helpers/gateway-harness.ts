@@ -3,14 +3,23 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadGatewayConfig } from '../../src/config/gateway-config.ts';
+import { databasePath, loadGatewayConfig } from '../../src/config/gateway-config.ts';
+import { tokenIssue } from '../../src/identity/token-commands.ts';
 import { assembleGateway, type RunningGateway } from '../../src/main.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 
 export interface TestGateway {
   gw: RunningGateway;
   dir: string;
+  /** http://alpha:<token>@127.0.0.1:<port> — what HTTPS_PROXY would hold. */
   proxyUrl: string;
+  /** The proxy without credentials. */
+  proxyBase: string;
+  /** Token of the team-alpha test agent (agent `alpha-bot`) and of the team-beta agent. */
+  token: string;
+  tokenB: string;
+  /** `Proxy-Authorization` value for `token`. */
+  proxyAuth: string;
   proxyPort: number;
   adminUrl: string;
   caPem: string;
@@ -19,7 +28,8 @@ export interface TestGateway {
   /** Raw log text, for canary scans. */
   logText: () => string;
   exchanges: () => Array<Record<string, unknown>>;
-  stop(): Promise<void>;
+  /** Stops the gateway (drain deadline `deadlineMs`, default 500) and removes its directory. */
+  stop(deadlineMs?: number): Promise<void>;
 }
 
 export interface TestGatewayOptions {
@@ -28,17 +38,49 @@ export interface TestGatewayOptions {
   upstreamCaPem?: string;
   /** Extra top-level YAML appended to tollgate.yaml. */
   extraYaml?: string;
-  /** Files to write into the config dir: relative path → content (org.yaml, policies/*.yaml, secrets/*). */
+  /** Files to write into the config dir: relative path → content (org.yaml, policies/*.yaml, secrets/*).
+   *  Defaults: an org with teams alpha and beta, and policies allowing every `upstreams:` host for alpha
+   *  (and `echo.allowed.test` for beta). */
   files?: Record<string, string>;
+  /** Rules for team alpha (YAML list items, indented by the caller), replacing the default allow-all-upstreams. */
+  alphaRules?: string;
+  /** Credentials block for team alpha (YAML list items). */
+  alphaCredentials?: string;
   env?: Record<string, string>;
+  /** Overrides for the harness's `timeouts:` line (the harness writes that key; never repeat it in extraYaml). */
+  timeouts?: Partial<Record<'connect_ms' | 'first_byte_ms' | 'idle_ms' | 'headers_ms' | 'shutdown_ms', number>>;
 }
+
+const DEFAULT_TIMEOUTS = { connect_ms: 2000, first_byte_ms: 3000, idle_ms: 5000, headers_ms: 3000, shutdown_ms: 2000 };
 
 export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<TestGateway> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-test-'));
   mkdirSync(path.join(dir, 'policies'), { recursive: true });
   const lines: string[] = [];
   if (opts.upstreamCaPem) writeFileSync(path.join(dir, 'upstream-ca.pem'), opts.upstreamCaPem);
-  for (const [rel, content] of Object.entries(opts.files ?? {})) {
+  const hosts = Object.keys(opts.upstreams ?? {});
+  const defaults: Record<string, string> = {
+    'org.yaml': [
+      'organization: Test Org',
+      'teams:',
+      '  alpha: { name: Alpha, idp_groups: [alpha], policy: policies/alpha.yaml }',
+      '  beta: { name: Beta, idp_groups: [beta], policy: policies/beta.yaml }',
+      'agents:',
+      '  alpha-bot: { name: Alpha Bot, team: alpha }',
+      '  beta-bot: { name: Beta Bot, team: beta }',
+      '',
+    ].join('\n'),
+    'policies/alpha.yaml': [
+      'team: alpha',
+      'rules:',
+      opts.alphaRules ?? hosts.map((h) => `  - { host: "${h}", action: allow, ports: [80, 443, 8443] }`).join('\n'),
+      '  - { host: "*", action: deny }',
+      opts.alphaCredentials ? `credentials:\n${opts.alphaCredentials}` : '',
+      '',
+    ].join('\n'),
+    'policies/beta.yaml': ['team: beta', 'rules:', '  - { host: echo.allowed.test, action: allow }', '  - { host: "*", action: deny }', ''].join('\n'),
+  };
+  for (const [rel, content] of Object.entries({ ...defaults, ...(opts.files ?? {}) })) {
     mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
     writeFileSync(path.join(dir, rel), content);
   }
@@ -51,7 +93,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     'ca: { cert: ./certs/ca.pem, key: ./certs/ca.key }',
     upstreams ? `upstreams:\n${upstreams}` : '',
     opts.upstreamCaPem ? 'tls: { upstream_ca: [./upstream-ca.pem] }' : '',
-    'timeouts: { connect_ms: 2000, first_byte_ms: 3000, idle_ms: 5000, headers_ms: 3000, shutdown_ms: 2000 }',
+    `timeouts: { ${Object.entries({ ...DEFAULT_TIMEOUTS, ...opts.timeouts }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`,
     opts.extraYaml ?? '',
   ].filter(Boolean).join('\n');
   writeFileSync(path.join(dir, 'tollgate.yaml'), yaml + '\n');
@@ -65,11 +107,22 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     },
   });
   const gw = await assembleGateway(config, logger, { dev: false });
-  const { readFileSync } = await import('node:fs');
+  const issue = async (agent: string, team: string) => {
+    let out = '';
+    await tokenIssue({ dbFile: databasePath(config), agent, team, ttl: '1h', write: (s) => { out += s; } });
+    return out.trim();
+  };
+  const token = await issue('alpha-bot', 'alpha');
+  const tokenB = await issue('beta-bot', 'beta');
+  let stopped = false;
   return {
     gw,
     dir,
-    proxyUrl: `http://127.0.0.1:${gw.proxy.port}`,
+    proxyUrl: `http://alpha:${token}@127.0.0.1:${gw.proxy.port}`,
+    proxyBase: `http://127.0.0.1:${gw.proxy.port}`,
+    token,
+    tokenB,
+    proxyAuth: `Basic ${Buffer.from(`alpha:${token}`).toString('base64')}`,
     proxyPort: gw.proxy.port,
     adminUrl: `http://127.0.0.1:${gw.admin.port}`,
     caPem: gw.ca.certPem,
@@ -77,10 +130,11 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     logs,
     logText: () => lines.join(''),
     exchanges: () => logs.filter((l) => l['msg'] === 'exchange'),
-    async stop() {
-      await gw.stop(500);
+    async stop(deadlineMs = 500) {
+      if (stopped) return;
+      stopped = true;
+      await gw.stop(deadlineMs);
       rmSync(dir, { recursive: true, force: true });
-      void readFileSync;
     },
   };
 }

@@ -2,6 +2,7 @@
 // upstreams: plain HTTP, CONNECT with interception, streaming bodies and SSE.
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -39,14 +40,14 @@ t.teardown(async () => {
 });
 
 t.test('curl: plain absolute-form GET is forwarded with the proxy headers removed', async (t) => {
-  const { stdout } = await run('curl', ['-sS', '-x', tg.proxyUrl, '-H', 'Proxy-Authorization: Bearer secret-proxy-token', '-H', 'Connection: keep-alive, X-Drop-Me', '-H', 'X-Drop-Me: 1', 'http://plain.example.test/hello?q=1']);
+  const { stdout } = await run('curl', ['-sS', '-x', tg.proxyUrl, '-H', 'Connection: keep-alive, X-Drop-Me', '-H', 'X-Drop-Me: 1', 'http://plain.example.test/hello?q=1']);
   const body = JSON.parse(stdout) as { url: string; headers: Record<string, string> };
   t.equal(body.url, '/hello?q=1');
   t.equal(body.headers['host'], 'plain.example.test');
   t.notOk(body.headers['proxy-authorization'], 'Proxy-Authorization never reaches the upstream');
   t.notOk(body.headers['x-drop-me'], 'headers named in Connection are hop-by-hop');
   const last = plain.seen.at(-1);
-  t.notOk(last?.rawHeaders.some((h) => /secret-proxy-token/.test(h)));
+  t.notOk(last?.rawHeaders.some((h) => h.includes(tg.token)), 'the gateway token never reaches the upstream');
 });
 
 t.test('curl: CONNECT is intercepted with a leaf from the exported CA', async (t) => {
@@ -74,7 +75,7 @@ t.test('undici ProxyAgent: intercepted POST with a fixed-length body', async (t)
 t.test('chunked upload is re-framed and delivered whole', async (t) => {
   const agent = new ProxyAgent({ uri: tg.proxyUrl });
   async function* gen() { for (let i = 0; i < 10; i++) yield Buffer.alloc(1000, i); }
-  const res = await request('http://plain.example.test/chunked', { method: 'PUT', body: gen(), dispatcher: agent });
+  const res = await request('http://plain.example.test/chunked', { method: 'PUT', body: Readable.from(gen()), dispatcher: agent });
   const body = (await res.body.json()) as { bodyLength: number; headers: Record<string, string> };
   t.equal(body.bodyLength, 10_000);
   t.equal(body.headers['transfer-encoding'], 'chunked');
@@ -112,5 +113,5 @@ t.test('every exchange writes one canonical log event with a request id', async 
   const ex = tg.exchanges();
   t.ok(ex.length >= 5);
   for (const e of ex) t.match(e, { request_id: String, host: String });
-  t.notMatch(tg.logText(), /secret-proxy-token/, 'no proxy credential in logs');
+  t.notOk(tg.logText().includes(tg.token), 'no proxy credential in logs');
 });

@@ -1,0 +1,29 @@
+# Tollgate gateway image. Multi-stage: dependencies (with the native SQLite addon) are installed
+# in a builder with a toolchain; the runtime image is slim and runs as a non-root user.
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+COPY scripts ./scripts
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production TOLLGATE_CONFIG=/etc/tollgate/tollgate.yaml
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system tollgate && useradd --system --gid tollgate --home /var/lib/tollgate tollgate \
+ && mkdir -p /var/lib/tollgate /etc/tollgate && chown tollgate:tollgate /var/lib/tollgate
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+COPY schema ./schema
+COPY org.yaml tollgate.yaml ./
+COPY policies ./policies
+USER tollgate
+# The proxy and admin listeners; bind them to 0.0.0.0 in /etc/tollgate/tollgate.yaml inside a container.
+EXPOSE 3128 9090
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s CMD curl -fsS http://127.0.0.1:9090/healthz || exit 1
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "bin/tollgate"]
+CMD ["serve"]

@@ -1,0 +1,97 @@
+// Owns: keeping the compiled policy in force — loading it at start (fatal when invalid), watching
+// org.yaml and the policies folder, recompiling on change, and swapping the frozen result in one
+// assignment. An invalid change is rejected with its problems logged; the last good policy stays.
+import { watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
+import { formatProblem, TollgateError, type Problem } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { CompiledPolicySet } from '../policy/types.ts';
+import { loadOrgAndPolicies } from './policy-source.ts';
+
+export interface PolicyStatus {
+  ok: boolean;
+  generation: number;
+  loadedAt: string;
+  lastError: string | undefined;
+  lastErrorAt: string | undefined;
+  warnings: number;
+}
+
+export interface PolicyReloader {
+  current(): CompiledPolicySet;
+  status(): PolicyStatus;
+  /** Recompile now; returns the problems when the new policy was rejected. */
+  reload(trigger: string): { ok: true } | { ok: false; problems: readonly Problem[] };
+  close(): void;
+}
+
+export interface PolicyReloaderOptions {
+  orgFile: string;
+  policiesDir: string;
+  secretExists: (name: string) => boolean;
+  logger: Logger;
+  watch?: boolean;
+  debounceMs?: number;
+  /** Called after each attempt (audit events, metrics). */
+  onReload?: (event: { ok: boolean; trigger: string; generation: number; problems: readonly Problem[] }) => void;
+}
+
+export function startPolicyReloader(opts: PolicyReloaderOptions): PolicyReloader {
+  const load = () => loadOrgAndPolicies({ orgFile: opts.orgFile, policiesDir: opts.policiesDir, secretExists: opts.secretExists });
+  const first = load();
+  if (!first.ok) {
+    throw new TollgateError('TOLLGATE_ERR_CONFIG_INVALID', 'the organisation or policy files are invalid; the gateway does not start with a broken policy', { problems: first.problems });
+  }
+  for (const w of first.warnings) opts.logger.warn('policy warning', { problem: formatProblem(w) });
+  let current = first.bundle;
+  let generation = 1;
+  const status: PolicyStatus = { ok: true, generation, loadedAt: new Date().toISOString(), lastError: undefined, lastErrorAt: undefined, warnings: first.warnings.length };
+
+  function reload(trigger: string): { ok: true } | { ok: false; problems: readonly Problem[] } {
+    const r = load();
+    if (!r.ok) {
+      status.ok = false;
+      status.lastError = r.problems.map(formatProblem).join('\n');
+      status.lastErrorAt = new Date().toISOString();
+      opts.logger.error('policy reload rejected; the last good policy stays in force', { trigger, generation, problems: r.problems.map(formatProblem) });
+      opts.onReload?.({ ok: false, trigger, generation, problems: r.problems });
+      return { ok: false, problems: r.problems };
+    }
+    current = r.bundle; // one assignment: requests decided after this line see only the new policy
+    generation++;
+    Object.assign(status, { ok: true, generation, loadedAt: new Date().toISOString(), lastError: undefined, lastErrorAt: undefined, warnings: r.warnings.length });
+    for (const w of r.warnings) opts.logger.warn('policy warning', { problem: formatProblem(w) });
+    opts.logger.info('policy reloaded', { trigger, generation });
+    opts.onReload?.({ ok: true, trigger, generation, problems: [] });
+    return { ok: true };
+  }
+
+  const watchers: FSWatcher[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  if (opts.watch !== false) {
+    const schedule = (what: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => reload(`file change: ${what}`), opts.debounceMs ?? 250);
+      timer.unref();
+    };
+    const orgDir = path.dirname(path.resolve(opts.orgFile));
+    const orgName = path.basename(opts.orgFile);
+    try {
+      watchers.push(watch(orgDir, (_e, name) => { if (name === orgName) schedule(orgName); }));
+      watchers.push(watch(opts.policiesDir, { recursive: true }, (_e, name) => { if (name && /\.ya?ml$/.test(String(name))) schedule(String(name)); }));
+    } catch (err) {
+      opts.logger.warn('cannot watch policy files; reload with SIGHUP', { error: String(err) });
+    }
+    for (const w of watchers) { w.on('error', () => undefined); w.unref(); }
+  }
+
+  return {
+    current: () => current,
+    status: () => ({ ...status }),
+    reload,
+    close() {
+      clearTimeout(timer);
+      for (const w of watchers) w.close();
+    },
+  };
+}
