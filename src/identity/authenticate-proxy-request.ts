@@ -1,0 +1,55 @@
+// Owns: Proxy-Authorization header values + source address → principal, or a reason with public
+// text. Composes the rate limiter, the parser, token verification and scope resolution; the proxy's
+// authenticate stage calls this once per request (also per request inside an intercepted tunnel,
+// so a revocation reaches open tunnels within TokenService.revocationBoundMs).
+import type { ReasonCode } from '../errors.ts';
+import type { AuthFailureLimiter } from './auth-failure-limiter.ts';
+import { parseProxyAuthorization } from './parse-proxy-authorization.ts';
+import { resolvePrincipal, type Principal } from './resolve-principal.ts';
+import type { TokenRejection, TokenService } from './token-service.ts';
+
+export type AuthenticationResult =
+  | { ok: true; principal: Principal }
+  | {
+      ok: false;
+      reason: Extract<ReasonCode, 'auth_required' | 'auth_invalid' | 'malformed_request' | 'rate_limited'>;
+      /** Safe to show the client (never contains the token). */
+      message: string;
+      /** For logs and audit rows only. */
+      detail: TokenRejection | 'header' | 'scope' | 'blocked';
+      tokenId?: string;
+      retryAfterMs?: number;
+    };
+
+export async function authenticateProxyRequest(
+  deps: { tokens: TokenService; limiter: AuthFailureLimiter },
+  req: { proxyAuthorization: readonly string[]; sourceAddress: string; now: number },
+): Promise<AuthenticationResult> {
+  const gate = deps.limiter.check(req.sourceAddress, req.now);
+  if (!gate.allowed) {
+    return { ok: false, reason: 'rate_limited', message: 'Too many failed proxy authentications from this address; try again later.', detail: 'blocked', retryAfterMs: gate.retryAfterMs };
+  }
+  const parsed = parseProxyAuthorization(req.proxyAuthorization);
+  if (!parsed.ok) {
+    // A request without credentials is the normal first step of many clients (curl, git): not a failure.
+    if (parsed.reason !== 'auth_required') deps.limiter.recordFailure(req.sourceAddress, req.now);
+    return { ok: false, reason: parsed.reason, message: parsed.message, detail: 'header' };
+  }
+  const verified = await deps.tokens.verifyToken(parsed.token, req.now);
+  if (!verified.ok) {
+    deps.limiter.recordFailure(req.sourceAddress, req.now);
+    return {
+      ok: false,
+      reason: 'auth_invalid',
+      message: verified.message,
+      detail: verified.rejection,
+      ...(verified.tokenId !== undefined ? { tokenId: verified.tokenId } : {}),
+    };
+  }
+  const resolved = resolvePrincipal(verified.record, parsed.scope);
+  if (!resolved.ok) {
+    deps.limiter.recordFailure(req.sourceAddress, req.now);
+    return { ok: false, reason: 'auth_invalid', message: resolved.message, detail: 'scope', tokenId: verified.record.id };
+  }
+  return { ok: true, principal: resolved.principal };
+}

@@ -1,0 +1,65 @@
+// Owns: opening tollgate.db (the only import of better-sqlite3 in the code base), its pragmas,
+// running the migrations, and the BEGIN IMMEDIATE helper every read-modify-write goes through.
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { TollgateError } from '../errors.ts';
+import { migrate } from './migrate.ts';
+import { MIGRATIONS, type Migration } from './migrations.ts';
+
+/** The database handle handed to store implementations (tokens now; audit and ledger later). */
+export type Database = BetterSqlite3.Database;
+export type Statement<P extends unknown[] | {} = unknown[], R = unknown> = BetterSqlite3.Statement<P, R>;
+
+export interface OpenDatabaseOptions {
+  /** Defaults to every migration this build knows. Tests may pass a prefix of the list. */
+  migrations?: readonly Migration[];
+  /** Milliseconds a writer waits for the lock held by another connection or process. Default 5000. */
+  busyTimeoutMs?: number;
+  /** Clock for schema_migrations.applied_at. */
+  now?: () => number;
+}
+
+const IN_MEMORY = ':memory:';
+
+/**
+ * Opens (creating if needed, mode 0600 in a 0700 folder) the SQLite file, sets the pragmas and
+ * applies pending migrations. Throws TollgateError when the file was written by a newer build or a
+ * shipped migration was edited: fail closed rather than run against a schema we do not know.
+ */
+export function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Database {
+  if (file !== IN_MEMORY) {
+    mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+    // Create the file ourselves so it is never world-readable; SQLite gives -wal/-shm the same mode.
+    closeSync(openSync(file, 'a', 0o600));
+    try {
+      chmodSync(file, 0o600);
+    } catch {
+      // not the owner (e.g. a shared data dir): keep whatever mode the operator chose
+    }
+  }
+  const db = new BetterSqlite3(file, { timeout: opts.busyTimeoutMs ?? 5000 });
+  try {
+    db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (file !== IN_MEMORY && String(mode).toLowerCase() !== 'wal') {
+      throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', `${file}: SQLite refused WAL mode (got ${String(mode)}); put the data dir on a local file system`);
+    }
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db, opts.migrations ?? MIGRATIONS, opts.now ?? Date.now);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/**
+ * Runs fn inside BEGIN IMMEDIATE … COMMIT (ROLLBACK on throw): the write lock is taken up front, so
+ * a read-modify-write never fails halfway with SQLITE_BUSY and waits at most busy_timeout.
+ * Nested calls become savepoints. fn must be synchronous.
+ */
+export function inImmediateTransaction<T>(db: Database, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}
