@@ -69,8 +69,21 @@ export interface Exchange {
   };
   /** The request body: streamed by default; a stage that must see it whole (SigV4) buffers it. */
   body: ExchangeBody;
+  /** Watchers of the upstream response (metering reads usage from the stream as it passes). */
+  responseObservers: ResponseObserver[];
   /** Free slots for later stages (metering, audit) keyed by stage name. */
   notes: Record<string, unknown>;
+}
+
+/**
+ * Sees the upstream response as it streams to the client, without holding it back. Must not throw
+ * and must not keep references to chunks beyond what it needs.
+ */
+export interface ResponseObserver {
+  onResponseStart(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): void;
+  onChunk(chunk: Buffer): void;
+  /** Once: the response ended (`complete`), or was cut short by either side (`error` says why). */
+  onEnd(result: { complete: boolean; error?: string }): void;
 }
 
 export interface ExchangeBody {

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { upstreamRefusal } from '../upstream/upstream-error.ts';
 import type { UpstreamPools } from '../upstream/upstream-pools.ts';
-import type { Exchange } from './exchange.ts';
+import type { Exchange, ResponseObserver } from './exchange.ts';
 import { relayableResponseHeaders } from './header-filter.ts';
 
 export function hostHeaderValue(host: string, kind: Exchange['hostKind'], port: number, scheme: 'http' | 'https'): string {
@@ -46,25 +46,48 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
       blocking: false,
     });
   } catch (err) {
+    const observers = ex.responseObservers;
     if (ac.signal.aborted) {
       ex.outcome.error = 'client disconnected before the response';
       ex.outcome.status = 499;
+      notifyEnd(observers, { complete: false, error: ex.outcome.error });
       return;
     }
-    throw upstreamRefusal(err, `${ex.host}:${ex.port}`);
+    const refusal = upstreamRefusal(err, `${ex.host}:${ex.port}`);
+    notifyEnd(observers, { complete: false, error: refusal.reason });
+    throw refusal;
   }
   ex.outcome.upstreamMs = performance.now() - started;
   ex.outcome.status = response.statusCode;
+  const observers = ex.responseObservers;
+  for (const o of observers) safely(() => o.onResponseStart(response.statusCode, response.headers));
   res.writeHead(response.statusCode, relayableResponseHeaders(response.headers as Record<string, string | string[]>));
   res.flushHeaders();
-  response.body.on('data', (c: Buffer) => { ex.outcome.bytesOut += c.length; });
+  response.body.on('data', (c: Buffer) => {
+    ex.outcome.bytesOut += c.length;
+    for (const o of observers) safely(() => o.onChunk(c));
+  });
   try {
     await pipeline(response.body, res);
+    notifyEnd(observers, { complete: true });
   } catch (err) {
     if (!ac.signal.aborted) ex.outcome.error = upstreamRefusal(err, `${ex.host}:${ex.port}`).publicMessage;
     else ex.outcome.error = 'client disconnected during the response';
+    notifyEnd(observers, { complete: false, error: ex.outcome.error });
     res.destroy();
   } finally {
     res.off('close', onClose);
   }
+}
+
+function safely(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // an observer must never break the stream it watches
+  }
+}
+
+function notifyEnd(observers: readonly ResponseObserver[], result: { complete: boolean; error?: string }): void {
+  for (const o of observers) safely(() => o.onEnd(result));
 }

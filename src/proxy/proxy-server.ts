@@ -99,6 +99,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       target: undefined,
       outcome: newOutcome(),
       body: NO_BODY,
+      responseObservers: [],
       notes: {},
     };
   }
