@@ -69,10 +69,30 @@ export interface Exchange {
   };
   /** The request body: streamed by default; a stage that must see it whole (SigV4) buffers it. */
   body: ExchangeBody;
+  /** LLM usage and cost, filled by metering (audit rows and logs read it). */
+  usage: ExchangeUsage | undefined;
+  /**
+   * When the client goes away mid-response, keep reading the upstream (bounded) instead of aborting
+   * it, so metering can see the final usage. Set by metering for metered requests.
+   */
+  drainOnClientAbort: { maxMs: number; maxBytes: number } | undefined;
   /** Watchers of the upstream response (metering reads usage from the stream as it passes). */
   responseObservers: ResponseObserver[];
   /** Free slots for later stages (metering, audit) keyed by stage name. */
   notes: Record<string, unknown>;
+}
+
+export interface ExchangeUsage {
+  provider: string;
+  model: string | undefined;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  /** integer micro-dollars */
+  costMicros: number;
+  /** true when usage was not reported and the charge is an estimate (e.g. the stream was cut). */
+  estimated: boolean;
 }
 
 /**

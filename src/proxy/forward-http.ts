@@ -1,9 +1,9 @@
 // Owns: sending one admitted request upstream through the pool for its vetted address and
-// streaming the response back — both bodies streamed with backpressure, never buffered whole;
-// a client that goes away aborts the upstream request.
+// streaming the response back — both bodies streamed with backpressure, never buffered whole.
+// A client that goes away aborts the upstream request, unless the exchange asks for a bounded
+// drain (metered requests: the final usage arrives at the end of the stream).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { upstreamRefusal } from '../upstream/upstream-error.ts';
 import type { UpstreamPools } from '../upstream/upstream-pools.ts';
@@ -23,17 +23,53 @@ async function* countingBody(req: IncomingMessage, ex: Exchange): AsyncGenerator
   }
 }
 
+function safely(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // an observer must never break the stream it watches
+  }
+}
+
+function notifyEnd(observers: readonly ResponseObserver[], result: { complete: boolean; error?: string }): void {
+  for (const o of observers) safely(() => o.onEnd(result));
+}
+
 export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: ServerResponse, pools: UpstreamPools, hasBody: boolean): Promise<void> {
   const target = ex.target;
   if (!target) throw new Error('forwardHttp: no vetted target');
+  const upstreamName = `${ex.host}:${ex.port}`;
   const pool = pools.poolFor({ address: target.address, port: target.port, servername: ex.host, tls: ex.scheme === 'https' });
   const headers: string[] = ['host', hostHeaderValue(ex.host, ex.hostKind, ex.port, ex.scheme)];
   for (const [n, v] of ex.headers) headers.push(n, v);
+  const observers = ex.responseObservers;
   const ac = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) ac.abort(new Error('client went away'));
+  let body: Readable | undefined;
+  let clientGone = false;
+
+  const onClientClose = () => {
+    if (res.writableFinished) return;
+    clientGone = true;
+    const drain = ex.drainOnClientAbort;
+    if (!drain || !body) {
+      ac.abort(new Error('client went away'));
+      return;
+    }
+    // Keep reading the upstream (bounded in time and bytes) so the final usage is seen.
+    const upstream = body;
+    upstream.unpipe(res);
+    const timer = setTimeout(() => upstream.destroy(new Error('drain deadline')), drain.maxMs);
+    timer.unref();
+    let drained = 0;
+    upstream.on('data', (c: Buffer) => {
+      drained += c.length;
+      if (drained > drain.maxBytes) upstream.destroy(new Error('drain byte limit'));
+    });
+    upstream.once('close', () => clearTimeout(timer));
+    upstream.resume();
   };
-  res.once('close', onClose);
+  res.once('close', onClientClose);
+
   const started = performance.now();
   let response: Dispatcher.ResponseData;
   try {
@@ -46,48 +82,55 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
       blocking: false,
     });
   } catch (err) {
-    const observers = ex.responseObservers;
+    res.off('close', onClientClose);
     if (ac.signal.aborted) {
       ex.outcome.error = 'client disconnected before the response';
       ex.outcome.status = 499;
       notifyEnd(observers, { complete: false, error: ex.outcome.error });
       return;
     }
-    const refusal = upstreamRefusal(err, `${ex.host}:${ex.port}`);
+    const refusal = upstreamRefusal(err, upstreamName);
     notifyEnd(observers, { complete: false, error: refusal.reason });
     throw refusal;
   }
   ex.outcome.upstreamMs = performance.now() - started;
   ex.outcome.status = response.statusCode;
-  const observers = ex.responseObservers;
+  body = response.body;
   for (const o of observers) safely(() => o.onResponseStart(response.statusCode, response.headers));
-  res.writeHead(response.statusCode, relayableResponseHeaders(response.headers as Record<string, string | string[]>));
-  res.flushHeaders();
-  response.body.on('data', (c: Buffer) => {
-    ex.outcome.bytesOut += c.length;
-    for (const o of observers) safely(() => o.onChunk(c));
+  if (clientGone) {
+    // the client left while the headers were on their way
+    onClientClose();
+  } else {
+    res.writeHead(response.statusCode, relayableResponseHeaders(response.headers as Record<string, string | string[]>));
+    res.flushHeaders();
+  }
+  const upstream = response.body;
+  const result = await new Promise<{ complete: boolean; error?: string }>((resolve) => {
+    let settled = false;
+    const settle = (r: { complete: boolean; error?: string }) => {
+      if (!settled) {
+        settled = true;
+        resolve(r);
+      }
+    };
+    upstream.on('data', (c: Buffer) => {
+      ex.outcome.bytesOut += c.length;
+      for (const o of observers) safely(() => o.onChunk(c));
+    });
+    upstream.once('end', () => {
+      if (!clientGone) res.end();
+      settle(clientGone ? { complete: false, error: 'client disconnected during the response' } : { complete: true });
+    });
+    upstream.once('error', (err: Error) => {
+      settle({ complete: false, error: clientGone ? 'client disconnected during the response' : upstreamRefusal(err, upstreamName).publicMessage });
+    });
+    upstream.once('close', () => settle({ complete: false, error: clientGone ? 'client disconnected during the response' : `upstream ${upstreamName} closed the response early` }));
+    if (!clientGone) upstream.pipe(res, { end: false });
   });
-  try {
-    await pipeline(response.body, res);
-    notifyEnd(observers, { complete: true });
-  } catch (err) {
-    if (!ac.signal.aborted) ex.outcome.error = upstreamRefusal(err, `${ex.host}:${ex.port}`).publicMessage;
-    else ex.outcome.error = 'client disconnected during the response';
-    notifyEnd(observers, { complete: false, error: ex.outcome.error });
-    res.destroy();
-  } finally {
-    res.off('close', onClose);
+  res.off('close', onClientClose);
+  if (!result.complete) {
+    ex.outcome.error = result.error;
+    if (!res.writableEnded) res.destroy();
   }
-}
-
-function safely(f: () => void): void {
-  try {
-    f();
-  } catch {
-    // an observer must never break the stream it watches
-  }
-}
-
-function notifyEnd(observers: readonly ResponseObserver[], result: { complete: boolean; error?: string }): void {
-  for (const o of observers) safely(() => o.onEnd(result));
+  notifyEnd(observers, result);
 }

@@ -100,6 +100,8 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       outcome: newOutcome(),
       body: NO_BODY,
       responseObservers: [],
+      usage: undefined,
+      drainOnClientAbort: undefined,
       notes: {},
     };
   }
