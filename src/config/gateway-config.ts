@@ -10,6 +10,24 @@ import { validateAgainstSchema } from './validate-schema.ts';
 const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:3128' });
 const Millis = Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'milliseconds' });
 
+const PerMillion = Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: 'US dollars per million tokens, more than 0' });
+const MeteringSchema = Type.Object({
+  unknown_model: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('fallback')], { description: 'a model with no price: refuse (403 price_unknown, the default) or fallback (charge fallback_price, flagged estimated)' })),
+  fallback_price: Type.Optional(Type.Object({
+    input: PerMillion, output: PerMillion, cache_write: Type.Optional(PerMillion), cache_read: Type.Optional(PerMillion),
+    max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+  }, { additionalProperties: false, description: 'the price of a model prices.yaml does not list (with unknown_model: fallback)' })),
+  openai_compatible: Type.Optional(Type.Array(Type.Object({
+    name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'provider name in usage rows (e.g. together)' }),
+    base_url: Type.String({ pattern: '^https?://', description: 'the base URL clients use, e.g. https://api.together.xyz/v1' }),
+    prices: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'prices.yaml section for its models (default: name)' })),
+  }, { additionalProperties: false }), { description: 'OpenAI-compatible APIs to meter like OpenAI' })),
+  drain_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, description: 'how long to keep reading an LLM response after its client left, to see the final usage' })),
+  drain_bytes: Type.Optional(Type.Integer({ minimum: 0, description: 'how many bytes to read at most after the client left' })),
+  max_request_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_073_741_824, description: 'largest metered request body (it is read whole to find the model)' })),
+  thresholds: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), { description: 'budget percentages that raise an event (default 50, 80, 100)' })),
+}, { additionalProperties: false, description: 'LLM metering and budgets (docs/metering.md)' });
+
 export const GatewayConfigSchema = Type.Object(
   {
     listen: Type.Optional(Type.Object({
@@ -57,6 +75,7 @@ export const GatewayConfigSchema = Type.Object(
         preset: Type.Optional(Type.Union([Type.Literal('okta'), Type.Literal('entra'), Type.Literal('jumpcloud'), Type.Literal('generic')])),
       }, { additionalProperties: false }))),
     }, { additionalProperties: false })),
+    metering: Type.Optional(MeteringSchema),
     log: Type.Optional(Type.Object({
       level: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], { description: 'one of debug, info, warn, error' })),
     }, { additionalProperties: false })),
@@ -87,6 +106,59 @@ export interface GatewayConfig {
   limits: { maxHeaderBytes: number; maxConnections: number };
   sso: { issuers: ReadonlyArray<{ name: string; issuer: string; clientId: string; clientSecret?: string; preset: string }> };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  metering: MeteringConfig;
+}
+
+export interface MeteringConfig {
+  unknownModel: 'refuse' | 'fallback';
+  /** $/MTok; present when unknownModel is 'fallback' */
+  fallbackPrice: { input: number; output: number; cacheWrite?: number; cacheRead?: number; maxOutputTokens?: number } | undefined;
+  openaiCompatible: ReadonlyArray<{ name: string; host: string; port: number; pathPrefix: string; priceTable: string }>;
+  drainMs: number;
+  drainBytes: number;
+  maxRequestBytes: number;
+  thresholds: readonly number[];
+}
+
+function meteringConfig(m: GatewayConfigFile['metering'], source: YamlSource, problems: Problem[]): MeteringConfig {
+  const compatible: Array<MeteringConfig['openaiCompatible'][number]> = [];
+  (m?.openai_compatible ?? []).forEach((o, i) => {
+    let url: URL;
+    try {
+      url = new URL(o.base_url);
+    } catch {
+      problems.push({ ...source.positionOf(['metering', 'openai_compatible', i, 'base_url']), severity: 'error', message: `metering.openai_compatible[${i}].base_url is not a URL` });
+      return;
+    }
+    const host = url.hostname.toLowerCase().replace(/\.$/, '').replace(/^\[|\]$/g, '');
+    if (host === 'api.openai.com' || host === 'api.anthropic.com') {
+      problems.push({ ...source.positionOf(['metering', 'openai_compatible', i, 'base_url']), severity: 'error', message: `metering.openai_compatible[${i}]: ${host} is metered already` });
+      return;
+    }
+    compatible.push({
+      name: o.name, host, port: url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80,
+      pathPrefix: url.pathname.replace(/\/+$/, ''), priceTable: o.prices ?? o.name,
+    });
+  });
+  const unknownModel = m?.unknown_model ?? 'refuse';
+  if (unknownModel === 'fallback' && !m?.fallback_price) {
+    problems.push({ ...source.positionOf(['metering', 'unknown_model']), severity: 'error', message: 'metering.unknown_model: fallback needs metering.fallback_price: { input, output } in US dollars per million tokens' });
+  }
+  const f = m?.fallback_price;
+  return {
+    unknownModel,
+    fallbackPrice: f ? {
+      input: f.input, output: f.output,
+      ...(f.cache_write === undefined ? {} : { cacheWrite: f.cache_write }),
+      ...(f.cache_read === undefined ? {} : { cacheRead: f.cache_read }),
+      ...(f.max_output_tokens === undefined ? {} : { maxOutputTokens: f.max_output_tokens }),
+    } : undefined,
+    openaiCompatible: compatible,
+    drainMs: m?.drain_ms ?? 30_000,
+    drainBytes: m?.drain_bytes ?? 16 * 1024 * 1024,
+    maxRequestBytes: m?.max_request_bytes ?? 32 * 1024 * 1024,
+    thresholds: [...new Set(m?.thresholds ?? [50, 80, 100])].sort((a, b) => a - b),
+  };
 }
 
 export function parseListenAddress(s: string): ListenAddress {
@@ -153,6 +225,7 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
   for (const [key, addr] of [['proxy', c.listen?.proxy], ['admin', c.listen?.admin]] as const) {
     if (addr && parseListenAddress(addr).port > 65535) problems.push({ ...source.positionOf(['listen', key]), severity: 'error', message: `listen.${key}: port out of range` });
   }
+  const metering = meteringConfig(c.metering, source, problems);
   if (problems.length) return { ok: false, problems };
   const config: GatewayConfig = {
     file: path.resolve(file),
@@ -186,6 +259,7 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
       })),
     },
     log: { level: c.log?.level ?? 'info' },
+    metering,
   };
   return { ok: true, config: deepFreeze(config) };
 }

@@ -55,7 +55,7 @@ export function validateAgainstSchema<T extends TSchema>(
       message = `${displayPath(path)}: ${err.schema.description ?? 'value does not have an accepted shape'}`;
     } else {
       const want = err.schema.description ? ` (${err.schema.description})` : '';
-      message = `${displayPath(path)}: ${err.message.toLowerCase()}${want}`;
+      message = `${displayPath(path)}: ${err.message.charAt(0).toLowerCase()}${err.message.slice(1)}${want}`;
     }
     const pos = err.type === ValueErrorType.ObjectRequiredProperty
       ? source.positionOf(path.slice(0, -1))

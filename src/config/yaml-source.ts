@@ -2,6 +2,7 @@
 // so that every later problem can be reported as file:line:col.
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { Problem, SourcePosition } from '../errors.ts';
+import { findCycle } from './yaml-cycles.ts';
 
 export type PathSegment = string | number;
 
@@ -48,6 +49,7 @@ export function parseYamlSource(file: string, text: string): YamlParseResult {
   } catch (err) {
     return { ok: false, problems: [{ ...at(0), severity: 'error', message: `cannot read YAML: ${(err as Error).message}` }] };
   }
+  const cycleAt = findCycle(value);
   const positionOf = (path: readonly PathSegment[], opts: { key?: boolean } = {}): SourcePosition => {
     let node: unknown = doc.contents;
     let best: number | undefined = rangeStart(node);
@@ -65,6 +67,9 @@ export function parseYamlSource(file: string, text: string): YamlParseResult {
     }
     return at(best ?? 0);
   };
+  if (cycleAt) {
+    return { ok: false, problems: [{ ...positionOf(cycleAt), severity: 'error', message: 'this alias refers to a node that contains it (a cycle); write the value out instead' }] };
+  }
   return { ok: true, source: { file, value: value ?? null, positionOf } };
 }
 

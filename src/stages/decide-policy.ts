@@ -27,6 +27,7 @@ export function decidePolicyStage(current: () => CompiledPolicySet): Stage {
       ...(d.project === undefined ? {} : { project: d.project }),
     };
     ex.notes['credentials'] = d.credentials;
+    ex.notes['hostBound'] = d.hostBound;
     if (d.effect === 'deny') {
       const reason = (d.reason in REASONS ? d.reason : 'host_not_allowed') as ReasonCode;
       throw new RequestRefusal(reason, d.explanation, { status: REASONS[reason].status === 421 ? 421 : 403 });

@@ -15,14 +15,17 @@ export function injectCredentialsStage(deps: { secrets: SecretSource; current: (
   const now = deps.now ?? (() => new Date());
   return async (ex) => {
     const bindings = (ex.notes['credentials'] as readonly CredentialBindingRef[] | undefined) ?? [];
+    const hostBound = ex.notes['hostBound'] === true;
     if (bindings.length === 0) {
-      const leak = findPlaceholderLeak(ex.headers, deps.current().placeholders, false, ex.query);
+      // A binding for this host that does not cover this path (Claude Code telemetry next to /v1/**)
+      // is not a leak: the placeholder goes nowhere foreign.
+      const leak = findPlaceholderLeak(ex.headers, deps.current().placeholders, hostBound, ex.query);
       if (leak) throw new RequestRefusal('credential_reflected', leak.message);
       ex.headers = ex.headers.filter(([n]) => asciiLower(n) !== 'proxy-authorization');
       return;
     }
-    const plan = planInjection(bindings, { host: ex.host, headers: ex.headers, query: ex.query });
-    if (!plan.ok) throw new RequestRefusal(plan.reason === 'credential_reflected' ? 'credential_reflected' : 'host_not_allowed', plan.message);
+    const plan = planInjection(bindings, { host: ex.host, headers: ex.headers, query: ex.query, hostBound });
+    if (!plan.ok) throw new RequestRefusal(plan.reason, plan.message);
     const remove = new Set(plan.removeHeaders);
     const clientAws = ex.headers.find(([n]) => asciiLower(n) === 'authorization')?.[1];
     let headers = ex.headers.filter(([n]) => !remove.has(asciiLower(n)));

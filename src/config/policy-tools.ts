@@ -1,0 +1,69 @@
+// Owns: the library behind `tollgate policy check | test | explain`: load, compile, run, and
+// return text and an exit code. The CLI only parses arguments and prints. Shell: reads files.
+import { formatProblem, type Problem } from '../errors.ts';
+import { explainRequest, formatTestReport, runPolicyTests, type PolicyTestReport } from '../policy/run-policy-tests.ts';
+import { loadOrgAndPolicies, loadPolicyTests } from './policy-source.ts';
+
+export interface PolicyPaths {
+  /** org.yaml. */
+  readonly orgFile: string;
+  /** policies directory; default <org dir>/policies. */
+  readonly policiesDir?: string | undefined;
+  /** Whether a secret resolves; omit in CI where secret values are absent. */
+  readonly secretExists?: ((name: string) => boolean) | undefined;
+}
+
+export interface CheckOutcome {
+  readonly problems: readonly Problem[];
+  readonly warnings: readonly Problem[];
+  /** 0 valid, 1 invalid. */
+  readonly exitCode: 0 | 1;
+  /** problems and warnings as `file:line:col: message` lines, then a summary line. */
+  readonly text: string;
+}
+
+function render(problems: readonly Problem[], warnings: readonly Problem[], summary: string): string {
+  return `${[...problems, ...warnings].map(formatProblem).join('\n')}${problems.length + warnings.length > 0 ? '\n' : ''}${summary}\n`;
+}
+
+/** `tollgate policy check`: validates org.yaml, _org.yaml, every team policy and every test file. */
+export function policyCheck(paths: PolicyPaths): CheckOutcome {
+  const loaded = loadOrgAndPolicies(paths);
+  const tests = loadPolicyTests(paths);
+  const problems = [...(loaded.ok ? [] : loaded.problems), ...(tests.ok ? [] : tests.problems)];
+  const warnings = loaded.warnings;
+  const exitCode = problems.length > 0 ? 1 : 0;
+  const summary = exitCode === 0
+    ? `policy OK: ${loaded.ok ? loaded.bundle.teams.size : 0} team policies${warnings.length ? `, ${warnings.length} warning(s)` : ''}`
+    : `policy invalid: ${problems.length} error(s)${warnings.length ? `, ${warnings.length} warning(s)` : ''}`;
+  return { problems, warnings, exitCode, text: render(problems, warnings, summary) };
+}
+
+export interface TestOutcome {
+  readonly report: PolicyTestReport | null;
+  readonly problems: readonly Problem[];
+  /** 0 all passed, 1 a test failed or the policy is invalid. */
+  readonly exitCode: 0 | 1;
+  readonly text: string;
+}
+
+/** `tollgate policy test`: runs policies/tests/*.yaml against the compiled policy. */
+export function policyTest(paths: PolicyPaths & { readonly testsDir?: string | undefined }): TestOutcome {
+  const loaded = loadOrgAndPolicies(paths);
+  if (!loaded.ok) return { report: null, problems: loaded.problems, exitCode: 1, text: render(loaded.problems, [], 'policy invalid; no tests run') };
+  const tests = loadPolicyTests(paths);
+  if (!tests.ok) return { report: null, problems: tests.problems, exitCode: 1, text: render(tests.problems, [], 'test files invalid; no tests run') };
+  if (tests.files.length === 0) return { report: null, problems: [], exitCode: 1, text: 'no test files found under policies/tests/\n' };
+  const report = runPolicyTests(loaded.bundle, tests.files);
+  return { report, problems: [], exitCode: report.failed === 0 ? 0 : 1, text: formatTestReport(report) };
+}
+
+/** `tollgate policy explain --team T [--project P] [--agent A] METHOD URL`. */
+export function policyExplain(paths: PolicyPaths, q: { team: string; project?: string | undefined; agent?: string | undefined; method: string; url: string }):
+  { exitCode: 0 | 1 | 2; text: string } {
+  const loaded = loadOrgAndPolicies(paths);
+  if (!loaded.ok) return { exitCode: 1, text: render(loaded.problems, [], 'policy invalid') };
+  const r = explainRequest(loaded.bundle, q);
+  if (!r.ok) return { exitCode: 2, text: `${r.message}\n` };
+  return { exitCode: 0, text: r.text };
+}

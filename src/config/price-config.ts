@@ -1,0 +1,121 @@
+// Owns: prices.yaml → a validated, frozen PriceTable (src/metering/prices.ts). Every problem is
+// reported as file:line:col; a price of 0, a duplicate model id or alias, or a cache rate without
+// a base rate is refused (a mistaken $0 would silently make a model free).
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Type, type Static } from '@sinclair/typebox';
+import { TollgateError, type Problem } from '../errors.ts';
+import { perMillionToPico, type ModelPrice, type PriceTable, type TokenPrice } from '../metering/prices.ts';
+import { parseYamlSource } from './yaml-source.ts';
+import { validateAgainstSchema } from './validate-schema.ts';
+
+const Usd = Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: 'US dollars per million tokens, more than 0' });
+const Rates = {
+  input: Usd,
+  output: Type.Optional(Usd),
+  cache_write: Type.Optional(Usd),
+  cache_write_1h: Type.Optional(Usd),
+  cache_read: Type.Optional(Usd),
+};
+const ModelSchema = Type.Object(
+  {
+    ...Rates,
+    aliases: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { description: 'other ids that mean this model (dated snapshots, -latest names)' })),
+    max_output_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'the most the model emits; reserved when a request sets no cap' })),
+    long_context: Type.Optional(Type.Object({ threshold_tokens: Type.Integer({ minimum: 1 }), ...Rates }, {
+      additionalProperties: false,
+      description: 'rates for every token of a request whose prompt exceeds threshold_tokens',
+    })),
+    note: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false, description: 'a model: input and output (and optionally cache_write, cache_write_1h, cache_read) in US dollars per million tokens' },
+);
+
+export const PriceTableSchema = Type.Object(
+  {
+    as_of: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'the date the prices were checked (YYYY-MM-DD)' }),
+    sources: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'where the prices come from' }),
+    providers: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$' }), Type.Object({
+      default_max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+      models: Type.Record(Type.String({ minLength: 1, maxLength: 256 }), ModelSchema),
+    }, { additionalProperties: false }), { description: 'price-table sections by provider (anthropic, openai, or an openai_compatible name)' }),
+  },
+  { additionalProperties: false },
+);
+type Rates = { input: number; output?: number | undefined; cache_write?: number | undefined; cache_write_1h?: number | undefined; cache_read?: number | undefined };
+
+/** Missing cache rates cost as much as input (never less than the provider could bill). */
+export function tokenPrice(r: Rates): TokenPrice {
+  const input = perMillionToPico(r.input);
+  const cacheWrite = r.cache_write === undefined ? input : perMillionToPico(r.cache_write);
+  return {
+    input,
+    output: r.output === undefined ? input : perMillionToPico(r.output),
+    cacheWrite,
+    cacheWrite1h: r.cache_write_1h === undefined ? cacheWrite : perMillionToPico(r.cache_write_1h),
+    cacheRead: r.cache_read === undefined ? input : perMillionToPico(r.cache_read),
+  };
+}
+
+const DEFAULT_MAX_OUTPUT = 128_000;
+
+export function parsePriceTable(file: string, text: string): { ok: true; table: PriceTable } | { ok: false; problems: Problem[] } {
+  const parsed = parseYamlSource(file, text);
+  if (!parsed.ok) return parsed;
+  const source = parsed.source;
+  if (source.value === null) return { ok: false, problems: [{ file, line: 1, col: 1, severity: 'error', message: 'the price table is empty; see docs/metering.md' }] };
+  const checked = validateAgainstSchema(source, PriceTableSchema);
+  if (!checked.ok) return checked;
+  const v: Static<typeof PriceTableSchema> = checked.value;
+  const problems: Problem[] = [];
+  const sections = new Map<string, Map<string, ModelPrice>>();
+  for (const [provider, section] of Object.entries(v.providers)) {
+    const models = new Map<string, ModelPrice>();
+    for (const [id, m] of Object.entries(section.models)) {
+      const entry: ModelPrice = Object.freeze({
+        id,
+        provider,
+        price: Object.freeze(tokenPrice(m)),
+        longContext: m.long_context ? Object.freeze({ thresholdTokens: m.long_context.threshold_tokens, price: Object.freeze(tokenPrice(m.long_context)) }) : undefined,
+        maxOutputTokens: m.max_output_tokens ?? section.default_max_output_tokens ?? DEFAULT_MAX_OUTPUT,
+        fallback: false,
+      });
+      const names: Array<[string, (string | number)[]]> = [[id, ['providers', provider, 'models', id]]];
+      (m.aliases ?? []).forEach((a, i) => names.push([a, ['providers', provider, 'models', id, 'aliases', i]]));
+      for (const [name, at] of names) {
+        const key = name.trim().toLowerCase();
+        const other = models.get(key);
+        if (other) {
+          problems.push({ ...source.positionOf(at, { key: at.length === 4 }), severity: 'error', message: `model "${name}" is already defined (by ${other.id}) in providers.${provider}` });
+          continue;
+        }
+        models.set(key, entry);
+      }
+    }
+    sections.set(provider, models);
+  }
+  if (problems.length) return { ok: false, problems };
+  return { ok: true, table: Object.freeze({ asOf: v.as_of, sources: Object.freeze([...v.sources]), sections }) };
+}
+
+/** The prices.yaml shipped at the repository root. */
+export const BUNDLED_PRICES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../prices.yaml');
+
+/**
+ * Reads the configured price table. When the configured file does not exist the bundled table is
+ * used (and `usedBundled` says so, for a warning); an invalid file is an error with file:line:col.
+ */
+export function loadPriceTable(file: string): { table: PriceTable; file: string; usedBundled: boolean } {
+  const usedBundled = !existsSync(file);
+  const actual = usedBundled ? BUNDLED_PRICES : file;
+  let text: string;
+  try {
+    text = readFileSync(actual, 'utf8');
+  } catch (err) {
+    throw new TollgateError('TOLLGATE_ERR_CONFIG_NOT_FOUND', `cannot read ${actual}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const r = parsePriceTable(actual, text);
+  if (!r.ok) throw new TollgateError('TOLLGATE_ERR_CONFIG_INVALID', `invalid price table in ${actual}`, { problems: r.problems });
+  return { table: r.table, file: actual, usedBundled };
+}
