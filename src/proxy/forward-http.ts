@@ -3,7 +3,7 @@
 // A client that goes away aborts the upstream request, unless the exchange asks for a bounded
 // drain (metered requests: the final usage arrives at the end of the stream).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { upstreamRefusal } from '../upstream/upstream-error.ts';
 import type { UpstreamPools } from '../upstream/upstream-pools.ts';
@@ -16,11 +16,21 @@ export function hostHeaderValue(host: string, kind: Exchange['hostKind'], port: 
   return port === defaultPort ? h : `${h}:${port}`;
 }
 
-async function* countingBody(req: IncomingMessage, ex: Exchange): AsyncGenerator<Buffer> {
-  for await (const chunk of req) {
-    ex.outcome.bytesIn += (chunk as Buffer).length;
-    yield chunk as Buffer;
-  }
+/** Counts request body bytes from the moment the upstream client starts reading the body. */
+function countRequestBytes(req: IncomingMessage, ex: Exchange): IncomingMessage {
+  const onNewListener = (event: string | symbol) => {
+    if (event !== 'data') return;
+    req.off('newListener', onNewListener);
+    req.on('data', (c: Buffer) => { ex.outcome.bytesIn += c.length; });
+  };
+  req.on('newListener', onNewListener);
+  return req;
+}
+
+/** Streams (SSE, chunked) get their headers at once; fixed bodies let headers ride with the first chunk. */
+function isStreaming(headers: Record<string, string | string[] | undefined>): boolean {
+  const type = headers['content-type'];
+  return headers['content-length'] === undefined || (typeof type === 'string' && type.startsWith('text/event-stream'));
 }
 
 function safely(f: () => void): void {
@@ -77,7 +87,7 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
       method: ex.method as Dispatcher.HttpMethod,
       path: ex.query ? `${ex.path}?${ex.query}` : (ex.path as string),
       headers,
-      body: ex.body.buffered ?? (hasBody ? Readable.from(countingBody(req, ex), { objectMode: false }) : null),
+      body: ex.body.buffered ?? (hasBody ? countRequestBytes(req, ex) : null),
       signal: ac.signal,
       blocking: false,
     });
@@ -102,7 +112,7 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
     onClientClose();
   } else {
     res.writeHead(response.statusCode, relayableResponseHeaders(response.headers as Record<string, string | string[]>));
-    res.flushHeaders();
+    if (isStreaming(response.headers)) res.flushHeaders();
   }
   const upstream = response.body;
   const result = await new Promise<{ complete: boolean; error?: string }>((resolve) => {

@@ -59,7 +59,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     maxHeaderSize: deps.maxHeaderBytes,
     headersTimeout: deps.timeouts.headersMs,
     requestTimeout: 0, // bodies and streams may take long; idle time is bounded instead
-    keepAliveTimeout: 5_000,
+    keepAliveTimeout: Math.min(deps.timeouts.idleMs, 120_000), // agents pause between calls; keep their tunnels
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
     requireHostHeader: false, // checked by checkRequestFraming with a clearer message

@@ -21,11 +21,22 @@ export interface RenderedResponse {
 
 export type ProviderShape = 'anthropic' | 'openai' | 'plain';
 
+/** Hosts of OpenAI-compatible (or Anthropic-compatible) APIs named in config (`metering.openai_compatible`). */
+const configuredShapes = new Map<string, ProviderShape>();
+
+/** Makes refusals for `host` use a provider's error shape. Additive; called once per gateway start. */
+export function registerProviderShape(host: string, shape: Exclude<ProviderShape, 'plain'>): void {
+  configuredShapes.set(host.toLowerCase(), shape);
+}
+
 export function providerShapeForHost(host: string | undefined): ProviderShape {
   if (host === 'api.anthropic.com') return 'anthropic';
   if (host === 'api.openai.com') return 'openai';
-  return 'plain';
+  return (host && configuredShapes.get(host)) || 'plain';
 }
+
+/** Budget refusals are not about a policy rule: their text does not point at the rule that allowed the host. */
+const NOT_A_RULE: ReadonlySet<ReasonCode> = new Set(['budget_exceeded', 'price_unknown', 'budget_unavailable']);
 
 const ANTHROPIC_TYPES: Partial<Record<number, string>> = {
   400: 'invalid_request_error', 401: 'authentication_error', 402: 'billing_error', 403: 'permission_error',
@@ -52,7 +63,7 @@ export function renderRefusal(f: RefusalFacts, shape: ProviderShape = providerSh
   }
   if (f.status === 429) headers.push(['Retry-After', '1']);
   if (f.status === 402 || f.status === 403) headers.push(['x-should-retry', 'false']);
-  const where = f.rule ? ` (rule ${f.rule}${f.team ? `, team ${f.team}` : ''})` : f.team ? ` (team ${f.team})` : '';
+  const where = NOT_A_RULE.has(f.reason) ? '' : f.rule ? ` (rule ${f.rule}${f.team ? `, team ${f.team}` : ''})` : f.team ? ` (team ${f.team})` : '';
   const text = `Tollgate: ${f.message}${where}`;
   let body: string;
   if (shape === 'anthropic') {

@@ -17,6 +17,8 @@ const run = promisify(execFile);
 const GH_SECRET = `CANARY_GH_${Math.random().toString(36).slice(2)}`;
 const ANT_SECRET = `CANARY_ANT_${Math.random().toString(36).slice(2)}`;
 
+const MESSAGES_BODY = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+
 const pki = await makeTestCa();
 const pair = await pki.issue(['api.github.com', 'api.anthropic.com', 'evil.test', 'echo.allowed.test', 'pass.example.test']);
 const gh = await startUpstream({ tls: pair });
@@ -126,7 +128,7 @@ t.test('bound credentials replace every client copy and never leak', async (t) =
   t.equal(seen?.headers['authorization'], `Bearer ${GH_SECRET}`);
   // Anthropic: x-api-key injected only with the placeholder, the client's Authorization removed too.
   const ok = await request('https://api.anthropic.com/v1/messages', {
-    method: 'POST', dispatcher: a, body: '{}',
+    method: 'POST', dispatcher: a, body: MESSAGES_BODY,
     headers: { 'x-api-key': 'tollgate-placeholder', authorization: 'Bearer tollgate-placeholder', 'content-type': 'application/json' },
   });
   t.equal(ok.statusCode, 200);
@@ -136,7 +138,7 @@ t.test('bound credentials replace every client copy and never leak', async (t) =
   t.notOk(antSeen?.headers['authorization'], 'the client Authorization for Anthropic is removed');
   // A personal key instead of the placeholder: refused, nothing forwarded.
   const n = ant.seen.length;
-  const personal = await request('https://api.anthropic.com/v1/messages', { method: 'POST', dispatcher: a, body: '{}', headers: { 'x-api-key': 'sk-ant-personal' } });
+  const personal = await request('https://api.anthropic.com/v1/messages', { method: 'POST', dispatcher: a, body: MESSAGES_BODY, headers: { 'x-api-key': 'sk-ant-personal', 'content-type': 'application/json' } });
   t.equal(personal.statusCode, 403);
   await personal.body.dump();
   t.equal(ant.seen.length, n);

@@ -83,8 +83,10 @@ t.test('chunked upload is re-framed and delivered whole', async (t) => {
   const res = await request('http://plain.example.test/chunked', { method: 'PUT', body: Readable.from(gen()), dispatcher: agent });
   const body = (await res.body.json()) as { bodyLength: number; headers: Record<string, string> };
   t.equal(body.bodyLength, 10_000);
-  t.equal(body.headers['transfer-encoding'], 'chunked');
-  t.notOk(body.headers['content-length']);
+  // framing is regenerated: chunked, or one Content-Length equal to the body — never both
+  const te = body.headers['transfer-encoding'];
+  const cl = body.headers['content-length'];
+  t.ok((te === 'chunked' && cl === undefined) || (te === undefined && cl === '10000'), `framing ${te ?? '-'} / ${cl ?? '-'}`);
   await agent.close();
 });
 

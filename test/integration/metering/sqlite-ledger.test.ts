@@ -1,0 +1,47 @@
+// The Ledger contract on a real tollgate.db, plus what only SQLite can show: spend survives a
+// reopen, and two connections (two processes) cannot both take the last of a budget.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { budgetLinesFor } from '../../../src/metering/budget.ts';
+import { openDatabase } from '../../../src/store/database.ts';
+import { createSqliteLedger } from '../../../src/store/sqlite-ledger.ts';
+import { CONTRACT_ORG, ledgerContract } from '../../unit/ledger/ledger-contract.ts';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-ledger-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const dbs: Array<{ close(): void }> = [];
+t.teardown(() => { for (const d of dbs) d.close(); });
+const fresh = () => {
+  const db = openDatabase(path.join(dir, `l${n++}.db`));
+  dbs.push(db);
+  return db;
+};
+
+await ledgerContract(t, () => createSqliteLedger(fresh()));
+
+const AT = Date.parse('2026-11-26T10:00:00Z');
+const principal = { kind: 'agent' as const, subject: 'bot', agent: 'bot', team: 'a' };
+const zero = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0 };
+
+t.test('spend survives a restart; two connections share one budget', async (t) => {
+  const file = path.join(dir, 'shared.db');
+  const a = openDatabase(file);
+  const b = openDatabase(file);
+  dbs.push(a, b);
+  const la = createSqliteLedger(a);
+  const lb = createSqliteLedger(b);
+  const req = (id: string, amountMicros: number) => ({ id, at: AT, amountMicros, lines: budgetLinesFor(CONTRACT_ORG, principal, AT), principal, provider: 'anthropic', model: 'm' });
+  t.same(await la.reserve(req('one', 300_000)), { ok: true });
+  t.match(await lb.reserve(req('two', 300_000)), { ok: false }, 'the other connection sees the reservation');
+  await la.settle({ id: 'one', at: AT, costMicros: 250_000, estimated: false, tokens: zero });
+  a.close();
+  const c = openDatabase(file);
+  dbs.push(c);
+  const st = await createSqliteLedger(c).lineStates([{ scope: 'agent:bot', windowKey: 'day:2026-11-26' }]);
+  t.same(st.get('agent:bot|day:2026-11-26'), { spentMicros: 250_000, reservedMicros: 0 });
+  const row = c.prepare("SELECT state, cost_micros, estimated, model FROM ledger_requests WHERE id = 'one'").get();
+  t.same(row, { state: 'settled', cost_micros: 250_000, estimated: 0, model: 'm' });
+});
