@@ -11,6 +11,10 @@ import { addressAllowedByRule } from './policy/decide.ts';
 import { authenticateStage } from './stages/authenticate.ts';
 import { decidePolicyStage } from './stages/decide-policy.ts';
 import { injectCredentialsStage } from './stages/inject-credentials.ts';
+import { meteringStageFromConfig } from './stages/meter-llm.ts';
+import { auditDecisionStage, auditExchangeEnd } from './stages/audit-decision.ts';
+import { createSqliteAuditSink, type SqliteAuditSink } from './audit/sqlite-audit-sink.ts';
+import { buildAuditEvent } from './audit/build-audit-row.ts';
 import { openDatabase } from './store/database.ts';
 import { createSqliteTokenStore } from './store/sqlite-token-store.ts';
 import { databasePath, type GatewayConfig } from './config/gateway-config.ts';
@@ -22,6 +26,7 @@ import { createProxyServer } from './proxy/proxy-server.ts';
 import { resolveTargetStage } from './stages/resolve-target.ts';
 import { ensureCertificateAuthority, type CertificateAuthority } from './tls/certificate-authority.ts';
 import { createLeafMinter } from './tls/leaf-minter.ts';
+import { createUpstreamTrust } from './upstream/connector.ts';
 import { createHostResolver } from './upstream/resolver.ts';
 import { createUpstreamPools } from './upstream/upstream-pools.ts';
 
@@ -66,6 +71,8 @@ export interface GatewayParts {
   requestStages: Stage[];
   /** Stages after the address is vetted (credential injection, budgets). */
   requestStagesAfterResolve: Stage[];
+  /** Tunnel stages after the address is vetted (the audit decision stage: keep it last). */
+  tunnelStagesAfterResolve?: Stage[];
   ruleAllowsAddress: Parameters<typeof resolveTargetStage>[0]['ruleAllows'];
   readiness: () => Array<{ name: string; ok: boolean; detail?: string }>;
   onExchangeEnd?: (ex: import('./proxy/exchange.ts').Exchange) => void;
@@ -80,7 +87,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
   const resolver = createHostResolver({ upstreams: config.upstreams, servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
   const dialOptions = {
     connectTimeoutMs: config.timeouts.connectMs,
-    ca: upstreamTrust(config),
+    trust: createUpstreamTrust(upstreamTrust(config)),
     upstreamProxy: config.upstreamProxy ? new URL(config.upstreamProxy) : undefined,
   };
   const pools = createUpstreamPools({ ...dialOptions, headersTimeoutMs: config.timeouts.firstByteMs, bodyTimeoutMs: config.timeouts.idleMs });
@@ -92,7 +99,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
     pools,
     dialOptions,
     stages: {
-      tunnel: [...parts.tunnelStages, resolveTarget],
+      tunnel: [...parts.tunnelStages, resolveTarget, ...(parts.tunnelStagesAfterResolve ?? [])],
       request: [...parts.requestStages, resolveTarget, ...parts.requestStagesAfterResolve],
     },
     onExchangeEnd: (ex) => {
@@ -157,6 +164,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
   // In production a binding to a secret with no value is a startup error (fail closed). In dev mode
   // it is a warning, and the bound host answers 503 "secret not configured" until the value is set.
   const missingSecrets = new Set<string>();
+  let audit: SqliteAuditSink | undefined;
   const policy = startPolicyReloader({
     orgFile: config.org,
     policiesDir: config.policies,
@@ -166,6 +174,10 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       return opts.dev;
     },
     logger,
+    onReload: (e) => audit?.event(buildAuditEvent({
+      type: e.ok ? 'policy_reloaded' : 'policy_rejected', actor: 'gateway',
+      detail: { trigger: e.trigger, generation: e.generation, problems: e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`) },
+    }, Date.now())),
   });
   if (missingSecrets.size > 0) {
     logger.warn('dev mode: these secrets have no value; requests that need them get 503', {
@@ -174,6 +186,13 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     });
   }
   const db = openDatabase(databasePath(config));
+  audit = createSqliteAuditSink({
+    file: databasePath(config), logger: logger.child({ component: 'audit' }),
+    retentionDays: config.audit.retentionDays, groupCommitMs: config.audit.groupCommitMs,
+    busyTimeoutMs: config.audit.busyTimeoutMs, walCapBytes: config.audit.walCapBytes,
+  });
+  const auditSink = audit;
+  const auditStage = auditDecisionStage({ sink: auditSink, failOpenNonMetered: config.audit.failOpenNonMetered, logger });
   const tokens = createTokenService(createSqliteTokenStore(db), {
     onTouchError: (err) => logger.warn('cannot record token use', { error: String(err) }),
   });
@@ -183,24 +202,35 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
   const onHup = () => { policy.reload('SIGHUP'); };
   process.on('SIGHUP', onHup);
   try {
+    await auditSink.ready;
     return await startGateway(config, logger, {
       tunnelStages: [authenticate, decidePolicy],
       requestStages: [authenticate, decidePolicy],
-      requestStagesAfterResolve: [injectCredentialsStage({ secrets, current: policy.current })],
+      // auditStage stays LAST: the decision row is committed just before the first byte goes upstream.
+      requestStagesAfterResolve: [injectCredentialsStage({ secrets, current: policy.current }), meteringStageFromConfig({ db, config, logger, current: policy.current,
+        onThreshold: (e) => { logger.warn('budget threshold', { ...e }); auditSink.event(buildAuditEvent({ type: 'budget_threshold', actor: 'gateway', detail: { ...e } }, Date.now())); } }), auditStage],
+      tunnelStagesAfterResolve: [auditStage],
+      onExchangeEnd: auditExchangeEnd({ sink: auditSink }),
       ruleAllowsAddress: (ex, ip) => (ex.principal ? addressAllowedByRule(policy.current(), ex.principal.team, ip).allowed : false),
       readiness: () => {
         const st = policy.status();
-        return [{ name: 'policy', ok: st.ok, detail: st.ok ? `generation ${st.generation} loaded ${st.loadedAt}` : `last reload rejected at ${st.lastErrorAt ?? '?'}; generation ${st.generation} stays in force` }];
+        const au = auditSink.status();
+        return [
+          { name: 'policy', ok: st.ok, detail: st.ok ? `generation ${st.generation} loaded ${st.loadedAt}` : `last reload rejected at ${st.lastErrorAt ?? '?'}; generation ${st.generation} stays in force` },
+          { name: 'audit_store', ok: au.ok, detail: `${au.detail}; queued ${au.queued}, dropped ${au.dropped}, refused ${au.failedDecisions}, fail-open ${au.failOpen}` },
+        ];
       },
-      close: () => {
+      close: async () => {
         process.off('SIGHUP', onHup);
         policy.close();
+        await auditSink.close();
         db.close();
       },
     });
   } catch (err) {
     process.off('SIGHUP', onHup);
     policy.close();
+    await auditSink.close();
     db.close();
     throw err;
   }
