@@ -76,6 +76,16 @@ export interface Exchange {
    * it, so metering can see the final usage. Set by metering for metered requests.
    */
   drainOnClientAbort: { maxMs: number; maxBytes: number } | undefined;
+  /**
+   * Work that must finish before the exchange's end is reported (metering settles after the
+   * response and any drain; the audit row must carry the final usage).
+   */
+  settlements: Array<Promise<unknown>>;
+  /**
+   * Called once when the client side of the exchange is over (before waiting on `settlements`),
+   * so a stage can settle work that no response will ever complete (refused after admission).
+   */
+  onClientEnd: Array<() => void>;
   /** Watchers of the upstream response (metering reads usage from the stream as it passes). */
   responseObservers: ResponseObserver[];
   /** Free slots for later stages (metering, audit) keyed by stage name. */

@@ -102,24 +102,45 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       responseObservers: [],
       usage: undefined,
       drainOnClientAbort: undefined,
+      settlements: [],
+      onClientEnd: [],
       notes: {},
     };
   }
 
+  const pendingEnds = new Set<Promise<void>>();
+
   function endExchange(ex: Exchange): void {
     if (ex.notes['ended']) return;
     ex.notes['ended'] = true;
-    activeExchanges--;
-    try {
-      deps.onExchangeEnd(ex);
-    } catch (err) {
-      deps.logger.error('exchange end hook failed', { request_id: ex.id, error: String(err) });
+    const report = () => {
+      try {
+        deps.onExchangeEnd(ex);
+      } catch (err) {
+        deps.logger.error('exchange end hook failed', { request_id: ex.id, error: String(err) });
+      }
+      activeExchanges--;
+      if (draining && activeExchanges === 0) {
+        const w = drainWaiters;
+        drainWaiters = [];
+        for (const f of w) f();
+      }
+    };
+    for (const f of ex.onClientEnd) {
+      try {
+        f();
+      } catch (err) {
+        deps.logger.error('exchange client-end hook failed', { request_id: ex.id, error: String(err) });
+      }
     }
-    if (draining && activeExchanges === 0) {
-      const w = drainWaiters;
-      drainWaiters = [];
-      for (const f of w) f();
+    if (ex.settlements.length === 0) {
+      report();
+      return;
     }
+    // e.g. metering still draining the upstream after the client left: report once settled
+    const p = Promise.allSettled(ex.settlements).then(report);
+    pendingEnds.add(p);
+    void p.finally(() => pendingEnds.delete(p));
   }
 
   async function runStages(stages: readonly Stage[], ex: Exchange): Promise<void> {
@@ -127,7 +148,25 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   }
 
   function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void {
-    if (!socket.writable || (err.code === 'ECONNRESET')) {
+    // The connection already answered (e.g. a refusal is flushing, or a response is in progress):
+    // write nothing more, mark it closing, and let what is pending flush before it closes.
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    // A request whose body broke the parser is dropped too; requests before it are still answered.
+    const st = connState(socket);
+    const brokenBody = st.last !== undefined && !st.last.complete;
+    if (isClosing(socket) || (inFlight && inFlight.headersSent)) {
+      markClosing(socket, brokenBody ? st.seq - 1 : st.seq);
+      if (inFlight && !inFlight.writableFinished) {
+        inFlight.shouldKeepAlive = false;
+        inFlight.once('finish', () => socket.end());
+      } else if (!socket.writableEnded) {
+        socket.end();
+      }
+      setTimeout(() => socket.destroy(), inFlight && !inFlight.writableFinished ? deps.timeouts.idleMs : 1000).unref();
+      return;
+    }
+    markClosing(socket, brokenBody ? st.seq - 1 : st.seq);
+    if (!socket.writable || err.code === 'ECONNRESET') {
       socket.destroy();
       return;
     }
@@ -143,10 +182,53 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   }
 
   // ---- HTTP requests (plain and inside tunnels) -------------------------------------------
+  /**
+   * Connections that were refused with "Connection: close" (or broke the parser). Node may already
+   * have parsed a request that followed in the same write; it must never be processed.
+   */
+  /**
+   * Per connection: how many requests the parser has handed us, the newest one, and — once a
+   * refusal closes the connection — the last request number that may still be answered.
+   */
+  const conn = new WeakMap<object, { seq: number; last: IncomingMessage | undefined; closeAfter: number | undefined }>();
+  const connState = (socket: object) => {
+    let st = conn.get(socket);
+    if (!st) {
+      st = { seq: 0, last: undefined, closeAfter: undefined };
+      conn.set(socket, st);
+    }
+    return st;
+  };
+  /** Nothing after request number `after` on this connection is processed. */
+  function markClosing(socket: object, after?: number): void {
+    const st = connState(socket);
+    const limit = after ?? st.seq;
+    st.closeAfter = st.closeAfter === undefined ? limit : Math.min(st.closeAfter, limit);
+  }
+  const isClosing = (socket: object) => conn.get(socket)?.closeAfter !== undefined;
+  const isDropped = (socket: object, seq: number) => {
+    const limit = conn.get(socket)?.closeAfter;
+    return limit !== undefined && seq > limit;
+  };
+  /** Responses in progress: on shutdown those not yet started are told to close the connection. */
+  const activeResponses = new Set<ServerResponse>();
+
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const st = connState(req.socket);
+    const seq = ++st.seq;
+    st.last = req;
+    if (isDropped(req.socket, seq)) {
+      // pipelined after a refusal that closes the connection: drop it unanswered
+      res.destroy();
+      return;
+    }
     const t = tunnelOf.get(req.socket);
     const ex = newExchange('request', t ? 'intercepted' : 'plain', req, t?.ctx);
-    res.once('close', () => endExchange(ex));
+    activeResponses.add(res);
+    res.once('close', () => {
+      activeResponses.delete(res);
+      endExchange(ex);
+    });
     let closeAfter = false;
     try {
       if (draining) throw new RequestRefusal('shutting_down');
@@ -154,7 +236,9 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       try {
         facts = requestFacts(req, t?.ctx, t?.scheme);
       } catch (err) {
-        closeAfter = true;
+        // Broken framing or a request for another authority: the rest of the connection is not trusted.
+        const r0 = toRefusal(err);
+        closeAfter = r0.status === 400 || r0.reason === 'host_mismatch';
         throw err;
       }
       Object.assign(ex, {
@@ -169,13 +253,22 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
         throw new RequestRefusal(d.reason, d.message, { status: d.status });
       }
       await runStages(deps.stages.request, ex);
+      // The stages are asynchronous: the parser may have failed on this request's body meanwhile.
+      if (isDropped(req.socket, seq) || req.errored !== null || req.socket.destroyed) {
+        ex.outcome.reason = 'malformed_request';
+        ex.outcome.error = 'the request broke off or its body was malformed before it was forwarded';
+        res.destroy();
+        return;
+      }
       if (facts.expectContinue && !ex.notes['continued']) res.writeContinue();
+      if (draining) res.shouldKeepAlive = false;
       closeAfter = false;
       await forwardHttp(ex, req, res, deps.pools, facts.hasBody);
     } catch (err) {
       const r = toRefusal(err);
       if (r.reason === 'internal_error') deps.logger.error('request failed', { request_id: ex.id, error: r.detail });
       if (r.status === 400 || r.status === 431) closeAfter = true;
+      if (closeAfter) markClosing(req.socket, seq);
       sendRefusal(res, ex, r, closeAfter);
     }
   }
@@ -392,6 +485,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       void onRequest(req, res);
       return;
     }
+    if (isClosing(socket)) {
+      socket.destroy();
+      return;
+    }
     const t = tunnelOf.get(socket);
     const ex = newExchange('upgrade', t ? 'intercepted' : 'plain', req, t?.ctx);
     socket.on('error', () => socket.destroy());
@@ -466,6 +563,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     },
     async shutdown(deadlineMs) {
       draining = true;
+      for (const res of activeResponses) if (!res.headersSent) res.shouldKeepAlive = false;
       outer.close();
       outer.closeIdleConnections();
       inner.closeIdleConnections();
@@ -479,6 +577,8 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       for (const s of sockets) s.destroy();
       outer.closeAllConnections();
       inner.closeAllConnections();
+      // exchanges whose end waits on a settlement (bounded by the drain limits)
+      await Promise.race([Promise.allSettled([...pendingEnds]), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
     },
     stats: () => ({ connections: sockets.size, tunnels, activeExchanges }),
   };

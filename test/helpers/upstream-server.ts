@@ -10,13 +10,21 @@ export interface SeenRequest {
   rawHeaders: string[];
   headers: http.IncomingHttpHeaders;
   body: Buffer;
+  /** The whole request (head and body) arrived; false while streaming or when it was aborted. */
+  complete: boolean;
+  /** The request's connection closed before the response was finished. */
+  aborted: boolean;
 }
 
 export interface TestUpstream {
   port: number;
   seen: SeenRequest[];
-  /** Raw TCP connections accepted (to prove "nothing reached the upstream"). */
+  /** Connections that can carry HTTP (TCP accepts; for TLS, completed handshakes) — "nothing reached the upstream". */
   connections: number;
+  /** Raw TCP accepts (for TLS upstreams this also counts handshakes that failed). */
+  tcpConnections: number;
+  /** Requests the upstream's own HTTP parser refused (bytes that arrived but were not a valid request). */
+  clientErrors: number;
   server: http.Server;
   close(): Promise<void>;
 }
@@ -33,8 +41,10 @@ export async function startUpstream(opts: { tls?: { certPem: string; keyPem: str
   const seen: SeenRequest[] = [];
   const handler = opts.handler ?? echo;
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const record: SeenRequest = { method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders, headers: req.headers, body: Buffer.alloc(0) };
+    const record: SeenRequest = { method: req.method ?? '', url: req.url ?? '', rawHeaders: req.rawHeaders, headers: req.headers, body: Buffer.alloc(0), complete: false, aborted: false };
     seen.push(record);
+    req.once('end', () => { record.complete = true; });
+    res.once('close', () => { if (!res.writableFinished) record.aborted = true; });
     if (opts.streamBody) {
       void handler(req, res, Buffer.alloc(0));
       return;
@@ -49,9 +59,14 @@ export async function startUpstream(opts: { tls?: { certPem: string; keyPem: str
   const server = opts.tls
     ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, onRequest)
     : http.createServer(onRequest);
-  const up: TestUpstream = { port: 0, seen, connections: 0, server, close: async () => undefined };
+  const up: TestUpstream = { port: 0, seen, connections: 0, tcpConnections: 0, clientErrors: 0, server, close: async () => undefined };
   server.on(opts.tls ? 'secureConnection' : 'connection', () => { up.connections++; });
-  if (opts.tls) server.on('connection', () => undefined);
+  server.on('connection', () => { up.tcpConnections++; });
+  server.on('clientError', (_err, socket) => {
+    up.clientErrors++;
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   up.port = (server.address() as net.AddressInfo).port;
   up.close = () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); });

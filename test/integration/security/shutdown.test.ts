@@ -50,9 +50,9 @@ t.test('plain path: the in-flight request completes, idle and new connections do
   const res = parseResponses((await done).text)[0];
   t.equal(res?.status, 200, 'the in-flight request completed');
   t.equal(res?.body, 'done /in-flight');
-  t.equal(res?.headers['connection'], 'close', 'the drained response tells the client to reconnect', { todo: 'bug: a response completed while draining has no Connection: close; the kept-alive socket is destroyed right after it (proxy-server.ts shutdown)' });
+  t.equal(res?.headers['connection'], 'close', 'the drained response tells the client to reconnect');
   const took = await stopped;
-  t.ok(took < DELAY_MS + 1000, `stop() returned ${took} ms after it was called, soon after the in-flight request ended`);
+  t.ok(took < 3500, `stop() returned ${took} ms after it was called: when the in-flight request ended, not at the 4 s deadline`);
   busy.destroy();
   t.equal(await connectResult(port), 'ECONNREFUSED', 'the listener is gone');
 });

@@ -1,0 +1,111 @@
+// Owns: reading what metering needs from an LLM request body — model, the output-token cap,
+// `n`, streaming and `stream_options.include_usage` — and a cheap, deliberately high estimate of
+// the input tokens (for the worst-case reservation). PURE.
+import type { LlmApi } from './endpoints.ts';
+
+export interface LlmRequest {
+  model: string;
+  /** the client's output cap (max_tokens / max_output_tokens / max_completion_tokens); undefined when absent */
+  maxOutputTokens: number | undefined;
+  /** completions generated per request (OpenAI `n`, or `best_of` for legacy completions) */
+  choices: number;
+  stream: boolean;
+  /** OpenAI chat/completions: the client asked for the final usage chunk */
+  includeUsage: boolean;
+  inputTokenEstimate: number;
+}
+
+export type LlmRequestResult = { ok: true; request: LlmRequest } | { ok: false; message: string };
+
+/** Tokens counted for one base64 image or document blob (Anthropic caps images near 1,600 tokens). */
+export const BLOB_TOKENS = 1600;
+/** Strings at least this long made only of base64 characters count as blobs, not text. */
+const BLOB_MIN_CHARS = 1024;
+const BASE64 = /^[A-Za-z0-9+/=\s_-]+$/;
+const DATA_URL = /^data:[\w.+-]+\/[\w.+-]+;base64,/;
+
+function isBlob(s: string): boolean {
+  if (s.length < BLOB_MIN_CHARS) return false;
+  if (DATA_URL.test(s.slice(0, 100))) return true;
+  return BASE64.test(s.slice(0, 4096)) && BASE64.test(s.slice(-256));
+}
+
+/**
+ * Input estimate: one token per 3 bytes of the request's text (JSON keys and syntax included, so it
+ * errs high) plus BLOB_TOKENS per base64 image/document. Used only to reserve; settlement uses the
+ * provider's own count.
+ */
+export function estimateInputTokens(value: unknown, totalBytes: number): number {
+  let blobBytes = 0;
+  let blobs = 0;
+  const stack: unknown[] = [value];
+  let steps = 0;
+  while (stack.length > 0 && steps++ < 1_000_000) {
+    const v = stack.pop();
+    if (typeof v === 'string') {
+      if (isBlob(v)) {
+        blobs++;
+        blobBytes += v.length;
+      }
+    } else if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+    } else if (v !== null && typeof v === 'object') {
+      for (const x of Object.values(v)) stack.push(x);
+    }
+  }
+  return Math.ceil(Math.max(0, totalBytes - blobBytes) / 3) + blobs * BLOB_TOKENS;
+}
+
+function positiveInt(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
+export function parseLlmRequest(api: LlmApi, body: Uint8Array): LlmRequestResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+  } catch {
+    return { ok: false, message: 'The request body of a metered LLM endpoint must be JSON (UTF-8).' };
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { ok: false, message: 'The request body of a metered LLM endpoint must be a JSON object.' };
+  }
+  const o = value as Record<string, unknown>;
+  if (typeof o['model'] !== 'string' || o['model'].length === 0 || o['model'].length > 256) {
+    return { ok: false, message: 'The request names no model ("model" must be a string): Tollgate prices every metered request by its model.' };
+  }
+  let maxOutputTokens: number | undefined;
+  switch (api) {
+    case 'anthropic_messages':
+      maxOutputTokens = positiveInt(o['max_tokens']);
+      break;
+    case 'openai_chat':
+      // max_completion_tokens supersedes the deprecated max_tokens; take the larger when both are sent.
+      maxOutputTokens = Math.max(positiveInt(o['max_completion_tokens']) ?? 0, positiveInt(o['max_tokens']) ?? 0) || undefined;
+      break;
+    case 'openai_responses':
+      maxOutputTokens = positiveInt(o['max_output_tokens']);
+      break;
+    case 'openai_completions':
+      maxOutputTokens = positiveInt(o['max_tokens']) ?? 16; // the API's documented default
+      break;
+    case 'openai_embeddings':
+      maxOutputTokens = 0;
+      break;
+  }
+  const n = positiveInt(o['n']) ?? 1;
+  const bestOf = api === 'openai_completions' ? (positiveInt(o['best_of']) ?? 1) : 1;
+  const streamOptions = o['stream_options'];
+  const includeUsage = streamOptions !== null && typeof streamOptions === 'object' && (streamOptions as Record<string, unknown>)['include_usage'] === true;
+  return {
+    ok: true,
+    request: {
+      model: o['model'],
+      maxOutputTokens,
+      choices: api === 'anthropic_messages' || api === 'openai_responses' || api === 'openai_embeddings' ? 1 : Math.min(128, Math.max(n, bestOf)),
+      stream: o['stream'] === true,
+      includeUsage,
+      inputTokenEstimate: estimateInputTokens(value, body.byteLength),
+    },
+  };
+}

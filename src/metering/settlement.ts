@@ -1,0 +1,55 @@
+// Owns: the settlement rule — what a metered request is charged once its response has ended,
+// from what the usage parser read. PURE.
+//   - the upstream never answered (no response head)       → release the reservation in full
+//   - the provider reported its final usage                → charge it exactly (an explicit zero
+//                                                            with nothing relayed is respected)
+//   - usage began but the stream was cut (Anthropic        → reported input + max(reported, relayed)
+//     message_start without message_delta)                   output, flagged estimated
+//   - no usage, error status (>= 400)                      → $0: providers do not bill failed calls
+//   - no usage, success status, body readable              → input estimate + relayed output,
+//                                                            flagged estimated (never $0)
+//   - no usage, body unreadable (unknown encoding, cut     → the full reservation, flagged estimated
+//     before any event)
+import type { LlmRequest } from './llm-request.ts';
+import { usageCostMicros, type ModelPrice } from './prices.ts';
+import { ZERO_TOKENS, type TokenCounts, type UsageReading } from './usage-parser.ts';
+
+export type Settlement =
+  | { action: 'release' }
+  | { action: 'charge'; tokens: TokenCounts; costMicros: number; estimated: boolean; model: string | undefined };
+
+export interface SettlementInput {
+  responseStarted: boolean;
+  status: number | undefined;
+  reading: UsageReading | undefined;
+  request: LlmRequest;
+  price: ModelPrice;
+  reservedMicros: number;
+}
+
+export function settleCharge(s: SettlementInput): Settlement {
+  if (!s.responseStarted) return { action: 'release' };
+  const r = s.reading;
+  const model = r?.model;
+  const flagged = s.price.fallback;
+  if (r?.usage) {
+    if (r.usageFinal) {
+      const explicitZero = r.usage.inputTokens + r.usage.outputTokens + r.usage.cacheReadTokens + r.usage.cacheWriteTokens === 0;
+      if (explicitZero && r.relayedOutputTokens > 0) {
+        const tokens = { ...ZERO_TOKENS, inputTokens: s.request.inputTokenEstimate, outputTokens: r.relayedOutputTokens };
+        return { action: 'charge', tokens, costMicros: Math.max(1, usageCostMicros(s.price, tokens)), estimated: true, model };
+      }
+      return { action: 'charge', tokens: r.usage, costMicros: usageCostMicros(s.price, r.usage), estimated: flagged, model };
+    }
+    const tokens = { ...r.usage, outputTokens: Math.max(r.usage.outputTokens, r.relayedOutputTokens) };
+    return { action: 'charge', tokens, costMicros: Math.max(1, usageCostMicros(s.price, tokens)), estimated: true, model };
+  }
+  if (s.status !== undefined && s.status >= 400) {
+    return { action: 'charge', tokens: { ...ZERO_TOKENS }, costMicros: 0, estimated: false, model };
+  }
+  if (!r || !r.readable) {
+    return { action: 'charge', tokens: { ...ZERO_TOKENS, inputTokens: s.request.inputTokenEstimate }, costMicros: Math.max(1, s.reservedMicros), estimated: true, model };
+  }
+  const tokens = { ...ZERO_TOKENS, inputTokens: s.request.inputTokenEstimate, outputTokens: r.relayedOutputTokens };
+  return { action: 'charge', tokens, costMicros: Math.max(1, usageCostMicros(s.price, tokens)), estimated: true, model };
+}

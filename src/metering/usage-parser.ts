@@ -1,0 +1,422 @@
+// Owns: reading token usage from an LLM response as it streams past, chunk by chunk — SSE
+// (Anthropic message_start / cumulative message_delta, OpenAI usage chunks, Responses API
+// response.completed) and JSON bodies — without ever holding the response whole: SSE keeps one
+// bounded line, JSON keeps a bounded head and tail. PURE (bytes in, a reading out).
+import type { LlmApi } from './endpoints.ts';
+
+export interface TokenCounts {
+  /** input tokens billed at the base input rate (excludes cache reads and writes) */
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  /** every cache-write token (5-minute and 1-hour) */
+  cacheWriteTokens: number;
+  /** the part of cacheWriteTokens written with the 1-hour TTL (Anthropic) */
+  cacheWrite1hTokens: number;
+}
+
+export const ZERO_TOKENS: Readonly<TokenCounts> = Object.freeze({ inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0 });
+
+export interface UsageReading {
+  /** the model the response names (a dated snapshot, usually) */
+  model: string | undefined;
+  /** provider-reported usage so far; undefined when none was seen */
+  usage: TokenCounts | undefined;
+  /** the provider's final usage was seen (JSON body, message_delta, usage chunk, response.completed) */
+  usageFinal: boolean;
+  /** estimate of the output tokens relayed to the client (content, tool-argument and thinking deltas) */
+  relayedOutputTokens: number;
+  /** an error event or error body, by its type */
+  error: string | undefined;
+  /** false when nothing in the body could be read (not JSON, not SSE, cut before any event) */
+  readable: boolean;
+}
+
+export interface UsageParser {
+  push(chunk: Uint8Array): void;
+  finish(): UsageReading;
+}
+
+export interface UsageParserOptions {
+  /** longest SSE line kept (longer lines are skipped: usage lines are small). Default 1 MiB. */
+  maxLineBytes?: number;
+  /** JSON bodies up to this size are parsed whole; larger ones by head and tail. Default 4 MiB. */
+  maxJsonBytes?: number;
+}
+
+const HEAD_BYTES = 64 * 1024;
+const TAIL_BYTES = 64 * 1024;
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : undefined;
+}
+
+function obj(v: unknown): Record<string, unknown> | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+/** Anthropic usage object → counts, overwriting only the fields it carries (they are cumulative). */
+export function applyAnthropicUsage(into: TokenCounts, u: Record<string, unknown>): void {
+  const input = num(u['input_tokens']);
+  const output = num(u['output_tokens']);
+  const read = num(u['cache_read_input_tokens']);
+  const write = num(u['cache_creation_input_tokens']);
+  if (input !== undefined) into.inputTokens = input;
+  if (output !== undefined) into.outputTokens = output;
+  if (read !== undefined) into.cacheReadTokens = read;
+  if (write !== undefined) into.cacheWriteTokens = write;
+  const split = obj(u['cache_creation']);
+  if (split) {
+    const h1 = num(split['ephemeral_1h_input_tokens']);
+    const m5 = num(split['ephemeral_5m_input_tokens']);
+    if (h1 !== undefined) into.cacheWrite1hTokens = h1;
+    if (write === undefined && (h1 !== undefined || m5 !== undefined)) into.cacheWriteTokens = (h1 ?? 0) + (m5 ?? 0);
+  }
+  if (into.cacheWrite1hTokens > into.cacheWriteTokens) into.cacheWrite1hTokens = into.cacheWriteTokens;
+}
+
+/** OpenAI usage (Chat Completions, legacy Completions, Embeddings, Responses) → counts. */
+export function openAiUsage(u: Record<string, unknown>): TokenCounts | undefined {
+  const prompt = num(u['prompt_tokens']) ?? num(u['input_tokens']);
+  if (prompt === undefined) return undefined;
+  const details = obj(u['prompt_tokens_details']) ?? obj(u['input_tokens_details']);
+  const cached = Math.min(prompt, num(details?.['cached_tokens']) ?? 0);
+  const output = num(u['completion_tokens']) ?? num(u['output_tokens']) ?? 0;
+  return { inputTokens: prompt - cached, outputTokens: output, cacheReadTokens: cached, cacheWriteTokens: 0, cacheWrite1hTokens: 0 };
+}
+
+function anthropicFromBody(b: Record<string, unknown>, r: MutableReading): void {
+  if (typeof b['model'] === 'string') r.model = b['model'];
+  const u = obj(b['usage']);
+  if (u) {
+    r.usage ??= { ...ZERO_TOKENS };
+    applyAnthropicUsage(r.usage, u);
+    r.usageFinal = true;
+  }
+  const err = obj(b['error']);
+  if (b['type'] === 'error' && err) r.error = typeof err['type'] === 'string' ? err['type'] : 'error';
+}
+
+function openAiFromBody(b: Record<string, unknown>, r: MutableReading): void {
+  if (typeof b['model'] === 'string') r.model = b['model'];
+  const u = obj(b['usage']);
+  const counts = u ? openAiUsage(u) : undefined;
+  if (counts) {
+    r.usage = counts;
+    r.usageFinal = true;
+  }
+  const err = obj(b['error']);
+  if (err) r.error = typeof err['type'] === 'string' ? err['type'] : typeof err['code'] === 'string' ? err['code'] : 'error';
+}
+
+interface MutableReading {
+  model: string | undefined;
+  usage: TokenCounts | undefined;
+  usageFinal: boolean;
+  error: string | undefined;
+  readable: boolean;
+  relayedBytes: number;
+  relayedChunks: number;
+}
+
+function utf8Length(s: string): number {
+  return Buffer.byteLength(s, 'utf8');
+}
+
+/** One SSE event's data, by API. */
+function onSseData(api: LlmApi, data: string, r: MutableReading): void {
+  if (data === '[DONE]') {
+    r.readable = true;
+    return;
+  }
+  let ev: Record<string, unknown> | undefined;
+  try {
+    ev = obj(JSON.parse(data));
+  } catch {
+    return;
+  }
+  if (!ev) return;
+  r.readable = true;
+  const relay = (s: unknown) => {
+    if (typeof s === 'string' && s.length > 0) {
+      r.relayedBytes += utf8Length(s);
+      r.relayedChunks++;
+    }
+  };
+  if (api === 'anthropic_messages') {
+    switch (ev['type']) {
+      case 'message_start': {
+        const m = obj(ev['message']);
+        if (m) {
+          if (typeof m['model'] === 'string') r.model = m['model'];
+          const u = obj(m['usage']);
+          if (u) {
+            r.usage ??= { ...ZERO_TOKENS };
+            applyAnthropicUsage(r.usage, u);
+          }
+        }
+        break;
+      }
+      case 'message_delta': {
+        // Usage here is cumulative. Only the delta that carries the stop reason is final: an
+        // intermediate message_delta (stop_reason null) may be followed by more output.
+        const u = obj(ev['usage']);
+        if (u) {
+          r.usage ??= { ...ZERO_TOKENS };
+          applyAnthropicUsage(r.usage, u);
+          const stop = obj(ev['delta'])?.['stop_reason'];
+          if (typeof stop === 'string') r.usageFinal = true;
+        }
+        break;
+      }
+      case 'message_stop':
+        if (r.usage) r.usageFinal = true;
+        break;
+      case 'content_block_delta': {
+        const d = obj(ev['delta']);
+        if (d) relay(d['text'] ?? d['partial_json'] ?? d['thinking']);
+        break;
+      }
+      case 'error': {
+        const e = obj(ev['error']);
+        r.error = typeof e?.['type'] === 'string' ? e['type'] : 'error';
+        break;
+      }
+      default:
+        break;
+    }
+    return;
+  }
+  if (api === 'openai_responses') {
+    const type = typeof ev['type'] === 'string' ? ev['type'] : '';
+    if (type.endsWith('.delta')) {
+      relay(ev['delta']);
+      return;
+    }
+    const resp = obj(ev['response']);
+    if (resp && typeof resp['model'] === 'string') r.model = resp['model'];
+    if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
+      const u = obj(resp?.['usage']);
+      const counts = u ? openAiUsage(u) : undefined;
+      if (counts) {
+        r.usage = counts;
+        r.usageFinal = true;
+      }
+      if (type === 'response.failed') {
+        const e = obj(resp?.['error']);
+        r.error = typeof e?.['code'] === 'string' ? e['code'] : 'response_failed';
+      }
+    } else if (type === 'error') {
+      r.error = typeof ev['code'] === 'string' ? ev['code'] : 'error';
+    }
+    return;
+  }
+  // Chat Completions and legacy Completions chunks
+  if (typeof ev['model'] === 'string') r.model = ev['model'];
+  const choices = ev['choices'];
+  if (Array.isArray(choices)) {
+    for (const c of choices) {
+      const co = obj(c);
+      if (!co) continue;
+      relay(co['text']);
+      const d = obj(co['delta']);
+      if (!d) continue;
+      relay(d['content']);
+      relay(d['refusal']);
+      relay(d['reasoning_content']);
+      const calls = d['tool_calls'];
+      if (Array.isArray(calls)) for (const tc of calls) relay(obj(obj(tc)?.['function'])?.['arguments']);
+    }
+  }
+  const u = obj(ev['usage']);
+  const counts = u ? openAiUsage(u) : undefined;
+  if (counts) {
+    r.usage = counts;
+    r.usageFinal = true;
+  }
+  const err = obj(ev['error']);
+  if (err) r.error = typeof err['type'] === 'string' ? err['type'] : 'error';
+}
+
+/** Position just after the JSON object starting at `start` (which must be "{"), or -1. */
+function objectEnd(text: string, start: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 92 /* \ */) i++;
+      else if (ch === 34 /* " */) inString = false;
+    } else if (ch === 34) inString = true;
+    else if (ch === 123 /* { */) depth++;
+    else if (ch === 125 /* } */) {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return -1;
+}
+
+/** The last `"usage": {...}` object in a text fragment (a large body's tail). */
+export function lastUsageObject(text: string): Record<string, unknown> | undefined {
+  let at = text.lastIndexOf('"usage"');
+  while (at >= 0) {
+    const m = /^"usage"\s*:\s*\{/.exec(text.slice(at, at + 64));
+    if (m) {
+      const start = at + m[0].length - 1;
+      const end = objectEnd(text, start);
+      if (end > 0) {
+        try {
+          return obj(JSON.parse(text.slice(start, end)));
+        } catch {
+          // fall through to an earlier occurrence
+        }
+      }
+    }
+    at = text.lastIndexOf('"usage"', at - 1);
+  }
+  return undefined;
+}
+
+export function createUsageParser(api: LlmApi, contentType: string | undefined, opts: UsageParserOptions = {}): UsageParser {
+  const maxLine = opts.maxLineBytes ?? 1024 * 1024;
+  const maxJson = opts.maxJsonBytes ?? 4 * 1024 * 1024;
+  const sse = /^\s*text\/event-stream/i.test(contentType ?? '');
+  const r: MutableReading = { model: undefined, usage: undefined, usageFinal: false, error: undefined, readable: false, relayedBytes: 0, relayedChunks: 0 };
+  const decoder = new TextDecoder('utf-8');
+
+  // --- SSE state: one partial line, the current event's data lines
+  let line = '';
+  let skipping = false;
+  let afterCR = false;
+  let data: string[] = [];
+  let dataLength = 0;
+  const dispatch = () => {
+    if (data.length > 0) onSseData(api, data.join('\n'), r);
+    data = [];
+    dataLength = 0;
+  };
+  const onLine = (l: string) => {
+    if (l === '') {
+      dispatch();
+      return;
+    }
+    if (l.startsWith('data:')) {
+      const v = l.charCodeAt(5) === 32 ? l.slice(6) : l.slice(5);
+      if (dataLength + v.length > maxLine) {
+        data = [];
+        dataLength = 0;
+        return;
+      }
+      data.push(v);
+      dataLength += v.length;
+    }
+    // event:, id:, retry: and comments carry nothing metering needs (the data has a "type")
+  };
+  const pushText = (text: string) => {
+    let start = 0;
+    for (let i = 0; i < text.length; i++) {
+      const ch = text.charCodeAt(i);
+      if (ch !== 10 && ch !== 13) continue;
+      if (ch === 10 && afterCR && i === start && line === '' && !skipping) {
+        // the \n of a \r\n split across two pushes (or right after \r): not a second line end
+        afterCR = false;
+        start = i + 1;
+        continue;
+      }
+      const piece = text.slice(start, i);
+      if (!skipping) onLine(line + piece);
+      line = '';
+      skipping = false;
+      afterCR = ch === 13;
+      if (ch === 13 && text.charCodeAt(i + 1) === 10) {
+        i++;
+        afterCR = false;
+      }
+      start = i + 1;
+    }
+    if (start < text.length) {
+      afterCR = false;
+      if (!skipping) {
+        line += text.slice(start);
+        if (line.length > maxLine) {
+          line = '';
+          skipping = true;
+        }
+      }
+    }
+  };
+
+  // --- JSON state: the whole body while small, then a head and a rolling tail
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let head: Buffer | undefined;
+  let tail: Buffer = Buffer.alloc(0);
+  const pushJson = (chunk: Uint8Array) => {
+    const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    size += b.length;
+    if (head === undefined) {
+      chunks.push(Buffer.from(b));
+      if (size > maxJson) {
+        const all = Buffer.concat(chunks);
+        chunks.length = 0;
+        head = all.subarray(0, HEAD_BYTES);
+        tail = Buffer.from(all.subarray(Math.max(0, all.length - TAIL_BYTES)));
+      }
+      return;
+    }
+    tail = Buffer.concat([tail, b]);
+    if (tail.length > TAIL_BYTES * 2) tail = Buffer.from(tail.subarray(tail.length - TAIL_BYTES));
+  };
+  const finishJson = () => {
+    const fromBody = api === 'anthropic_messages' ? anthropicFromBody : openAiFromBody;
+    if (head === undefined) {
+      if (size === 0) return;
+      let body: Record<string, unknown> | undefined;
+      try {
+        body = obj(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        body = undefined;
+      }
+      if (body) {
+        r.readable = true;
+        fromBody(body, r);
+      }
+      return;
+    }
+    const headText = head.toString('utf8');
+    const model = /"model"\s*:\s*"([^"\\]{1,256})"/.exec(headText);
+    if (model?.[1]) r.model = model[1];
+    const u = lastUsageObject(tail.toString('utf8'));
+    if (u) {
+      r.readable = true;
+      fromBody({ usage: u }, r);
+    }
+  };
+
+  let finished: UsageReading | undefined;
+  return {
+    push(chunk) {
+      if (finished) return;
+      if (sse) pushText(decoder.decode(chunk, { stream: true }));
+      else pushJson(chunk);
+    },
+    finish() {
+      if (finished) return finished;
+      if (sse) {
+        pushText(decoder.decode());
+        if (line !== '' && !skipping) onLine(line);
+        dispatch();
+      } else finishJson();
+      finished = {
+        model: r.model,
+        usage: r.usage ? { ...r.usage } : undefined,
+        usageFinal: r.usageFinal,
+        relayedOutputTokens: Math.max(r.relayedChunks, Math.ceil(r.relayedBytes / 3)),
+        error: r.error,
+        readable: r.readable,
+      };
+      return finished;
+    },
+  };
+}
