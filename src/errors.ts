@@ -50,6 +50,7 @@ export const ERROR_CODES = [
   'TOLLGATE_ERR_STARTUP_UNSAFE',
   'TOLLGATE_ERR_LISTEN',
   'TOLLGATE_ERR_USAGE',
+  'TOLLGATE_ERR_SANDBOX',
   'TOLLGATE_ERR_REQUEST',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

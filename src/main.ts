@@ -2,7 +2,8 @@
 // pipeline stages in order, and starts the listeners. No request logic lives here.
 import { existsSync, readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { createAdminServer } from './admin/admin-server.ts';
+import { createAdminServer, type AdminRoute } from './admin/admin-server.ts';
+import { startSso } from './identity/start-sso.ts';
 import { startPolicyReloader } from './config/policy-reloader.ts';
 import { createSecretSource } from './credentials/secret-source.ts';
 import { createAuthFailureLimiter } from './identity/auth-failure-limiter.ts';
@@ -29,6 +30,16 @@ import { createLeafMinter } from './tls/leaf-minter.ts';
 import { createUpstreamTrust } from './upstream/connector.ts';
 import { createHostResolver } from './upstream/resolver.ts';
 import { createUpstreamPools } from './upstream/upstream-pools.ts';
+import { labelSetsFromConfig } from './metrics/label-sets.ts';
+import { createMetricCatalogue, type MetricCatalogue } from './metrics/metric-catalogue.ts';
+import { metricsRoute } from './metrics/metrics-route.ts';
+import { exchangeRecorder } from './metrics/record-exchange.ts';
+import { budgetStatus } from './ledger/budget-status.ts';
+import { createSqliteLedger } from './store/sqlite-ledger.ts';
+import { createAdminApi } from './admin/admin-api.ts';
+import { createDashboardRoutes } from './admin/dashboard-routes.ts';
+import { readStatusFile, statusFilePath } from './agents/agent-status.ts';
+import { createWorkerReportingReader } from './store/reporting-reader.ts';
 
 export interface RunningGateway {
   proxy: { host: string; port: number };
@@ -77,6 +88,10 @@ export interface GatewayParts {
   readiness: () => Array<{ name: string; ok: boolean; detail?: string }>;
   onExchangeEnd?: (ex: import('./proxy/exchange.ts').Exchange) => void;
   close?: () => Promise<void> | void;
+  /** Routes mounted on the admin listener (sign-in, admin API). */
+  adminRoutes?: AdminRoute[];
+  /** The metric catalogue: startGateway plugs in the proxy, leaf minter and pool stats. */
+  metrics?: MetricCatalogue;
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, parts: GatewayParts): Promise<RunningGateway> {
@@ -110,8 +125,10 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
     maxHeaderBytes: config.limits.maxHeaderBytes,
     maxConnections: config.limits.maxConnections,
   });
+  parts.metrics?.observe({ proxy: () => proxy.stats(), leafCerts: () => minter.stats(), upstreamPools: () => pools.size() });
   let listening = false;
   const admin = createAdminServer({
+    routes: parts.adminRoutes ?? [],
     readiness: () => [
       { name: 'proxy_listener', ok: listening },
       { name: 'ca', ok: ca.notAfter.getTime() > Date.now(), detail: `expires ${ca.notAfter.toISOString()}` },
@@ -165,6 +182,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
   // it is a warning, and the bound host answers 503 "secret not configured" until the value is set.
   const missingSecrets = new Set<string>();
   let audit: SqliteAuditSink | undefined;
+  const metrics = createMetricCatalogue();
   const policy = startPolicyReloader({
     orgFile: config.org,
     policiesDir: config.policies,
@@ -174,10 +192,13 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       return opts.dev;
     },
     logger,
-    onReload: (e) => audit?.event(buildAuditEvent({
-      type: e.ok ? 'policy_reloaded' : 'policy_rejected', actor: 'gateway',
-      detail: { trigger: e.trigger, generation: e.generation, problems: e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`) },
-    }, Date.now())),
+    onReload: (e) => {
+      metrics.notePolicyReload(e.ok);
+      audit?.event(buildAuditEvent({
+        type: e.ok ? 'policy_reloaded' : 'policy_rejected', actor: 'gateway',
+        detail: { trigger: e.trigger, generation: e.generation, problems: e.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`) },
+      }, Date.now()));
+    },
   });
   if (missingSecrets.size > 0) {
     logger.warn('dev mode: these secrets have no value; requests that need them get 503', {
@@ -185,32 +206,64 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       how: `set ${config.secrets.envPrefix}<NAME> or write ${config.secrets.dir}/<name>`,
     });
   }
-  const db = openDatabase(databasePath(config));
+  // This connection is used on the proxy's event loop (token checks, budget reservations): a
+  // short busy timeout bounds how long a lock held elsewhere can stall every connection; past
+  // it, metered requests fail closed with 503 budget_unavailable.
+  const db = openDatabase(databasePath(config), { busyTimeoutMs: 250 });
   audit = createSqliteAuditSink({
     file: databasePath(config), logger: logger.child({ component: 'audit' }),
     retentionDays: config.audit.retentionDays, groupCommitMs: config.audit.groupCommitMs,
     busyTimeoutMs: config.audit.busyTimeoutMs, walCapBytes: config.audit.walCapBytes,
   });
   const auditSink = audit;
+  const recordExchange = exchangeRecorder(metrics, labelSetsFromConfig(config, () => policy.current().org.teams));
+  const spend = createSqliteLedger(db);
+  metrics.observe({
+    audit: () => auditSink.status(),
+    policy: () => policy.status(),
+    budgets: () => budgetStatus(spend, policy.current().org, Date.now(), { only: (scope) => !scope.startsWith('user:') }),
+  });
+  const metricsSecret = config.metrics.bearerTokenSecret;
+  if (metricsSecret !== undefined && !secrets.has(metricsSecret)) logger.warn('metrics.bearer_token_secret has no value; GET /metrics answers 503 until it is set', { secret: metricsSecret });
+  const auditEnd = auditExchangeEnd({ sink: auditSink });
   const auditStage = auditDecisionStage({ sink: auditSink, failOpenNonMetered: config.audit.failOpenNonMetered, logger });
   const tokens = createTokenService(createSqliteTokenStore(db), {
     onTouchError: (err) => logger.warn('cannot record token use', { error: String(err) }),
   });
   const limiter = createAuthFailureLimiter();
+  const sso = await startSso(config, logger, {
+    dev: opts.dev, tokens, org: () => policy.current().org,
+    audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())),
+  }).catch(async (err: unknown) => {
+    policy.close();
+    await auditSink.close();
+    db.close();
+    throw err;
+  });
   const authenticate = authenticateStage({ tokens, limiter });
   const decidePolicy = decidePolicyStage(policy.current);
+  // Admin API reads run on their own thread (started on first use), never on the proxy's loop.
+  const reporting = createWorkerReportingReader({ file: databasePath(config), busyTimeoutMs: config.audit.busyTimeoutMs });
+  const adminApi = createAdminApi({
+    authenticate: sso.authenticateAdmin, reader: reporting, budgets: (now) => budgetStatus(spend, policy.current().org, now),
+    policy: () => policy.status(), agents: () => readStatusFile(statusFilePath(config.dataDir)), tokens,
+    audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())), logger: logger.child({ component: 'admin-api' }),
+  });
   const onHup = () => { policy.reload('SIGHUP'); };
   process.on('SIGHUP', onHup);
   try {
     await auditSink.ready;
-    return await startGateway(config, logger, {
+    const running = await startGateway(config, logger, {
+      adminRoutes: [...sso.routes, metricsRoute({ registry: metrics.registry, bearerToken: metricsSecret === undefined ? undefined : () => secrets.get(metricsSecret) }),
+        adminApi, ...createDashboardRoutes({ authenticate: sso.authenticateAdmin })],
+      metrics,
       tunnelStages: [authenticate, decidePolicy],
       requestStages: [authenticate, decidePolicy],
       // auditStage stays LAST: the decision row is committed just before the first byte goes upstream.
       requestStagesAfterResolve: [injectCredentialsStage({ secrets, current: policy.current }), meteringStageFromConfig({ db, config, logger, current: policy.current,
         onThreshold: (e) => { logger.warn('budget threshold', { ...e }); auditSink.event(buildAuditEvent({ type: 'budget_threshold', actor: 'gateway', detail: { ...e } }, Date.now())); } }), auditStage],
       tunnelStagesAfterResolve: [auditStage],
-      onExchangeEnd: auditExchangeEnd({ sink: auditSink }),
+      onExchangeEnd: (ex) => { auditEnd(ex); recordExchange(ex); },
       ruleAllowsAddress: (ex, ip) => (ex.principal ? addressAllowedByRule(policy.current(), ex.principal.team, ip).allowed : false),
       readiness: () => {
         const st = policy.status();
@@ -223,15 +276,21 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       close: async () => {
         process.off('SIGHUP', onHup);
         policy.close();
+        await reporting.close();
         await auditSink.close();
         db.close();
+        await sso.close();
       },
     });
+    sso.setGatewayInfo({ proxy: running.proxy, caPem: running.ca.certPem });
+    return running;
   } catch (err) {
     process.off('SIGHUP', onHup);
     policy.close();
+    await reporting.close();
     await auditSink.close();
     db.close();
+    await sso.close();
     throw err;
   }
 }

@@ -1,12 +1,16 @@
-// Owns: the admin listener — health and readiness now; the admin API, metrics and dashboard
-// mount here later. Refuses foreign Host headers (DNS rebinding) before any route runs.
+// Owns: the admin listener — health, readiness, and the routes mounted on it (sign-in, admin API,
+// metrics, dashboard). Refuses foreign Host headers (DNS rebinding) before any route runs, and
+// routes on the canonical path (canonical-path.ts): exact routes first, then `/prefix/*` routes.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
+import { canonicalAdminPath } from './canonical-path.ts';
 
 export interface ReadinessCheck { name: string; ok: boolean; detail?: string }
 
 export interface AdminRoute {
+  /** An HTTP method, or `*` for every method (prefix routes). */
   method: string;
+  /** A canonical path (lower case, no trailing slash), or `/prefix/*` for every path under it. */
   path: string;
   handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
 }
@@ -38,8 +42,13 @@ export function createAdminServer(deps: AdminServerDeps): { listen(host: string,
       sendJson(res, 403, { error: { code: 'host_not_allowed', message: 'The admin listener answers only to its own host names.' } });
       return;
     }
-    const url = req.url ?? '/';
-    const path = url.split('?')[0] ?? '/';
+    // Route on the canonical path only, so every spelling of a path gets the same answer (9.02).
+    const canon = canonicalAdminPath(req.url ?? '/');
+    if (!canon.ok) {
+      sendJson(res, 400, { error: { code: 'bad_path', message: `The path is refused: ${canon.reason}.` } });
+      return;
+    }
+    const path = canon.path;
     if (req.method === 'GET' && path === '/healthz') {
       sendJson(res, 200, { status: 'ok' });
       return;
@@ -50,7 +59,8 @@ export function createAdminServer(deps: AdminServerDeps): { listen(host: string,
       sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not_ready', checks });
       return;
     }
-    const route = deps.routes?.find((r) => r.method === req.method && r.path === path);
+    const route = deps.routes?.find((r) => r.method === req.method && r.path === path)
+      ?? deps.routes?.find((r) => r.path.endsWith('/*') && (r.method === '*' || r.method === req.method) && `${path}/`.startsWith(r.path.slice(0, -1)));
     if (route) {
       void Promise.resolve(route.handle(req, res)).catch(() => {
         if (!res.headersSent) sendJson(res, 500, { error: { code: 'internal_error', message: 'The admin request failed.' } });

@@ -1,10 +1,17 @@
 // Owns: the `tollgate` command line — argument parsing into library calls, exit codes, and
 // printing. No business logic: every verb calls a function of another module.
 import { Command, CommanderError } from 'commander';
+import { registerAuditCommands } from './audit-commands.ts';
+import { registerCostsCommand } from './costs-command.ts';
 import { registerCaCommands } from './ca-commands.ts';
+import { registerLoginCommands } from './login-command.ts';
 import { registerPolicyCommands } from './policy-commands.ts';
 import { registerServeCommand } from './serve-command.ts';
 import { registerTokenCommands } from './token-commands.ts';
+import { registerRunCommand } from './run-command.ts';
+import { registerEnvCommand } from './env-command.ts';
+import { registerSetupCommand } from './setup-command.ts';
+import { registerAgentCommands } from './agent-commands.ts';
 import { printError } from './print-error.ts';
 
 export function buildProgram(): Command {
@@ -18,6 +25,13 @@ export function buildProgram(): Command {
   registerCaCommands(program);
   registerPolicyCommands(program);
   registerTokenCommands(program);
+  registerLoginCommands(program);
+  registerRunCommand(program);
+  registerEnvCommand(program);
+  registerSetupCommand(program);
+  registerAgentCommands(program);
+  registerAuditCommands(program);
+  registerCostsCommand(program);
   return program;
 }
 

@@ -6,6 +6,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { TollgateError, type Problem } from '../errors.ts';
 import { parseYamlSource, type PathSegment, type YamlSource } from './yaml-source.ts';
 import { validateAgainstSchema } from './validate-schema.ts';
+import { parseDuration } from '../identity/parse-duration.ts';
 
 const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:3128' });
 const Millis = Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'milliseconds' });
@@ -68,14 +69,31 @@ export const GatewayConfigSchema = Type.Object(
     }, { additionalProperties: false })),
     sso: Type.Optional(Type.Object({
       issuers: Type.Optional(Type.Array(Type.Object({
-        name: Type.String({ minLength: 1 }),
-        issuer: Type.String({ pattern: '^https?://' }),
+        name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', description: 'short name shown to users (tollgate login --issuer NAME)' }),
+        issuer: Type.String({ pattern: '^https?://', description: 'issuer URL exactly as in its discovery document (http only on loopback)' }),
         client_id: Type.String({ minLength: 1 }),
-        client_secret: Type.Optional(Type.String()),
+        client_secret: Type.Optional(Type.String({ description: 'used only by the admin sign-in of the gateway itself; the CLI is a public client' })),
         preset: Type.Optional(Type.Union([Type.Literal('okta'), Type.Literal('entra'), Type.Literal('jumpcloud'), Type.Literal('generic')])),
+        groups_claim: Type.Optional(Type.String({ minLength: 1, description: 'ID token claim holding the groups (default from the preset: groups)' })),
+        group_map: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), { description: 'IdP group value (e.g. an Entra group object id) → group name used in org.yaml' })),
+        scopes: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { description: 'scopes requested (default from the preset; openid is always added)' })),
       }, { additionalProperties: false }))),
+      token_ttl: Type.Optional(Type.String({ description: 'lifetime of gateway tokens issued by tollgate login, e.g. 12h (default)' })),
+      session_ttl: Type.Optional(Type.String({ description: 'lifetime of an admin dashboard session, e.g. 8h (default)' })),
+      public_url: Type.Optional(Type.String({ pattern: '^https?://', description: 'the admin listener as browsers reach it (redirect URI base; https makes cookies Secure)' })),
+      proxy_url: Type.Optional(Type.String({ pattern: '^https?://', description: 'the proxy as clients reach it, told to tollgate login (default: the proxy listener)' })),
     }, { additionalProperties: false })),
     metering: Type.Optional(MeteringSchema),
+    audit: Type.Optional(Type.Object({
+      retention_days: Type.Optional(Type.Integer({ minimum: 0, maximum: 36_500, description: 'Days audit records are kept (0 keeps them forever); default 365' })),
+      fail_open_non_metered: Type.Optional(Type.Boolean({ description: 'Forward non-metered requests when the audit store cannot write (counted, shown on /readyz); default false: fail closed' })),
+      group_commit_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 50, description: 'Extra time the writer waits to gather a batch; default 0 (batch whatever arrived during the previous commit)' })),
+      busy_timeout_ms: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, description: 'How long an audit write waits for a lock held by another connection before failing closed; default 5000' })),
+      wal_cap_mb: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536, description: 'WAL size that triggers a truncating checkpoint; default 64' })),
+    }, { additionalProperties: false, description: 'Audit trail (docs/audit.md)' })),
+    metrics: Type.Optional(Type.Object({
+      bearer_token_secret: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9._-]*$', description: 'name of a secret (secret source: env or secrets dir); when set, GET /metrics on the admin listener requires Authorization: Bearer <its value>' })),
+    }, { additionalProperties: false, description: 'Prometheus /metrics on the admin listener (docs/metrics.md)' })),
     log: Type.Optional(Type.Object({
       level: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], { description: 'one of debug, info, warn, error' })),
     }, { additionalProperties: false })),
@@ -104,9 +122,38 @@ export interface GatewayConfig {
   dns: { servers: readonly ListenAddress[]; timeoutMs: number };
   timeouts: { connectMs: number; firstByteMs: number; idleMs: number; headersMs: number; shutdownMs: number };
   limits: { maxHeaderBytes: number; maxConnections: number };
-  sso: { issuers: ReadonlyArray<{ name: string; issuer: string; clientId: string; clientSecret?: string; preset: string }> };
+  sso: SsoConfig;
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  audit: { retentionDays: number; failOpenNonMetered: boolean; groupCommitMs: number; busyTimeoutMs: number; walCapBytes: number };
   metering: MeteringConfig;
+  /** `metrics.bearer_token_secret`: the secret /metrics requires as a bearer token (undefined: none). */
+  metrics: { bearerTokenSecret: string | undefined };
+}
+
+export type IssuerPreset = 'okta' | 'entra' | 'jumpcloud' | 'generic';
+
+export interface SsoIssuerConfig {
+  name: string;
+  issuer: string;
+  clientId: string;
+  clientSecret?: string;
+  preset: IssuerPreset;
+  /** Claim holding the groups; undefined = the preset's default. */
+  groupsClaim?: string;
+  /** IdP group value → org.yaml group name (Entra object ids). */
+  groupMap: Readonly<Record<string, string>>;
+  /** Scopes to request; undefined = the preset's default. */
+  scopes?: readonly string[];
+}
+
+export interface SsoConfig {
+  issuers: readonly SsoIssuerConfig[];
+  /** Lifetime of tokens issued by `tollgate login`, ms (default 12 h). */
+  tokenTtlMs: number;
+  /** Admin session lifetime, ms (default 8 h). */
+  sessionTtlMs: number;
+  publicUrl: string | undefined;
+  proxyUrl: string | undefined;
 }
 
 export interface MeteringConfig {
@@ -158,6 +205,46 @@ function meteringConfig(m: GatewayConfigFile['metering'], source: YamlSource, pr
     drainBytes: m?.drain_bytes ?? 16 * 1024 * 1024,
     maxRequestBytes: m?.max_request_bytes ?? 32 * 1024 * 1024,
     thresholds: [...new Set(m?.thresholds ?? [50, 80, 100])].sort((a, b) => a - b),
+  };
+}
+
+function ssoConfig(s: GatewayConfigFile['sso'], source: YamlSource, problems: Problem[]): SsoConfig {
+  const duration = (key: 'token_ttl' | 'session_ttl', fallback: number, max: number): number => {
+    const text = s?.[key];
+    if (text === undefined) return fallback;
+    const ms = parseDuration(text);
+    if (ms === undefined || ms > max) {
+      problems.push({ ...source.positionOf(['sso', key]), severity: 'error', message: `sso.${key}: "${text}" is not a duration of at most ${max / 86_400_000} days (e.g. 12h)` });
+      return fallback;
+    }
+    return ms;
+  };
+  const names = new Set<string>();
+  const issuers = (s?.issuers ?? []).map((i, n): SsoIssuerConfig => {
+    if (names.has(i.name)) problems.push({ ...source.positionOf(['sso', 'issuers', n, 'name']), severity: 'error', message: `sso.issuers: the name "${i.name}" is used twice` });
+    names.add(i.name);
+    let url: URL | undefined;
+    try {
+      url = new URL(i.issuer);
+    } catch {
+      problems.push({ ...source.positionOf(['sso', 'issuers', n, 'issuer']), severity: 'error', message: `sso.issuers[${n}].issuer is not a URL` });
+    }
+    if (url && url.protocol === 'http:' && !/^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(url.hostname)) {
+      problems.push({ ...source.positionOf(['sso', 'issuers', n, 'issuer']), severity: 'error', message: `sso.issuers[${n}].issuer must use https (http is allowed only on loopback, for tests and dev mode)` });
+    }
+    return {
+      name: i.name, issuer: i.issuer, clientId: i.client_id, preset: i.preset ?? 'generic', groupMap: { ...(i.group_map ?? {}) },
+      ...(i.client_secret === undefined ? {} : { clientSecret: i.client_secret }),
+      ...(i.groups_claim === undefined ? {} : { groupsClaim: i.groups_claim }),
+      ...(i.scopes === undefined ? {} : { scopes: [...i.scopes] }),
+    };
+  });
+  return {
+    issuers,
+    tokenTtlMs: duration('token_ttl', 12 * 3_600_000, 30 * 86_400_000),
+    sessionTtlMs: duration('session_ttl', 8 * 3_600_000, 7 * 86_400_000),
+    publicUrl: s?.public_url?.replace(/\/+$/, ''),
+    proxyUrl: s?.proxy_url?.replace(/\/+$/, ''),
   };
 }
 
@@ -226,6 +313,7 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
     if (addr && parseListenAddress(addr).port > 65535) problems.push({ ...source.positionOf(['listen', key]), severity: 'error', message: `listen.${key}: port out of range` });
   }
   const metering = meteringConfig(c.metering, source, problems);
+  const sso = ssoConfig(c.sso, source, problems);
   if (problems.length) return { ok: false, problems };
   const config: GatewayConfig = {
     file: path.resolve(file),
@@ -252,14 +340,17 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
       shutdownMs: c.timeouts?.shutdown_ms ?? 10_000,
     },
     limits: { maxHeaderBytes: c.limits?.max_header_bytes ?? 16_384, maxConnections: c.limits?.max_connections ?? 10_000 },
-    sso: {
-      issuers: (c.sso?.issuers ?? []).map((i) => ({
-        name: i.name, issuer: i.issuer, clientId: i.client_id, preset: i.preset ?? 'generic',
-        ...(i.client_secret === undefined ? {} : { clientSecret: i.client_secret }),
-      })),
-    },
+    sso,
     log: { level: c.log?.level ?? 'info' },
+    audit: {
+      retentionDays: c.audit?.retention_days ?? 365,
+      failOpenNonMetered: c.audit?.fail_open_non_metered ?? false,
+      groupCommitMs: c.audit?.group_commit_ms ?? 0,
+      busyTimeoutMs: c.audit?.busy_timeout_ms ?? 5000,
+      walCapBytes: (c.audit?.wal_cap_mb ?? 64) * 1024 * 1024,
+    },
     metering,
+    metrics: { bearerTokenSecret: c.metrics?.bearer_token_secret },
   };
   return { ok: true, config: deepFreeze(config) };
 }

@@ -4,7 +4,7 @@
 // The clock is always an argument (`now`, ms since the epoch).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TollgateError } from '../errors.ts';
-import type { RevokeTarget, TokenFilter, TokenKind, TokenRecord, TokenStore } from '../store/token-store.ts';
+import type { RevokeTarget, TokenFilter, TokenKind, TokenRecord, TokenRole, TokenStore } from '../store/token-store.ts';
 import { NAME_PATTERN } from './scope.ts';
 import { TOKEN_BYTES, TOKEN_PATTERN, TOKEN_PREFIX } from './token-format.ts';
 import { createVerifiedTokenCache, type VerifiedTokenCache } from './verified-token-cache.ts';
@@ -38,6 +38,8 @@ export interface IssueTokenInput {
   /** Users: the teams they belong to now (≥ 1). Agents: exactly one. */
   teams: readonly string[];
   projects?: readonly string[];
+  /** Users only: roles held now (SSO sign-in maps org.yaml admin groups to `admin`). */
+  roles?: readonly TokenRole[];
   ttlMs?: number;
   issuedBy: string;
   now: number;
@@ -94,6 +96,10 @@ function validateIssue(input: IssueTokenInput, ttlMs: number, maxTtlMs: number):
   if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw usage('the lifetime must be a positive whole number of milliseconds');
   if (ttlMs > maxTtlMs) throw usage(`the lifetime may be at most ${Math.floor(maxTtlMs / HOUR_MS)} h for ${input.kind} tokens`);
   if (input.issuedBy.trim() === '') throw usage('issuedBy is required');
+  if (input.roles !== undefined && input.roles.length > 0) {
+    if (input.kind !== 'user') throw usage('only user tokens carry roles');
+    if (!input.roles.every((r) => r === 'admin')) throw usage('the only role is admin');
+  }
 }
 
 export function createTokenService(store: TokenStore, opts: TokenServiceOptions = {}): TokenService {
@@ -138,6 +144,7 @@ export function createTokenService(store: TokenStore, opts: TokenServiceOptions 
         revokedAt: null,
         lastUsedAt: null,
         issuedBy: input.issuedBy,
+        ...(input.roles === undefined || input.roles.length === 0 ? {} : { roles: Object.freeze([...new Set(input.roles)]) }),
       });
       await store.insert(record);
       return { token, record };

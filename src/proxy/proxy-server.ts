@@ -577,8 +577,12 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       for (const s of sockets) s.destroy();
       outer.closeAllConnections();
       inner.closeAllConnections();
-      // exchanges whose end waits on a settlement (bounded by the drain limits)
-      await Promise.race([Promise.allSettled([...pendingEnds]), new Promise((r) => setTimeout(r, deadlineMs).unref())]);
+      // Destroyed sockets report their exchanges' ends on later ticks; wait (bounded) until every
+      // end hook has run, including those waiting on a settlement, so audit can flush them all.
+      const until = Date.now() + Math.max(deadlineMs, 1000);
+      while ((activeExchanges > 0 || pendingEnds.size > 0) && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
     },
     stats: () => ({ connections: sockets.size, tunnels, activeExchanges }),
   };

@@ -2,7 +2,10 @@
 import type { RevokeTarget, TokenFilter, TokenRecord, TokenStore } from './token-store.ts';
 
 function copy(r: TokenRecord): TokenRecord {
-  return Object.freeze({ ...r, teams: Object.freeze([...r.teams]), projects: r.projects === undefined ? undefined : Object.freeze([...r.projects]) });
+  return Object.freeze({
+    ...r, teams: Object.freeze([...r.teams]), projects: r.projects === undefined ? undefined : Object.freeze([...r.projects]),
+    ...(r.roles === undefined ? {} : { roles: Object.freeze([...r.roles]) }),
+  });
 }
 
 function matches(r: TokenRecord, f: TokenFilter): boolean {

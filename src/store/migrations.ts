@@ -39,4 +39,133 @@ CREATE INDEX tokens_by_subject ON tokens (kind, subject);
 CREATE INDEX tokens_by_expiry ON tokens (expires_at);
 `,
   },
+  {
+    // Audit trail (src/audit, docs/audit.md). A forwarded request's row is inserted `open` before
+    // it is forwarded and chained (seq, hash) when it completes; others are inserted complete.
+    version: 2,
+    name: 'audit',
+    up: `
+CREATE TABLE audit_requests (
+  id                 INTEGER NOT NULL PRIMARY KEY,
+  request_id         TEXT    NOT NULL UNIQUE,
+  state              TEXT    NOT NULL CHECK (state IN ('open', 'complete')),
+  seq                INTEGER UNIQUE,
+  hash               TEXT    CHECK (hash IS NULL OR length(hash) = 64),
+  time               INTEGER NOT NULL,
+  ended_at           INTEGER,
+  principal_kind     TEXT    CHECK (principal_kind IS NULL OR principal_kind IN ('user', 'agent', 'anonymous')),
+  subject            TEXT,
+  token_id           TEXT,
+  agent              TEXT,
+  team               TEXT,
+  project            TEXT,
+  kind               TEXT    NOT NULL CHECK (kind IN ('request', 'tunnel', 'upgrade')),
+  via                TEXT    NOT NULL CHECK (via IN ('plain', 'intercepted', 'connect')),
+  method             TEXT    NOT NULL,
+  scheme             TEXT    NOT NULL CHECK (scheme IN ('http', 'https')),
+  host               TEXT    NOT NULL,
+  port               INTEGER,
+  path               TEXT,
+  decision           TEXT    NOT NULL CHECK (decision IN ('allow', 'direct', 'deny', 'error')),
+  rule               TEXT,
+  reason             TEXT,
+  status             INTEGER,
+  duration_ms        INTEGER,
+  upstream_ms        INTEGER,
+  bytes_in           INTEGER NOT NULL DEFAULT 0,
+  bytes_out          INTEGER NOT NULL DEFAULT 0,
+  address            TEXT,
+  error              TEXT,
+  provider           TEXT,
+  model              TEXT,
+  input_tokens       INTEGER,
+  output_tokens      INTEGER,
+  cache_read_tokens  INTEGER,
+  cache_write_tokens INTEGER,
+  cost_micros        INTEGER,
+  estimated          INTEGER CHECK (estimated IS NULL OR estimated IN (0, 1)),
+  CHECK ((state = 'open') = (seq IS NULL)),
+  CHECK ((seq IS NULL) = (hash IS NULL))
+) STRICT;
+CREATE INDEX audit_requests_by_time ON audit_requests (time);
+CREATE INDEX audit_requests_open ON audit_requests (id) WHERE state = 'open';
+CREATE TABLE audit_events (
+  id     INTEGER NOT NULL PRIMARY KEY,
+  seq    INTEGER NOT NULL UNIQUE,
+  hash   TEXT    NOT NULL CHECK (length(hash) = 64),
+  time   INTEGER NOT NULL,
+  type   TEXT    NOT NULL,
+  actor  TEXT    NOT NULL,
+  detail TEXT    NOT NULL CHECK (json_valid(detail) AND json_type(detail) = 'object')
+) STRICT;
+CREATE INDEX audit_events_by_time ON audit_events (time);
+CREATE TABLE audit_chain (
+  chain       TEXT    NOT NULL PRIMARY KEY CHECK (chain IN ('requests', 'events')),
+  anchor_seq  INTEGER NOT NULL,
+  anchor_hash TEXT    NOT NULL CHECK (length(anchor_hash) = 64),
+  head_seq    INTEGER NOT NULL,
+  head_hash   TEXT    NOT NULL CHECK (length(head_hash) = 64),
+  CHECK (head_seq >= anchor_seq)
+) STRICT;
+INSERT INTO audit_chain (chain, anchor_seq, anchor_hash, head_seq, head_hash) VALUES
+  ('requests', 0, '0000000000000000000000000000000000000000000000000000000000000000', 0, '0000000000000000000000000000000000000000000000000000000000000000'),
+  ('events',   0, '0000000000000000000000000000000000000000000000000000000000000000', 0, '0000000000000000000000000000000000000000000000000000000000000000');
+`,
+  },
+  {
+    // Spend ledger (src/ledger, src/store/sqlite-ledger.ts, docs/metering.md). One row per metered
+    // request (reserved → settled | released); one counter per budget line (scope × window) holding
+    // settled spend and in-flight reservations; threshold events recorded once per line and percent.
+    version: 3,
+    name: 'ledger',
+    up: `
+CREATE TABLE ledger_requests (
+  id                  TEXT    NOT NULL PRIMARY KEY,
+  state               TEXT    NOT NULL CHECK (state IN ('reserved', 'settled', 'released')),
+  created_at          INTEGER NOT NULL,
+  settled_at          INTEGER,
+  principal_kind      TEXT    NOT NULL CHECK (principal_kind IN ('user', 'agent', 'anonymous')),
+  subject             TEXT    NOT NULL,
+  team                TEXT    NOT NULL,
+  agent               TEXT,
+  project             TEXT,
+  provider            TEXT    NOT NULL,
+  model               TEXT    NOT NULL,
+  reserved_micros     INTEGER NOT NULL CHECK (reserved_micros >= 0),
+  cost_micros         INTEGER NOT NULL DEFAULT 0 CHECK (cost_micros >= 0),
+  estimated           INTEGER NOT NULL DEFAULT 0 CHECK (estimated IN (0, 1)),
+  input_tokens        INTEGER NOT NULL DEFAULT 0 CHECK (input_tokens >= 0),
+  output_tokens       INTEGER NOT NULL DEFAULT 0 CHECK (output_tokens >= 0),
+  cache_read_tokens   INTEGER NOT NULL DEFAULT 0 CHECK (cache_read_tokens >= 0),
+  cache_write_tokens  INTEGER NOT NULL DEFAULT 0 CHECK (cache_write_tokens >= 0),
+  lines               TEXT    NOT NULL CHECK (json_valid(lines) AND json_type(lines) = 'array'),
+  CHECK ((state = 'reserved') = (settled_at IS NULL))
+) STRICT;
+CREATE INDEX ledger_requests_open ON ledger_requests (created_at) WHERE state = 'reserved';
+CREATE INDEX ledger_requests_by_time ON ledger_requests (created_at);
+CREATE TABLE budget_counters (
+  scope           TEXT    NOT NULL,
+  window_key      TEXT    NOT NULL,
+  spent_micros    INTEGER NOT NULL DEFAULT 0 CHECK (spent_micros >= 0),
+  reserved_micros INTEGER NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0),
+  PRIMARY KEY (scope, window_key)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE budget_thresholds (
+  scope      TEXT    NOT NULL,
+  window_key TEXT    NOT NULL,
+  percent    INTEGER NOT NULL CHECK (percent > 0),
+  at         INTEGER NOT NULL,
+  PRIMARY KEY (scope, window_key, percent)
+) STRICT, WITHOUT ROWID;
+`,
+  },
+  {
+    // SSO roles (src/identity/sso-login.ts, docs/identity.md): the roles a user held when the token
+    // was issued by `tollgate login` (today only `admin`, from org.yaml admins.idp_groups).
+    version: 4,
+    name: 'token_roles',
+    up: `
+ALTER TABLE tokens ADD COLUMN roles TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(roles) AND json_type(roles) = 'array');
+`,
+  },
 ]);

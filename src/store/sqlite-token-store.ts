@@ -1,7 +1,7 @@
 // Owns: the TokenStore on tollgate.db (table `tokens`, migration 1). Prepared once per store.
 import type { Database } from './database.ts';
 import { inImmediateTransaction } from './database.ts';
-import type { RevokeTarget, TokenKind, TokenRecord, TokenStore } from './token-store.ts';
+import type { RevokeTarget, TokenKind, TokenRecord, TokenRole, TokenStore } from './token-store.ts';
 
 interface TokenRow {
   id: string;
@@ -15,6 +15,7 @@ interface TokenRow {
   revoked_at: number | null;
   last_used_at: number | null;
   issued_by: string;
+  roles: string;
 }
 
 function parseStringArray(json: string, column: string, id: string): string[] {
@@ -23,6 +24,12 @@ function parseStringArray(json: string, column: string, id: string): string[] {
     throw new Error(`tokens.${column} of ${id} is not a JSON array of strings`);
   }
   return v;
+}
+
+function rolesOf(row: TokenRow): { roles?: readonly TokenRole[] } {
+  const roles = parseStringArray(row.roles, 'roles', row.id);
+  if (!roles.every((r): r is TokenRole => r === 'admin')) throw new Error(`tokens.roles of ${row.id} holds an unknown role`);
+  return roles.length === 0 ? {} : { roles: Object.freeze(roles) };
 }
 
 function toRecord(row: TokenRow): TokenRecord {
@@ -39,15 +46,16 @@ function toRecord(row: TokenRow): TokenRecord {
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
     issuedBy: row.issued_by,
+    ...rolesOf(row),
   });
 }
 
-const COLUMNS = 'id, token_hash, kind, subject, teams, projects, created_at, expires_at, revoked_at, last_used_at, issued_by';
+const COLUMNS = 'id, token_hash, kind, subject, teams, projects, created_at, expires_at, revoked_at, last_used_at, issued_by, roles';
 
-/** The database must have been opened with openDatabase (migration 1 applied). */
+/** The database must have been opened with openDatabase (migrations 1 and 4 applied). */
 export function createSqliteTokenStore(db: Database): TokenStore {
   const insert = db.prepare(
-    `INSERT INTO tokens (${COLUMNS}) VALUES (@id, @token_hash, @kind, @subject, @teams, @projects, @created_at, @expires_at, @revoked_at, @last_used_at, @issued_by)`,
+    `INSERT INTO tokens (${COLUMNS}) VALUES (@id, @token_hash, @kind, @subject, @teams, @projects, @created_at, @expires_at, @revoked_at, @last_used_at, @issued_by, @roles)`,
   );
   const byHash = db.prepare<[string], TokenRow>(`SELECT ${COLUMNS} FROM tokens WHERE token_hash = ?`);
   const byId = db.prepare<[string], TokenRow>(`SELECT ${COLUMNS} FROM tokens WHERE id = ?`);
@@ -81,6 +89,7 @@ export function createSqliteTokenStore(db: Database): TokenStore {
         revoked_at: r.revokedAt,
         last_used_at: r.lastUsedAt,
         issued_by: r.issuedBy,
+        roles: JSON.stringify(r.roles ?? []),
       });
     },
     async findByHash(hash) {

@@ -24,7 +24,11 @@ export interface TokenRecord {
   readonly lastUsedAt: number | null;
   /** Who issued it: `oidc:<iss>`, `cli:<os user>`, `admin:<email>` … */
   readonly issuedBy: string;
+  /** Roles held at issue time (users signed in through SSO: `admin`); absent or empty = none. Migration 4. */
+  readonly roles?: readonly TokenRole[] | undefined;
 }
+
+export type TokenRole = 'admin';
 
 /** Which tokens an operation is about. An empty filter means every token. */
 export interface TokenFilter {

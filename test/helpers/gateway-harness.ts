@@ -49,6 +49,10 @@ export interface TestGatewayOptions {
   env?: Record<string, string>;
   /** Overrides for the harness's `timeouts:` line (the harness writes that key; never repeat it in extraYaml). */
   timeouts?: Partial<Record<'connect_ms' | 'first_byte_ms' | 'idle_ms' | 'headers_ms' | 'shutdown_ms', number>>;
+  /** The `sso:` section of tollgate.yaml, as its YAML keys (e.g. { issuers: [{ name, issuer, client_id }] }). */
+  sso?: Record<string, unknown>;
+  /** Start in dev mode (embedded OIDC issuer with the Acme demo users). */
+  dev?: boolean;
 }
 
 const DEFAULT_TIMEOUTS = { connect_ms: 2000, first_byte_ms: 3000, idle_ms: 5000, headers_ms: 3000, shutdown_ms: 2000 };
@@ -95,6 +99,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     opts.upstreamCaPem ? 'tls: { upstream_ca: [./upstream-ca.pem] }' : '',
     `timeouts: { ${Object.entries({ ...DEFAULT_TIMEOUTS, ...opts.timeouts }).map(([k, v]) => `${k}: ${v}`).join(', ')} }`,
     opts.extraYaml ?? '',
+    opts.sso ? `sso: ${JSON.stringify(opts.sso)}` : '',
   ].filter(Boolean).join('\n');
   writeFileSync(path.join(dir, 'tollgate.yaml'), yaml + '\n');
   const config = loadGatewayConfig(path.join(dir, 'tollgate.yaml'), { ...process.env, ...opts.env });
@@ -106,7 +111,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
       logs.push(JSON.parse(line) as Record<string, unknown>);
     },
   });
-  const gw = await assembleGateway(config, logger, { dev: false });
+  const gw = await assembleGateway(config, logger, { dev: opts.dev === true });
   const issue = async (agent: string, team: string) => {
     let out = '';
     await tokenIssue({ dbFile: databasePath(config), agent, team, ttl: '1h', write: (s) => { out += s; } });

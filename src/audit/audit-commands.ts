@@ -1,0 +1,137 @@
+// Owns: the library side of `tollgate audit …` — parse the filters, open tollgate.db, run the
+// query, export, verification or pruning, and write the output. The CLI (src/cli/audit-commands.ts)
+// only parses arguments and maps results to exit codes.
+import { parseDuration } from '../identity/parse-duration.ts';
+import { TollgateError } from '../errors.ts';
+import { createAuditWriter } from '../store/audit-writer.ts';
+import { openDatabase, type Database } from '../store/database.ts';
+import {
+  auditSummary, iterateAuditEvents, iterateAuditRows, readSnapshot, searchAuditRows, verifyAuditStore,
+  type AuditFilter, type AuditPage, type AuditSummary, type AuditVerification,
+} from '../store/sqlite-audit-reader.ts';
+import type { AuditDecision } from './audit-record.ts';
+import { buildAuditEvent, type AuditEventInput } from './build-audit-row.ts';
+import { eventCsvHeader, eventCsvLine, eventJsonLine, requestCsvHeader, requestCsvLine, requestJsonLine } from './export-format.ts';
+
+/**
+ * A point in time from the command line: an ISO date or date-time (`2026-05-01`,
+ * `2026-05-01T12:00:00Z`), epoch milliseconds, or a duration back from now (`24h`, `7d`, `90m`).
+ */
+export function parseTimeArg(text: string, now: number, flag: string): number {
+  const t = text.trim();
+  if (/^\d{12,}$/.test(t)) return Number(t);
+  const d = parseDuration(t);
+  if (d !== undefined) return now - d;
+  if (/^\d{4}-\d{2}-\d{2}/.test(t)) {
+    const ms = Date.parse(t);
+    if (!Number.isNaN(ms)) return ms;
+  }
+  throw new TollgateError('TOLLGATE_ERR_USAGE', `${flag} ${JSON.stringify(text)} is not a time: give an ISO date (2026-05-01), a date-time, or a duration back from now (24h, 7d)`);
+}
+
+export interface AuditFilterArgs {
+  since?: string; until?: string; user?: string; agent?: string; team?: string; project?: string;
+  host?: string; decision?: string; status?: string; limit?: string; cursor?: string;
+}
+
+const DECISIONS: readonly AuditDecision[] = ['allow', 'direct', 'deny', 'error'];
+
+export function toAuditFilter(a: AuditFilterArgs, now: number): AuditFilter {
+  const f: AuditFilter = {};
+  if (a.since !== undefined) f.since = parseTimeArg(a.since, now, '--since');
+  if (a.until !== undefined) f.until = parseTimeArg(a.until, now, '--until');
+  if (a.user !== undefined) f.user = a.user;
+  if (a.agent !== undefined) f.agent = a.agent;
+  if (a.team !== undefined) f.team = a.team;
+  if (a.project !== undefined) f.project = a.project;
+  if (a.host !== undefined) f.host = a.host;
+  if (a.decision !== undefined) {
+    if (!DECISIONS.includes(a.decision as AuditDecision)) throw new TollgateError('TOLLGATE_ERR_USAGE', `--decision must be one of ${DECISIONS.join(', ')}`);
+    f.decision = a.decision as AuditDecision;
+  }
+  if (a.status !== undefined) {
+    if (!/^(\d{3}|[1-5]xx)$/i.test(a.status)) throw new TollgateError('TOLLGATE_ERR_USAGE', '--status takes a code (403) or a class (5xx)');
+    f.status = a.status;
+  }
+  if (a.limit !== undefined) {
+    const n = Number(a.limit);
+    if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new TollgateError('TOLLGATE_ERR_USAGE', '--limit takes a whole number from 1 to 10000');
+    f.limit = n;
+  }
+  if (a.cursor !== undefined) f.cursor = a.cursor;
+  return f;
+}
+
+function withDb<T>(dbFile: string, fn: (db: Database) => T): T {
+  const db = openDatabase(dbFile);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+export function auditSearch(dbFile: string, filter: AuditFilter): AuditPage {
+  return withDb(dbFile, (db) => searchAuditRows(db, filter));
+}
+
+export function auditSummaryReport(dbFile: string, window: { since?: number; until?: number }): AuditSummary {
+  return withDb(dbFile, (db) => auditSummary(db, window));
+}
+
+export interface AuditExportOptions {
+  dbFile: string;
+  format: 'jsonl' | 'csv';
+  since?: number;
+  until?: number;
+  /** Export the events instead of the request rows. */
+  events?: boolean;
+  write: (text: string) => void;
+}
+
+/** Streams the records of the window, oldest first, from one consistent snapshot. Returns the count. */
+export function auditExport(o: AuditExportOptions): number {
+  const window = { ...(o.since !== undefined ? { since: o.since } : {}), ...(o.until !== undefined ? { until: o.until } : {}) };
+  return withDb(o.dbFile, (db) => readSnapshot(db, () => {
+    let n = 0;
+    let buf = '';
+    const out = (line: string) => {
+      buf += `${line}\n`;
+      if (buf.length > 65_536) { o.write(buf); buf = ''; }
+    };
+    if (o.format === 'csv') out(o.events ? eventCsvHeader() : requestCsvHeader());
+    if (o.events) {
+      for (const e of iterateAuditEvents(db, window)) { out(o.format === 'csv' ? eventCsvLine(e) : eventJsonLine(e)); n++; }
+    } else {
+      for (const r of iterateAuditRows(db, window)) { out(o.format === 'csv' ? requestCsvLine(r) : requestJsonLine(r)); n++; }
+    }
+    if (buf) o.write(buf);
+    return n;
+  }));
+}
+
+export function auditVerify(dbFile: string): AuditVerification {
+  return withDb(dbFile, (db) => verifyAuditStore(db));
+}
+
+/** Prunes records older than `days` now (the gateway also does this on its own, hourly). */
+export function auditPrune(dbFile: string, days: number, now = Date.now(), actor = 'cli'): { requests: number; events: number } {
+  if (!Number.isInteger(days) || days < 1) throw new TollgateError('TOLLGATE_ERR_USAGE', '--days takes a whole number of days (at least 1)');
+  return withDb(dbFile, (db) => {
+    const w = createAuditWriter(db);
+    const total = { requests: 0, events: 0 };
+    for (;;) {
+      const r = w.prune(now - days * 86_400_000, 5000, now, actor);
+      total.requests += r.requests;
+      total.events += r.events;
+      if (!r.more) return total;
+    }
+  });
+}
+
+/** Appends events from a process other than the gateway (CLI verbs): same chain, same transaction rules. */
+export function appendAuditEvents(dbFile: string, events: readonly AuditEventInput[], now = Date.now()): void {
+  withDb(dbFile, (db) => {
+    createAuditWriter(db).applyBatch(events.map((e, i) => ({ op: 'event' as const, id: i, row: buildAuditEvent(e, now) })));
+  });
+}

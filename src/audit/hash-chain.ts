@@ -1,0 +1,37 @@
+// Owns: the tamper-evident hash chain over audit records. Each chained record's hash is
+// SHA-256(previous hash ‖ "\n" ‖ canonical serialisation of the record including its seq).
+// PURE (node:crypto only).
+import { createHash } from 'node:crypto';
+import { AUDIT_EVENT_COLUMNS, AUDIT_REQUEST_COLUMNS, type AuditChainName, type AuditEventRow, type AuditRequestRow } from './audit-record.ts';
+
+/** The hash "before" the first record of a chain. */
+export const GENESIS_HASH = '0'.repeat(64);
+/** Bumped (with a new serialisation) if the columns ever change. */
+export const CHAIN_VERSION = 'tollgate-audit-v1';
+
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+export function canonicalRequestRecord(seq: number, row: AuditRequestRow): string {
+  return JSON.stringify([CHAIN_VERSION, 'requests', seq, ...AUDIT_REQUEST_COLUMNS.map((c) => row[c] ?? null)]);
+}
+
+export function canonicalEventRecord(seq: number, row: AuditEventRow): string {
+  return JSON.stringify([CHAIN_VERSION, 'events', seq, ...AUDIT_EVENT_COLUMNS.map((c) => row[c] ?? null)]);
+}
+
+export function canonicalRecord(chain: AuditChainName, seq: number, row: AuditRequestRow | AuditEventRow): string {
+  return chain === 'requests' ? canonicalRequestRecord(seq, row as AuditRequestRow) : canonicalEventRecord(seq, row as AuditEventRow);
+}
+
+export function chainHash(previousHash: string, canonical: string): string {
+  return createHash('sha256').update(previousHash).update('\n').update(canonical).digest('hex');
+}
+
+/** The link that appends `row` after `head`. */
+export function nextLink(chain: AuditChainName, head: ChainHead, row: AuditRequestRow | AuditEventRow): ChainHead {
+  const seq = head.seq + 1;
+  return { seq, hash: chainHash(head.hash, canonicalRecord(chain, seq, row)) };
+}

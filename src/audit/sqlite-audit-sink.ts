@@ -1,0 +1,291 @@
+// Owns: the AuditSink of the gateway process — starts the writer thread
+// (src/store/audit-writer-worker.ts) on its own connection to tollgate.db, hands it records over a
+// MessagePort (coalesced per tick), resolves each decision record when the writer acknowledges its
+// commit (or rejects it: store failing, writer down, commit timeout), tracks health for /readyz,
+// restarts a writer that died, and flushes on close.
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../observability/logger.ts';
+import type { AuditOp } from '../store/audit-writer.ts';
+import type { AuditWorkerConfig, FromWorker, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
+import type { AuditEventRow, AuditRequestRow } from './audit-record.ts';
+import { AuditUnavailableError, type AuditSink, type AuditSinkStatus } from './audit-sink.ts';
+
+export interface SqliteAuditSinkOptions {
+  /** tollgate.db (already migrated by openDatabase in the gateway). */
+  file: string;
+  logger: Logger;
+  busyTimeoutMs?: number;
+  groupCommitMs?: number;
+  /** A decision not acknowledged within this time is refused. Default busyTimeoutMs + 2000. */
+  commitTimeoutMs?: number;
+  retentionDays?: number;
+  pruneIntervalMs?: number;
+  pruneChunkRows?: number;
+  maxRetryRecords?: number;
+  retryIntervalMs?: number;
+  walCapBytes?: number;
+  /** Records waiting in this process while the writer (re)starts; beyond it completions are dropped. */
+  maxOutbox?: number;
+}
+
+export interface SqliteAuditSink extends AuditSink {
+  /** Resolves when the writer has opened the database (and completed rows a crash left open). */
+  ready: Promise<{ orphans: number }>;
+  /** Prunes records older than `cutoff` (default: now − retention) right away. */
+  prune(cutoff?: number): Promise<{ requests: number; events: number }>;
+  /**
+   * Sets SQLite limits on the writer's own connection: `maxPageCount` caps the file size (SQLITE_FULL
+   * past it; null lifts the cap), `queryOnly` makes the connection read-only. Used by fault tests.
+   */
+  setStoreLimits(limits: { maxPageCount?: number | null; queryOnly?: boolean }): Promise<{ pageCount: number }>;
+}
+
+const WORKER_URL = new URL('../store/audit-writer-worker.ts', import.meta.url);
+
+/** Starts the worker; under tsx (a .ts entry) the worker registers tsx first (workers do not inherit loader hooks). */
+function spawnWriter(config: AuditWorkerConfig): Worker {
+  if (WORKER_URL.pathname.endsWith('.ts')) {
+    const api = import.meta.resolve('tsx/esm/api');
+    const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
+    return new Worker(code, { eval: true, workerData: config, name: 'tollgate-audit-writer' });
+  }
+  return new Worker(WORKER_URL, { workerData: config, name: 'tollgate-audit-writer' });
+}
+
+interface Waiter { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined }
+
+export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAuditSink {
+  const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+  const config: AuditWorkerConfig = {
+    file: opts.file,
+    busyTimeoutMs,
+    groupCommitMs: opts.groupCommitMs ?? 0,
+    closeOrphans: true,
+    retentionDays: opts.retentionDays ?? 0,
+    pruneIntervalMs: opts.pruneIntervalMs ?? 3_600_000,
+    pruneChunkRows: opts.pruneChunkRows ?? 5000,
+    maxRetryRecords: opts.maxRetryRecords ?? 100_000,
+    retryIntervalMs: opts.retryIntervalMs ?? 500,
+    walCapBytes: opts.walCapBytes ?? 64 * 1024 * 1024,
+  };
+  const commitTimeoutMs = opts.commitTimeoutMs ?? busyTimeoutMs + 2000;
+  const maxOutbox = opts.maxOutbox ?? 100_000;
+  const log = opts.logger;
+
+  let worker: Worker | undefined;
+  let online = false;
+  let closing = false;
+  let closed = false;
+  let nextId = 1;
+  let outbox: AuditOp[] = [];
+  let postScheduled = false;
+  const decisions = new Map<number, Waiter>();
+  const calls = new Map<number, Waiter>();
+  let counters: WorkerCounters = { committed: 0, dropped: 0, retrying: 0 };
+  let localDropped = 0;
+  let failOpen = 0;
+  let failedDecisions = 0;
+  let failing: { code: string; message: string; at: number } | undefined;
+  let lastError: AuditSinkStatus['lastError'];
+  let sealed = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let readyResolve!: (v: { orphans: number }) => void;
+  let readyReject!: (e: Error) => void;
+  const ready = new Promise<{ orphans: number }>((res, rej) => { readyResolve = res; readyReject = rej; });
+  ready.catch(() => undefined);
+
+  const setFailing = (code: string, message: string) => {
+    failing = { code, message, at: Date.now() };
+    lastError = failing;
+  };
+
+  const failDecision = (id: number, code: string, message: string) => {
+    const w = decisions.get(id);
+    if (!w) return;
+    decisions.delete(id);
+    if (w.timer) clearTimeout(w.timer);
+    failedDecisions++;
+    w.reject(new AuditUnavailableError(code, message));
+  };
+
+  const postOutbox = () => {
+    postScheduled = false;
+    if (!worker || !online || outbox.length === 0) return;
+    const ops = outbox;
+    outbox = [];
+    worker.postMessage({ t: 'ops', ops } satisfies ToWorker);
+  };
+
+  const enqueue = (op: AuditOp): boolean => {
+    if (closed || sealed) return false;
+    if (outbox.length >= maxOutbox && op.op !== 'open') return false;
+    outbox.push(op);
+    if (!postScheduled) {
+      postScheduled = true;
+      queueMicrotask(postOutbox);
+    }
+    return true;
+  };
+
+  const call = (msg: ToWorker & { id: number }, timeoutMs: number): Promise<unknown> => {
+    if (!worker || !online) return Promise.reject(new AuditUnavailableError('AUDIT_WRITER_DOWN', 'the audit writer is not running'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        calls.delete(msg.id);
+        reject(new AuditUnavailableError('AUDIT_TIMEOUT', `the audit writer did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      calls.set(msg.id, { resolve, reject, timer });
+      worker?.postMessage(msg);
+    });
+  };
+
+  const onMessage = (m: FromWorker) => {
+    switch (m.t) {
+      case 'ready':
+        online = true;
+        if (m.orphans > 0) log.warn('audit rows left open by the last run were completed (crash or kill)', { rows: m.orphans });
+        readyResolve({ orphans: m.orphans });
+        postOutbox();
+        return;
+      case 'result':
+        counters = m.counters;
+        for (const id of m.acked) {
+          const w = decisions.get(id);
+          if (!w) continue;
+          decisions.delete(id);
+          if (w.timer) clearTimeout(w.timer);
+          w.resolve(undefined);
+        }
+        if (m.error) {
+          setFailing(m.error.code, m.error.message);
+          for (const id of m.failed) failDecision(id, m.error.code, m.error.message);
+        } else {
+          for (const id of m.failed) failDecision(id, 'AUDIT_RECORD_REJECTED', 'the audit store rejected the record');
+          if (failing && failing.code !== 'AUDIT_WRITER_DOWN') {
+            log.info('audit store recovered', { after_ms: Date.now() - failing.at, code: failing.code });
+            failing = undefined;
+          }
+        }
+        return;
+      case 'done': {
+        const w = calls.get(m.id);
+        if (!w) return;
+        calls.delete(m.id);
+        if (w.timer) clearTimeout(w.timer);
+        if (m.error !== undefined) w.reject(new Error(m.error));
+        else w.resolve(m.value);
+        return;
+      }
+      case 'log':
+        log[m.level](m.msg, { component: 'audit', ...m.fields });
+        return;
+      case 'fatal':
+        setFailing(m.code, m.message);
+        log.error('the audit writer cannot open the database', { code: m.code, error: m.message });
+        readyReject(new AuditUnavailableError(m.code, m.message));
+        return;
+    }
+  };
+
+  const start = (closeOrphans: boolean) => {
+    online = false;
+    const w = spawnWriter({ ...config, closeOrphans });
+    worker = w;
+    w.on('message', onMessage);
+    w.on('error', (err) => {
+      log.error('audit writer failed', { error: err.message });
+    });
+    w.on('exit', (code) => {
+      if (worker !== w) return;
+      worker = undefined;
+      online = false;
+      for (const id of [...decisions.keys()]) failDecision(id, 'AUDIT_WRITER_DOWN', 'the audit writer stopped');
+      for (const [id, c] of calls) { if (c.timer) clearTimeout(c.timer); c.reject(new Error('the audit writer stopped')); calls.delete(id); }
+      if (closing) return;
+      setFailing('AUDIT_WRITER_DOWN', `the audit writer stopped (exit ${code}); restarting`);
+      log.error('audit writer stopped; restarting', { exit_code: code });
+      restartTimer = setTimeout(() => { restartTimer = undefined; if (!closing) start(false); }, 1000);
+      restartTimer.unref();
+    });
+  };
+  start(true);
+
+  const sink: SqliteAuditSink = {
+    ready,
+    commitDecision(row) {
+      if (closed || closing) return Promise.reject(new AuditUnavailableError('AUDIT_CLOSED', 'the gateway is shutting down'));
+      if (!worker) {
+        failedDecisions++;
+        return Promise.reject(new AuditUnavailableError('AUDIT_WRITER_DOWN', failing?.message ?? 'the audit writer is not running'));
+      }
+      const id = nextId++;
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => failDecision(id, 'AUDIT_TIMEOUT', `the audit store did not commit within ${commitTimeoutMs} ms`), commitTimeoutMs);
+        decisions.set(id, { resolve: () => resolve(), reject, timer });
+        enqueue({ op: 'open', id, row });
+      });
+    },
+    complete(row) {
+      if (!enqueue({ op: 'complete', id: nextId++, row })) localDropped++;
+    },
+    event(row: AuditEventRow) {
+      if (!enqueue({ op: 'event', id: nextId++, row })) localDropped++;
+    },
+    noteFailOpen() {
+      failOpen++;
+    },
+    status() {
+      const ok = failing === undefined && (online || worker !== undefined) && !closed;
+      return {
+        ok,
+        detail: closed ? 'closed'
+          : failing ? `cannot write since ${new Date(failing.at).toISOString()}: ${failing.code} ${failing.message}`
+          : online ? `writing; ${counters.committed} records committed` : 'starting',
+        queued: outbox.length + decisions.size + counters.retrying,
+        dropped: counters.dropped + localDropped,
+        failedDecisions,
+        failOpen,
+        committed: counters.committed,
+        lastError,
+      };
+    },
+    async flush() {
+      await ready.catch(() => undefined);
+      postOutbox();
+      if (!worker || !online) return;
+      await call({ t: 'flush', id: nextId++ }, busyTimeoutMs * 2 + 5000).catch(() => undefined);
+    },
+    prune(cutoff) {
+      return call({ t: 'prune', id: nextId++, cutoff }, 600_000) as Promise<{ requests: number; events: number }>;
+    },
+    setStoreLimits(limits) {
+      return call({ t: 'limits', id: nextId++, ...limits }, 10_000) as Promise<{ pageCount: number }>;
+    },
+    async close() {
+      if (closed || closing) return;
+      // Exchanges ended by the proxy's shutdown report on the next turns of the loop: let them in.
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      closing = true;
+      if (restartTimer) clearTimeout(restartTimer);
+      await ready.catch(() => undefined);
+      postOutbox();
+      sealed = true;
+      const w = worker;
+      if (w && online) {
+        const result = await call({ t: 'close', id: nextId++ }, busyTimeoutMs * 2 + 5000).catch((err: Error) => {
+          log.error('audit writer did not flush before shutdown', { error: err.message });
+          return undefined;
+        });
+        if (result) counters = { ...(result as WorkerCounters), retrying: 0 };
+      }
+      closed = true;
+      if (outbox.length > 0) {
+        localDropped += outbox.length;
+        log.error('audit records dropped at shutdown', { records: outbox.length });
+        outbox = [];
+      }
+      await w?.terminate();
+    },
+  };
+  return sink;
+}

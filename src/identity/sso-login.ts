@@ -1,0 +1,151 @@
+// Owns: turning a verified sign-in into Tollgate's own credentials. `signIn` verifies an ID token
+// with its issuer and maps it to { email, groups, teams, admin }; `exchange` (the CLI's
+// `tollgate login`) additionally checks the gateway nonce, refuses an ID token seen before,
+// issues a gateway token bound to the teams and admin role of this moment, and writes one
+// `sso_login` log event per outcome. Group changes therefore apply at the next login.
+import { createHash } from 'node:crypto';
+import { isAdminGroup, teamsForGroups } from '../config/org-config.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { OrgConfig } from '../policy/types.ts';
+import type { TokenRecord } from '../store/token-store.ts';
+import { identityFromClaims, type SsoIdentity } from './oidc/issuer-presets.ts';
+import type { LoginNonces } from './oidc/login-nonce.ts';
+import type { IssuerRegistry } from './oidc/oidc-issuer.ts';
+import { OidcError } from './oidc/oidc-error.ts';
+import type { TokenService } from './token-service.ts';
+
+export interface SignedInUser extends SsoIdentity {
+  issuerName: string;
+  teams: string[];
+  admin: boolean;
+}
+
+export interface ExchangeRequest {
+  issuer: string;
+  idToken: string;
+  /** The gateway nonce the CLI put in its authorization request (device flow: optional). */
+  nonce: string | undefined;
+  flow: 'code' | 'device';
+  /** Client address, for the log event. */
+  source: string;
+}
+
+export interface ExchangeResult {
+  token: string;
+  record: TokenRecord;
+  user: SignedInUser;
+}
+
+export interface SsoLogin {
+  /** Verifies and maps (teams may be empty); throws OidcError. */
+  signIn(issuerName: string, idToken: string, nonce: string | undefined, now: number, opts?: { allowMissingNonce?: boolean }): Promise<SignedInUser>;
+  exchange(req: ExchangeRequest): Promise<ExchangeResult>;
+}
+
+export type SsoAuditHook = (e: { type: string; actor: string; detail: Record<string, unknown> }) => void;
+
+export interface SsoLoginDeps {
+  /** Also records each outcome in the audit trail (type sso_token_issued / sso_token_refused). */
+  audit?: SsoAuditHook;
+  issuers: IssuerRegistry;
+  tokens: TokenService;
+  org: () => OrgConfig;
+  nonces: LoginNonces;
+  logger: Logger;
+  /** Lifetime of issued gateway tokens. Default 12 h. */
+  tokenTtlMs?: number;
+  now?: () => number;
+  /** ID tokens remembered against replay. Default 10 000. */
+  replayMemory?: number;
+}
+
+function listShort(items: readonly string[], max = 8): string {
+  return items.length === 0 ? 'none' : items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
+}
+
+export function createSsoLogin(deps: SsoLoginDeps): SsoLogin {
+  const now = deps.now ?? Date.now;
+  const audit: SsoAuditHook = (e) => {
+    try {
+      deps.audit?.(e);
+    } catch (err) {
+      deps.logger.error('cannot write the sign-in audit event', { type: e.type, error: String(err) });
+    }
+  };
+  const seen = new Map<string, number>(); // sha256(id token) → its exp (ms)
+  const maxSeen = deps.replayMemory ?? 10_000;
+
+  const remember = (idToken: string, expMs: number, at: number): boolean => {
+    const key = createHash('sha256').update(idToken).digest('hex');
+    const prior = seen.get(key);
+    if (prior !== undefined && prior > at) return false;
+    if (seen.size >= maxSeen) {
+      for (const [k, exp] of seen) if (exp <= at) seen.delete(k);
+      while (seen.size >= maxSeen) {
+        const oldest = seen.keys().next();
+        if (oldest.done === true) break;
+        seen.delete(oldest.value);
+      }
+    }
+    seen.set(key, expMs);
+    return true;
+  };
+
+  const signIn = async (issuerName: string, idToken: string, nonce: string | undefined, at: number, opts: { allowMissingNonce?: boolean } = {}): Promise<SignedInUser> => {
+    const issuer = deps.issuers.get(issuerName);
+    if (!issuer) {
+      const names = deps.issuers.list().map((i) => i.settings.name);
+      throw new OidcError('bad_request', `Unknown issuer ${JSON.stringify(issuerName)}; this gateway signs in with: ${listShort(names)}.`);
+    }
+    const claims = await issuer.verify(idToken, { nonce, now: at, allowMissingNonce: opts.allowMissingNonce === true });
+    const identity = identityFromClaims(claims, issuer.settings);
+    const org = deps.org();
+    const teams = teamsForGroups(org, identity.groups);
+    const admin = isAdminGroup(org, identity.groups);
+    return { ...identity, issuerName, teams, admin };
+  };
+
+  return {
+    signIn,
+    async exchange(req) {
+      const at = now();
+      const base = { issuer: req.issuer, flow: req.flow, source: req.source };
+      try {
+        if (req.flow === 'code' && req.nonce === undefined) throw new OidcError('bad_request', 'The sign-in request has no nonce; update the tollgate CLI.');
+        if (req.nonce !== undefined && !deps.nonces.check(req.nonce, at)) {
+          throw new OidcError('bad_request', 'The sign-in took too long or did not start at this gateway; run `tollgate login` again.', { detail: 'nonce not minted here or expired' });
+        }
+        const user = await signIn(req.issuer, req.idToken, req.nonce, at, { allowMissingNonce: req.flow === 'device' });
+        if (user.teams.length === 0) {
+          throw new OidcError(
+            'no_team',
+            `You are signed in as ${user.email}, but none of your groups (${listShort(user.groups)}) belongs to a team of ${deps.org().organization}, so there is no policy to send your traffic under. Ask your Tollgate administrator to add one of them to a team's idp_groups in org.yaml.`,
+            { detail: `${user.email} groups ${JSON.stringify(user.groups)}` },
+          );
+        }
+        const expMs = (JSON.parse(Buffer.from(req.idToken.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp: number }).exp * 1000;
+        if (!remember(req.idToken, expMs, at)) {
+          throw new OidcError('id_token_replayed', 'This sign-in was already used; run `tollgate login` again.');
+        }
+        const issued = await deps.tokens.issueToken({
+          kind: 'user', subject: user.email, teams: user.teams, ...(user.admin ? { roles: ['admin'] as const } : {}),
+          ttlMs: deps.tokenTtlMs ?? 12 * 3_600_000, issuedBy: `oidc:${user.issuer}`, now: at,
+        });
+        deps.logger.info('sso_login', {
+          event: 'token_issued', outcome: 'issued', ...base, subject: user.subject, email: user.email, teams: user.teams, admin: user.admin,
+          token_id: issued.record.id, expires_at: new Date(issued.record.expiresAt).toISOString(),
+        });
+        audit({
+          type: 'sso_token_issued', actor: user.email,
+          detail: { ...base, subject: user.subject, teams: user.teams, admin: user.admin, token_id: issued.record.id, expires_at: issued.record.expiresAt },
+        });
+        return { token: issued.token, record: issued.record, user };
+      } catch (err) {
+        const e = err instanceof OidcError ? err : new OidcError('idp_unavailable', 'The sign-in failed inside the gateway.', { detail: String(err), cause: err });
+        deps.logger.warn('sso_login', { event: 'token_refused', outcome: 'refused', ...base, code: e.code, detail: e.detail ?? e.message });
+        audit({ type: 'sso_token_refused', actor: 'anonymous', detail: { ...base, code: e.code } });
+        throw e;
+      }
+    },
+  };
+}

@@ -1,0 +1,77 @@
+// Owns: assembling single sign-on for the gateway — the issuers of `sso.issuers` (plus the
+// embedded dev issuer in dev mode), the login service, admin sessions, `authenticateAdmin`, and
+// the admin-listener routes. Called once by assembleGateway; everything else is built here so
+// the composition root stays a list of parts.
+import type { AdminRoute } from '../admin/admin-server.ts';
+import { createAdminAuthenticator, type AuthenticateAdmin } from '../admin/admin-auth.ts';
+import { createAdminSessions } from '../admin/admin-sessions.ts';
+import { createAuthRoutes } from '../admin/auth-routes.ts';
+import type { GatewayConfig } from '../config/gateway-config.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { OrgConfig } from '../policy/types.ts';
+import { startDevIssuer, type DevIssuer, type DevIssuerOptions } from './dev-issuer.ts';
+import { createLoginNonces } from './oidc/login-nonce.ts';
+import { createIssuerRegistry, type OidcIssuerDeps } from './oidc/oidc-issuer.ts';
+import { createSsoLogin, type SsoAuditHook } from './sso-login.ts';
+import type { TokenService } from './token-service.ts';
+
+export interface SsoRuntime {
+  routes: AdminRoute[];
+  /** For every /api/v1 route of the admin API: session cookie or an admin's bearer token. */
+  authenticateAdmin: AuthenticateAdmin;
+  /** The proxy listener's real address and the interception CA, once listening (told to `tollgate login`). */
+  setGatewayInfo(info: { proxy: { host: string; port: number }; caPem: string }): void;
+  devIssuer: DevIssuer | undefined;
+  close(): Promise<void>;
+}
+
+export interface StartSsoOptions {
+  dev: boolean;
+  tokens: TokenService;
+  org: () => OrgConfig;
+  devIssuer?: DevIssuerOptions;
+  issuerDeps?: OidcIssuerDeps;
+  now?: () => number;
+  /** Writes an event to the audit trail (sign-ins, logouts). */
+  audit?: SsoAuditHook;
+}
+
+export async function startSso(config: GatewayConfig, logger: Logger, opts: StartSsoOptions): Promise<SsoRuntime> {
+  const devIssuer = opts.dev ? await startDevIssuer({ host: config.listen.admin.host === 'localhost' ? '127.0.0.1' : config.listen.admin.host, ...opts.devIssuer }) : undefined;
+  const issuerSettings = [...config.sso.issuers, ...(devIssuer ? [devIssuer.settings] : [])];
+  if (devIssuer) {
+    logger.warn('dev mode: embedded OIDC issuer with demo users (no passwords); never use it in production', {
+      issuer: devIssuer.issuer, users: devIssuer.users.map((u) => `${u.email} (${u.groups.join(', ')})`),
+    });
+  }
+  const issuers = createIssuerRegistry(issuerSettings, { ...opts.issuerDeps, ...(opts.now ? { now: opts.now } : {}) });
+  const sessions = createAdminSessions({ ttlMs: config.sso.sessionTtlMs });
+  const nonces = createLoginNonces();
+  const login = createSsoLogin({
+    issuers, tokens: opts.tokens, org: opts.org, nonces, logger, tokenTtlMs: config.sso.tokenTtlMs,
+    ...(opts.now ? { now: opts.now } : {}), ...(opts.audit ? { audit: opts.audit } : {}),
+  });
+  let proxy: { host: string; port: number } | undefined;
+  let caPem: string | undefined;
+  const routes = createAuthRoutes({
+    issuers, login, sessions, tokens: opts.tokens, nonces, org: opts.org, logger,
+    proxyAddress: () => proxy, caPem: () => caPem, publicUrl: config.sso.publicUrl, proxyUrl: config.sso.proxyUrl, ...(opts.now ? { now: opts.now } : {}),
+  });
+  const authenticateAdmin = createAdminAuthenticator({ tokens: opts.tokens, sessions, org: opts.org, publicUrl: config.sso.publicUrl, ...(opts.now ? { now: opts.now } : {}) });
+  // Warm the discovery caches; an IdP that is down only delays sign-in, never the gateway.
+  for (const i of issuers.list()) {
+    i.metadata().catch((err: unknown) => logger.warn('identity provider not reachable yet', { issuer: i.settings.name, detail: String((err as { detail?: string }).detail ?? err) }));
+  }
+  return {
+    routes,
+    authenticateAdmin,
+    setGatewayInfo: (info) => {
+      proxy = info.proxy;
+      caPem = info.caPem;
+    },
+    devIssuer,
+    close: async () => {
+      await devIssuer?.close();
+    },
+  };
+}

@@ -1,0 +1,291 @@
+// Owns: the audit writer thread — its own connection to tollgate.db (WAL), records received over
+// the parent MessagePort, group commit (everything that arrived while the previous transaction ran,
+// or within `groupCommitMs`, goes in one BEGIN IMMEDIATE transaction), acknowledgements of decision
+// records, a bounded retry queue for completions and events while the store cannot write, the
+// deleted-file check, WAL size control and retention pruning. Started by src/audit/sqlite-audit-sink.ts.
+import { statSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { createAuditWriter, type AuditOp } from './audit-writer.ts';
+import { openDatabase, type Database } from './database.ts';
+
+export interface AuditWorkerConfig {
+  file: string;
+  busyTimeoutMs: number;
+  /** 0: commit as soon as the writer is free (batching whatever arrived meanwhile); > 0: wait this long to gather a batch. */
+  groupCommitMs: number;
+  /** Complete rows left `open` by a crash (first start of the process only). */
+  closeOrphans: boolean;
+  /** 0 keeps everything. */
+  retentionDays: number;
+  pruneIntervalMs: number;
+  pruneChunkRows: number;
+  /** Completions and events kept for a retry while the store cannot write; beyond it they are dropped (counted). */
+  maxRetryRecords: number;
+  retryIntervalMs: number;
+  /** WAL size that triggers wal_checkpoint(TRUNCATE) (and the journal_size_limit). */
+  walCapBytes: number;
+}
+
+export type ToWorker =
+  | { t: 'ops'; ops: AuditOp[] }
+  | { t: 'flush'; id: number }
+  | { t: 'prune'; id: number; cutoff: number | undefined }
+  | { t: 'limits'; id: number; maxPageCount?: number | null; queryOnly?: boolean }
+  | { t: 'close'; id: number };
+
+export interface WorkerCounters {
+  committed: number;
+  dropped: number;
+  retrying: number;
+}
+
+export type FromWorker =
+  | { t: 'ready'; orphans: number }
+  | { t: 'result'; acked: number[]; failed: number[]; error: { code: string; message: string } | undefined; counters: WorkerCounters }
+  | { t: 'done'; id: number; value?: unknown; error?: string }
+  | { t: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
+  | { t: 'fatal'; code: string; message: string };
+
+const ENVIRONMENTAL = /^(SQLITE_(FULL|BUSY|LOCKED|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|NOMEM|PERM|AUTH)|AUDIT_)/;
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : 'AUDIT_WRITE_FAILED';
+}
+
+class FileReplaced extends Error {
+  readonly code = 'AUDIT_FILE_REPLACED';
+}
+
+function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void {
+  const post = (m: FromWorker) => port.postMessage(m);
+  const log = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}) => post({ t: 'log', level, msg, fields });
+  let db: Database;
+  try {
+    db = openDatabase(cfg.file, { busyTimeoutMs: cfg.busyTimeoutMs });
+    db.pragma(`journal_size_limit = ${Math.trunc(cfg.walCapBytes)}`);
+    db.pragma('wal_autocheckpoint = 1000');
+  } catch (err) {
+    post({ t: 'fatal', code: errorCode(err), message: (err as Error).message });
+    return;
+  }
+  const identity = statSync(cfg.file);
+  const writer = createAuditWriter(db);
+  let orphans = 0;
+  if (cfg.closeOrphans) {
+    try {
+      orphans = writer.closeOrphans(Date.now(), 'gateway stopped before the exchange ended (crash or kill); the request may have been forwarded');
+    } catch (err) {
+      log('error', 'cannot complete audit rows left open by the last run', { error: (err as Error).message, code: errorCode(err) });
+    }
+  }
+  post({ t: 'ready', orphans });
+
+  const counters: WorkerCounters = { committed: 0, dropped: 0, retrying: 0 };
+  let pending: AuditOp[] = [];
+  let retry: AuditOp[] = [];
+  let scheduled = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let failing = false;
+  let flushWaiters: number[] = [];
+  let lastWalCheck = 0;
+
+  const checkFile = () => {
+    let st;
+    try {
+      st = statSync(cfg.file);
+    } catch {
+      throw new FileReplaced(`${cfg.file} was deleted; audit records cannot be stored (restart the gateway after restoring it)`);
+    }
+    if (st.ino !== identity.ino || st.dev !== identity.dev) {
+      throw new FileReplaced(`${cfg.file} was replaced by another file; audit records cannot be stored (restart the gateway)`);
+    }
+  };
+
+  const keepForRetry = (ops: readonly AuditOp[]) => {
+    for (const o of ops) {
+      if (o.op === 'open') continue; // its request was refused (or failed open); the completion follows
+      if (retry.length >= cfg.maxRetryRecords) counters.dropped++;
+      else retry.push(o);
+    }
+    counters.retrying = retry.length;
+  };
+
+  const applyOne = (op: AuditOp): { ok: boolean; code?: string; message?: string } => {
+    try {
+      writer.applyBatch([op]);
+      counters.committed++;
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, code: errorCode(err), message: (err as Error).message };
+    }
+  };
+
+  const scheduleRetry = () => {
+    if (retryTimer || (!failing && retry.length === 0)) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      schedule(true);
+    }, cfg.retryIntervalMs);
+  };
+
+  function schedule(now = false): void {
+    if (scheduled) return;
+    scheduled = true;
+    if (cfg.groupCommitMs > 0 && !now) setTimeout(commit, cfg.groupCommitMs);
+    else setImmediate(commit);
+  }
+
+  function commit(): void {
+    scheduled = false;
+    const fresh = pending;
+    pending = [];
+    const work = retry.length > 0 ? retry.concat(fresh) : fresh;
+    retry = [];
+    counters.retrying = 0;
+    const acked: number[] = [];
+    const failed: number[] = [];
+    let error: { code: string; message: string } | undefined;
+    if (work.length > 0 || failing) {
+      try {
+        checkFile();
+        if (work.length === 0) {
+          // a probe while failing: an empty write transaction tells whether the store writes again
+          db.prepare("UPDATE audit_chain SET head_seq = head_seq WHERE chain = 'events'").run();
+        } else {
+          writer.applyBatch(work);
+        }
+        counters.committed += work.length;
+        for (const o of work) if (o.op === 'open') acked.push(o.id);
+        if (failing) log('info', 'audit store writes again', { records: work.length });
+        failing = false;
+      } catch (err) {
+        const code = errorCode(err);
+        const message = (err as Error).message;
+        if (!ENVIRONMENTAL.test(code) && work.length > 1) {
+          // One bad record must not sink its batch: write them one by one.
+          for (const o of work) {
+            const r = applyOne(o);
+            if (r.ok) { if (o.op === 'open') acked.push(o.id); continue; }
+            if (o.op === 'open') failed.push(o.id);
+            else counters.dropped++;
+            log('error', 'audit record rejected by the store', { code: r.code, error: r.message, op: o.op });
+          }
+        } else if (!ENVIRONMENTAL.test(code)) {
+          for (const o of work) {
+            if (o.op === 'open') failed.push(o.id);
+            else counters.dropped++;
+          }
+          log('error', 'audit record rejected by the store', { code, error: message });
+        } else {
+          if (!failing) log('error', 'audit store cannot write; decisions fail closed until it recovers', { code, error: message });
+          failing = true;
+          error = { code, message };
+          for (const o of work) if (o.op === 'open') failed.push(o.id);
+          keepForRetry(work);
+        }
+      }
+    }
+    post({ t: 'result', acked, failed, error, counters: { ...counters } });
+    if (failing || retry.length > 0) scheduleRetry();
+    if (pending.length > 0) schedule();
+    else if (flushWaiters.length > 0) {
+      const w = flushWaiters;
+      flushWaiters = [];
+      for (const id of w) post({ t: 'done', id, value: { retrying: retry.length } });
+    }
+    maybeCheckpoint();
+  }
+
+  function maybeCheckpoint(): void {
+    const now = Date.now();
+    if (now - lastWalCheck < 5000) return;
+    lastWalCheck = now;
+    try {
+      const size = statSync(`${cfg.file}-wal`).size;
+      if (size > cfg.walCapBytes) {
+        const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+        if (r && r.busy) log('warn', 'audit WAL is above its cap and a reader blocks the checkpoint', { wal_bytes: size, cap_bytes: cfg.walCapBytes });
+      }
+    } catch {
+      // no WAL file yet, or the checkpoint was busy: try again later
+    }
+  }
+
+  let pruneTimer: NodeJS.Timeout | undefined;
+  const pruneNow = (cutoff: number): { requests: number; events: number } => {
+    const total = { requests: 0, events: 0 };
+    for (;;) {
+      const r = writer.prune(cutoff, cfg.pruneChunkRows, Date.now());
+      total.requests += r.requests;
+      total.events += r.events;
+      if (!r.more) return total;
+    }
+  };
+  const schedulePrune = (delay: number) => {
+    if (cfg.retentionDays <= 0) return;
+    pruneTimer = setTimeout(() => {
+      try {
+        const cutoff = Date.now() - cfg.retentionDays * 86_400_000;
+        const r = pruneNow(cutoff);
+        if (r.requests + r.events > 0) log('info', 'audit retention pruned old records', { ...r, retention_days: cfg.retentionDays });
+      } catch (err) {
+        log('warn', 'audit retention pruning failed; it runs again later', { error: (err as Error).message, code: errorCode(err) });
+      }
+      schedulePrune(cfg.pruneIntervalMs);
+    }, delay);
+    pruneTimer.unref();
+  };
+  schedulePrune(Math.min(cfg.pruneIntervalMs, 10_000));
+
+  port.on('message', (m: ToWorker) => {
+    switch (m.t) {
+      case 'ops':
+        for (const o of m.ops) pending.push(o);
+        schedule();
+        return;
+      case 'flush':
+        flushWaiters.push(m.id);
+        schedule(true);
+        return;
+      case 'prune':
+        try {
+          const cutoff = m.cutoff ?? Date.now() - cfg.retentionDays * 86_400_000;
+          post({ t: 'done', id: m.id, value: pruneNow(cutoff) });
+        } catch (err) {
+          post({ t: 'done', id: m.id, error: `${errorCode(err)}: ${(err as Error).message}` });
+        }
+        return;
+      case 'limits':
+        try {
+          if (m.maxPageCount !== undefined) db.pragma(`max_page_count = ${m.maxPageCount === null ? 4294967294 : Math.trunc(m.maxPageCount)}`);
+          if (m.queryOnly !== undefined) db.pragma(`query_only = ${m.queryOnly ? 1 : 0}`);
+          post({ t: 'done', id: m.id, value: { pageCount: db.pragma('page_count', { simple: true }) } });
+        } catch (err) {
+          post({ t: 'done', id: m.id, error: (err as Error).message });
+        }
+        return;
+      case 'close': {
+        if (pruneTimer) clearTimeout(pruneTimer);
+        if (retryTimer) clearTimeout(retryTimer);
+        commit();
+        if (retry.length > 0) {
+          log('error', 'audit records could not be written before shutdown', { records: retry.length });
+          counters.dropped += retry.length;
+          retry = [];
+        }
+        try {
+          db.pragma('wal_checkpoint(PASSIVE)');
+        } catch {
+          // best effort
+        }
+        db.close();
+        post({ t: 'done', id: m.id, value: { ...counters } });
+        port.close();
+        return;
+      }
+    }
+  });
+}
+
+if (parentPort) run(parentPort, workerData as AuditWorkerConfig);
