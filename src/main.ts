@@ -65,6 +65,36 @@ export function upstreamTrust(config: GatewayConfig): string[] {
   return cas;
 }
 
+/**
+ * Host names the admin listener answers to (DNS-rebinding guard): loopback names, the address it
+ * listens on, and the host of `sso.public_url`.
+ */
+export function adminHostNames(config: GatewayConfig): string[] {
+  const names: string[] = [];
+  const listen = config.listen.admin.host;
+  if (listen !== '0.0.0.0' && listen !== '::') names.push(listen.includes(':') ? `[${listen}]` : listen.toLowerCase());
+  if (config.sso.publicUrl) {
+    try {
+      names.push(new URL(config.sso.publicUrl).hostname.toLowerCase());
+    } catch {
+      // validated at load
+    }
+  }
+  return names;
+}
+
+/**
+ * The admin listener beyond loopback must not serve anything unauthenticated but health: every
+ * /api/v1 route needs an admin, and /metrics then needs `metrics.bearer_token_secret` (7.11).
+ */
+export function assertAdminExposureSafe(config: GatewayConfig): void {
+  const host = config.listen.admin.host;
+  const loopback = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host);
+  if (!loopback && config.metrics.bearerTokenSecret === undefined) {
+    throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', `listen.admin is ${host}, beyond loopback, but /metrics has no authentication; set metrics.bearer_token_secret (or keep the admin listener on loopback)`);
+  }
+}
+
 /** Refuses settings that silently weaken the gateway (security case 7.11 / 2.16). */
 export function assertSafeRuntime(env: NodeJS.ProcessEnv, execArgv: readonly string[]): void {
   if (env['NODE_TLS_REJECT_UNAUTHORIZED'] === '0') {
@@ -96,6 +126,7 @@ export interface GatewayParts {
 
 export async function startGateway(config: GatewayConfig, logger: Logger, parts: GatewayParts): Promise<RunningGateway> {
   assertSafeRuntime(process.env, process.execArgv);
+  assertAdminExposureSafe(config);
   const { ca, created } = await ensureCertificateAuthority(config.ca.cert, config.ca.key);
   if (created) logger.info('created a new interception CA', { cert: config.ca.cert, fingerprint: ca.fingerprint });
   const minter = await createLeafMinter(ca);
@@ -129,6 +160,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
   let listening = false;
   const admin = createAdminServer({
     routes: parts.adminRoutes ?? [],
+    allowedHosts: adminHostNames(config),
     readiness: () => [
       { name: 'proxy_listener', ok: listening },
       { name: 'ca', ok: ca.notAfter.getTime() > Date.now(), detail: `expires ${ca.notAfter.toISOString()}` },
