@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import path from 'node:path';
 import { loadGatewayConfig } from '../config/gateway-config.ts';
-import { policyCheck, policyExplain, policyTest } from '../config/policy-tools.ts';
+import { policyCheck, policyDiff, policyExplain, policyTest } from '../config/policy-tools.ts';
 import { addConfigOption, configPath } from './config-option.ts';
 import { existsSync } from 'node:fs';
 
@@ -31,6 +31,15 @@ export function registerPolicyCommands(program: Command): void {
     .argument('[dir]', 'folder holding org.yaml and policies/ (default: the paths of tollgate.yaml)')
     .action((dir: string | undefined, opts: { config?: string }) => {
       const r = policyTest(policyPaths(dir, opts));
+      process.stdout.write(r.text);
+      process.exitCode = r.exitCode;
+    });
+  policy.command('diff')
+    .description('which test requests (of both trees) change decision between two policy trees (exit 1 when some do)')
+    .argument('<old>', 'folder holding the old org.yaml and policies/ (e.g. a checkout of main)')
+    .argument('<new>', 'folder holding the new org.yaml and policies/')
+    .action((oldDir: string, newDir: string) => {
+      const r = policyDiff(policyPaths(oldDir, {}), policyPaths(newDir, {}));
       process.stdout.write(r.text);
       process.exitCode = r.exitCode;
     });

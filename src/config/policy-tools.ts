@@ -1,7 +1,7 @@
 // Owns: the library behind `tollgate policy check | test | explain`: load, compile, run, and
 // return text and an exit code. The CLI only parses arguments and prints. Shell: reads files.
 import { formatProblem, type Problem } from '../errors.ts';
-import { explainRequest, formatTestReport, runPolicyTests, type PolicyTestReport } from '../policy/run-policy-tests.ts';
+import { diffDecisions, explainRequest, formatTestReport, runPolicyTests, type PolicyTestReport } from '../policy/run-policy-tests.ts';
 import { loadOrgAndPolicies, loadPolicyTests } from './policy-source.ts';
 
 export interface PolicyPaths {
@@ -66,4 +66,30 @@ export function policyExplain(paths: PolicyPaths, q: { team: string; project?: s
   const r = explainRequest(loaded.bundle, q);
   if (!r.ok) return { exitCode: 2, text: `${r.message}\n` };
   return { exitCode: 0, text: r.text };
+}
+
+/**
+ * `tollgate policy diff OLD NEW`: runs the test requests of both trees against both policies and
+ * lists those whose decision (effect or reason) changes. Exit 0 when nothing changes, 1 otherwise.
+ */
+export function policyDiff(before: PolicyPaths, after: PolicyPaths): { exitCode: 0 | 1 | 2; text: string } {
+  const a = loadOrgAndPolicies(before);
+  if (!a.ok) return { exitCode: 2, text: render(a.problems, [], 'the OLD policy is invalid') };
+  const b = loadOrgAndPolicies(after);
+  if (!b.ok) return { exitCode: 2, text: render(b.problems, [], 'the NEW policy is invalid') };
+  const files = [before, after].flatMap((p) => {
+    const t = loadPolicyTests(p);
+    return t.ok ? t.files : [];
+  });
+  const seen = new Set<string>();
+  const changes = diffDecisions(a.bundle, b.bundle, files).filter((c) => {
+    const key = `${c.team} ${c.request}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  const distinct = new Set(files.flatMap((f) => f.cases.map((c) => `${c.team} ${c.agent ?? ''} ${c.request}`))).size;
+  if (changes.length === 0) return { exitCode: 0, text: `no test request changes decision (${distinct} requests)\n` };
+  const lines = changes.map((c) => `${c.where}: ${c.team} ${c.request}\n    ${c.before.effect} (${c.before.reason}, ${c.before.rule ?? 'no rule'}) → ${c.after.effect} (${c.after.reason}, ${c.after.rule ?? 'no rule'})`);
+  return { exitCode: 1, text: `${lines.join('\n')}\n${changes.length} request(s) change decision\n` };
 }

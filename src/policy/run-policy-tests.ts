@@ -134,7 +134,8 @@ export function diffDecisions(before: CompiledPolicySet, after: CompiledPolicySe
       const principal: Principal = { team: c.team, project: c.project, agent: c.agent };
       const a = decide(before, principal, parsed.request);
       const b = decide(after, principal, parsed.request);
-      if (a.effect === b.effect && a.reason === b.reason && a.rule === b.rule) return;
+      // A decision changes when its effect or reason does; a rule that only moved (line numbers) does not count.
+      if (a.effect === b.effect && a.reason === b.reason) return;
       const pos = f.source.positionOf(['tests', i]);
       changes.push({
         where: `${pos.file}:${pos.line}`,
