@@ -8,6 +8,8 @@ import type { UpstreamHandler } from './upstream-server.ts';
 export interface FakeLlmControl {
   /** 'normal' | 'slow' (200 chunks, 5 ms apart) | 'delay' (300 ms before the head) | 'gzip' | 'cut' (no usage, closes mid-stream) */
   mode: 'normal' | 'slow' | 'delay' | 'gzip' | 'cut';
+  /** In 'delay' mode: hold the response until this settles (instead of 300 ms), so a test controls overlap. */
+  hold?: Promise<void>;
   /** chunks sent so far by the current slow stream (the abort test watches it) */
   sent: number;
   /** set when a stream finished (all chunks and the final usage written) */
@@ -37,7 +39,7 @@ export function fakeAnthropic(ctl: FakeLlmControl): UpstreamHandler {
     }
     const j = JSON.parse(body.toString('utf8')) as { model: string; stream?: boolean };
     const model = `${j.model}-20251001`;
-    if (ctl.mode === 'delay') await sleep(300);
+    if (ctl.mode === 'delay') await (ctl.hold ?? sleep(300));
     if (!j.stream) {
       const text = JSON.stringify({
         id: 'msg_fake', type: 'message', role: 'assistant', model, content: [{ type: 'text', text: 'Hello!' }],
@@ -89,7 +91,7 @@ export function fakeOpenAi(ctl: FakeLlmControl): UpstreamHandler {
     }
     const j = JSON.parse(body.toString('utf8')) as { model: string; stream?: boolean; stream_options?: { include_usage?: boolean } };
     const model = `${j.model}-2024-07-18`;
-    if (ctl.mode === 'delay') await sleep(300);
+    if (ctl.mode === 'delay') await (ctl.hold ?? sleep(300));
     if (req.url === '/v1/responses') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({

@@ -216,14 +216,23 @@ t.test('10 parallel requests against a budget that fits 3 worst cases: no oversh
   const token = await tokenFor('race-bot');
   const dispatcher = proxyFor(token);
   const upBefore = ant.seen.length;
+  // The upstream holds every admitted response until all 10 requests were either admitted (seen
+  // upstream) or refused, so no settlement can free budget while the race is on, however slow CI is.
+  let release!: () => void;
+  ctl.hold = new Promise<void>((r) => { release = r; });
+  let refused = 0;
+  const watch = setInterval(() => { if (ant.seen.length - upBefore + refused >= 10) release(); }, 5);
   const statuses = await Promise.all(Array.from({ length: 10 }, async () => {
     const res = await request('https://api.anthropic.com/v1/messages', {
       method: 'POST', dispatcher, headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 1000, messages: [{ role: 'user', content: 'race' }] }),
     });
+    if (res.statusCode !== 200) refused++;
     await res.body.dump();
     return res.statusCode;
   }));
+  clearInterval(watch);
+  delete ctl.hold;
   const ok = statuses.filter((s) => s === 200).length;
   t.equal(ok, 3, `admitted ${ok}: each worst case is ~$0.005 of the $0.018 budget`);
   t.equal(statuses.filter((s) => s === 402).length, 7);
