@@ -48,6 +48,13 @@ export function judgeTargets(rs: readonly ScenarioResult[]): TargetRow[] {
   rows.push({ target: 'first contact with a new host (added vs known host, p50)', measured: f(mint, 2, ' ms'), goal: '≤ 10 ms', result: judge(mint, (v) => v <= 10), source: '#8' });
   const block = num(s8?.extra?.['admin_ping_max_ms_during_minting']);
   rows.push({ target: 'event loop blocked while minting (max admin ping)', measured: f(block, 2, ' ms'), goal: '≤ 5 ms', result: judge(block, (v) => v <= 5), source: '#8 (upper bound)' });
+  const meter = num(byId(rs, '10')?.extra?.['throughput_metered_vs_unmetered_pct']);
+  rows.push({ target: 'SSE through the metering path: share of not metered (issue 5)', measured: f(meter, 1, ' %'), goal: '≥ 90 % (within 10 %)', result: judge(meter, (v) => v >= 90), source: '#10' });
+  const s11 = byId(rs, '11');
+  const auditRows = num(s11?.extra?.['writer_rows_per_s']);
+  const auditP99 = num(s11?.extra?.['p99_increase_pct']);
+  rows.push({ target: 'audit writer: rows/s (open + completed, 64 in flight)', measured: f(auditRows, 0, ' rows/s'), goal: '≥ 20,000 rows/s (issue 6)', result: judge(auditRows, (v) => v >= 20_000), source: '#11' });
+  rows.push({ target: 'proxy p99 with audit vs without (same run)', measured: f(auditP99, 1, ' %'), goal: '≤ +10 % (issue 6)', result: judge(auditP99, (v) => v <= 10), source: '#11' });
   const mem = num(byId(rs, '9')?.extra?.['kib_per_connection']);
   rows.push({ target: 'memory per idle intercepted connection', measured: f(mem, 1, ' KiB'), goal: '≤ 100 KiB', result: judge(mem, (v) => v <= 100), source: '#9' });
   return rows;

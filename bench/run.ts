@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchDecisions, formatDecisions, type DecisionResults } from './decide.ts';
 import { classifyFailure } from './lib/failures.ts';
-import { INTERCEPT_HOST, TUNNEL_HOST, startBenchGateway, tail, type BenchGateway } from './lib/gateway.ts';
+import { INTERCEPT_HOST, METERED_HOST, TUNNEL_HOST, startBenchGateway, tail, type BenchGateway } from './lib/gateway.ts';
 import { selfCpuMicros } from './lib/proc.ts';
 import { startBenchUpstream, type BenchUpstream } from './lib/upstream.ts';
 import { formatProfile, summariseProfiles } from './profile-summary.ts';
@@ -69,7 +69,7 @@ async function main(): Promise<number> {
   try {
     out(`Tollgate bench — ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}, gateway ${gitDescribe()}\n`);
     const pki = await makeTestCa('Tollgate Bench Upstream CA');
-    const leaf = await pki.issue([INTERCEPT_HOST, `*.${INTERCEPT_HOST}`, TUNNEL_HOST, '127.0.0.1']);
+    const leaf = await pki.issue([INTERCEPT_HOST, `*.${INTERCEPT_HOST}`, TUNNEL_HOST, METERED_HOST, '127.0.0.1']);
     up = await startBenchUpstream(leaf);
     gw = await startBenchGateway({
       dir, repoRoot, upstreamPort: up.port, upstreamCaPem: pki.caPem,

@@ -1,10 +1,13 @@
-// Owns: the nine benchmark scenarios. Each runs the same workload DIRECT (client → upstream) and
+// Owns: the ten benchmark scenarios. Each runs the same workload DIRECT (client → upstream) and
 // THROUGH TOLLGATE in the same run and returns plain figures; run.ts prints and judges them.
 import { Pool, ProxyAgent, request, type Dispatcher } from 'undici';
-import { INTERCEPT_HOST, TUNNEL_HOST, mintHost, type BenchGateway } from './lib/gateway.ts';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { INTERCEPT_HOST, METERED_HOST, TUNNEL_HOST, mintHost, type BenchGateway } from './lib/gateway.ts';
 import { checkStatus } from './lib/failures.ts';
 import { percentile, runLoad, summarise, type CpuProbes, type RunStats } from './lib/load.ts';
 import { getOnTunnel, openTlsTunnel, probeInterception } from './lib/raw-tunnel.ts';
+import { auditScenario } from './audit-scenario.ts';
 import type { BenchUpstream } from './lib/upstream.ts';
 
 export interface BenchContext {
@@ -421,6 +424,73 @@ export const scenarios: Scenario[] = [
       }
     },
   },
+  {
+    id: '10',
+    title: 'Anthropic SSE through the metering path vs the same stream not metered, 8 concurrent',
+    async run(ctx) {
+      // The same POST /v1/messages (streamed, 100 text deltas, each its own chunk) through the same
+      // gateway, intercepted both times: to api.anthropic.com, where the metering stage reads the
+      // body, reserves the worst case in SQLite, parses the SSE as it passes and settles; and to
+      // bench.test, which is not metered. Two rounds in opposite order, so neither side always
+      // runs on a warmer gateway.
+      const events = 100;
+      const body = Buffer.from(JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 1024, stream: true, messages: [{ role: 'user', content: 'Say hello' }] }));
+      // A headers object per host: undici's ProxyAgent writes `host` into the object it is given.
+      const headers = () => ({ 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-bench-events': String(events) });
+      const specs = new Map([INTERCEPT_HOST, METERED_HOST].map((h): [string, FetchSpec] => [h, { origin: `https://${h}`, path: '/v1/messages', method: 'POST', body, headers: headers() }]));
+      const spec = (host: string): FetchSpec => specs.get(host) as FetchSpec;
+      // One agent per host: undici's ProxyAgent may reuse a tunnel across origins (the gateway then answers 421).
+      const gu = viaGateway(ctx, { tunnel: true, ca: [ctx.gw.caPem] });
+      const gm = viaGateway(ctx, { tunnel: true, ca: [ctx.gw.caPem] });
+      const dbFile = path.join(path.dirname(ctx.gw.configFile), 'data/tollgate.db');
+      const ledgerRows = () => {
+        const db = new BetterSqlite3(dbFile, { readonly: true, fileMustExist: true });
+        try {
+          return db.prepare("SELECT state, count(*) AS n FROM ledger_requests GROUP BY state").all() as Array<{ state: string; n: number }>;
+        } finally {
+          db.close();
+        }
+      };
+      try {
+        const a = await pair(ctx, { concurrency: 8, direct: gu, directSpec: spec(INTERCEPT_HOST), gateway: gm, gatewaySpec: spec(METERED_HOST) });
+        const rows0 = ledgerRows();
+        // round 2: metered first
+        const common = { concurrency: 8, durationMs: ctx.durationMs, warmupMs: ctx.warmupMs, cpu: ctx.cpu, settle: async () => (await ctx.up.stats()).tcp };
+        const m2 = await runLoad({ ...common, one: () => fetchOnce(gm, spec(METERED_HOST)) });
+        const u2 = await runLoad({ ...common, one: () => fetchOnce(gu, spec(INTERCEPT_HOST)) });
+        await sleep(300);
+        const rows1 = ledgerRows();
+        const count = (rs: Array<{ state: string; n: number }>, st: string) => rs.find((r) => r.state === st)?.n ?? 0;
+        const ratio = (a.tollgate.rps + m2.rps) / (a.direct.rps + u2.rps);
+        return {
+          id: this.id, title: 'SSE 100 events @8: not metered ("direct" column) vs metered ("Tollgate")',
+          direct: a.direct, tollgate: a.tollgate,
+          more: [{ title: 'round 2, metered first', direct: u2, tollgate: m2 }],
+          label: 'both columns go through Tollgate (intercepted); "direct" = bench.test (not metered), "Tollgate" = api.anthropic.com /v1/messages (metered: reserve, parse, settle in SQLite)',
+          extra: {
+            events_per_stream: events,
+            stream_bytes: Math.round(a.tollgate.bytes / Math.max(1, a.tollgate.requests)),
+            metered_streams_per_s: round((a.tollgate.rps + m2.rps) / 2, 1),
+            unmetered_streams_per_s: round((a.direct.rps + u2.rps) / 2, 1),
+            throughput_metered_vs_unmetered_pct: round(ratio * 100, 1),
+            p50_ms_unmetered: round((a.direct.p50Ms + u2.p50Ms) / 2, 2),
+            p50_ms_metered: round((a.tollgate.p50Ms + m2.p50Ms) / 2, 2),
+            p99_ms_unmetered: round((a.direct.p99Ms + u2.p99Ms) / 2, 2),
+            p99_ms_metered: round((a.tollgate.p99Ms + m2.p99Ms) / 2, 2),
+            gateway_us_per_stream_unmetered: round(((a.direct.gatewayCpuUsPerReq ?? NaN) + (u2.gatewayCpuUsPerReq ?? NaN)) / 2, 0),
+            gateway_us_per_stream_metered: round(((a.tollgate.gatewayCpuUsPerReq ?? NaN) + (m2.gatewayCpuUsPerReq ?? NaN)) / 2, 0),
+            ledger_settled_rows: count(rows1, 'settled'),
+            ledger_open_rows: count(rows1, 'reserved'),
+            ledger_rows_round1: rows0.reduce((n, r) => n + r.n, 0),
+          },
+        };
+      } finally {
+        await closeAll(gu, gm);
+      }
+    },
+  },
+  // #11 (issue 6): proxy with vs without audit, and the audit writer's capacity: bench/audit-scenario.ts
+  auditScenario,
 ];
 
 /** A quick check that the gateway answers a bench request at all (clear failure before the long run). */

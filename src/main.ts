@@ -40,6 +40,7 @@ import { createAdminApi } from './admin/admin-api.ts';
 import { createDashboardRoutes } from './admin/dashboard-routes.ts';
 import { readStatusFile, statusFilePath } from './agents/agent-status.ts';
 import { createWorkerReportingReader } from './store/reporting-reader.ts';
+import { webhookNotifierFromConfig } from './alerts/webhook-notifier.ts';
 
 export interface RunningGateway {
   proxy: { host: string; port: number };
@@ -242,6 +243,8 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
   // short busy timeout bounds how long a lock held elsewhere can stall every connection; past
   // it, metered requests fail closed with 503 budget_unavailable.
   const db = openDatabase(databasePath(config), { busyTimeoutMs: 250 });
+  // Never checkpoint the WAL on the proxy's event loop: the audit writer thread does it.
+  db.pragma('wal_autocheckpoint = 0');
   audit = createSqliteAuditSink({
     file: databasePath(config), logger: logger.child({ component: 'audit' }),
     retentionDays: config.audit.retentionDays, groupCommitMs: config.audit.groupCommitMs,
@@ -281,6 +284,9 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     policy: () => policy.status(), agents: () => readStatusFile(statusFilePath(config.dataDir)), tokens,
     audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())), logger: logger.child({ component: 'admin-api' }),
   });
+  // Threshold webhooks: queued in tollgate.db, posted off the request path (docs/metering.md).
+  const alerts = webhookNotifierFromConfig({ db, config, secrets, logger: logger.child({ component: 'alerts' }),
+    onGiveUp: (i) => auditSink.event(buildAuditEvent({ type: 'alert_failed', actor: 'gateway', detail: { ...i } }, Date.now())) });
   const onHup = () => { policy.reload('SIGHUP'); };
   process.on('SIGHUP', onHup);
   try {
@@ -293,7 +299,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       requestStages: [authenticate, decidePolicy],
       // auditStage stays LAST: the decision row is committed just before the first byte goes upstream.
       requestStagesAfterResolve: [injectCredentialsStage({ secrets, current: policy.current }), meteringStageFromConfig({ db, config, logger, current: policy.current,
-        onThreshold: (e) => { logger.warn('budget threshold', { ...e }); auditSink.event(buildAuditEvent({ type: 'budget_threshold', actor: 'gateway', detail: { ...e } }, Date.now())); } }), auditStage],
+        onThreshold: (e) => { logger.warn('budget threshold', { ...e }); auditSink.event(buildAuditEvent({ type: 'budget_threshold', actor: 'gateway', detail: { ...e } }, Date.now())); alerts.notifyThreshold(e); } }), auditStage],
       tunnelStagesAfterResolve: [auditStage],
       onExchangeEnd: (ex) => { auditEnd(ex); recordExchange(ex); },
       ruleAllowsAddress: (ex, ip) => (ex.principal ? addressAllowedByRule(policy.current(), ex.principal.team, ip).allowed : false),
@@ -308,6 +314,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       close: async () => {
         process.off('SIGHUP', onHup);
         policy.close();
+        await alerts.close();
         await reporting.close();
         await auditSink.close();
         db.close();
@@ -315,10 +322,12 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       },
     });
     sso.setGatewayInfo({ proxy: running.proxy, caPem: running.ca.certPem });
+    alerts.start();
     return running;
   } catch (err) {
     process.off('SIGHUP', onHup);
     policy.close();
+    await alerts.close(0);
     await reporting.close();
     await auditSink.close();
     db.close();

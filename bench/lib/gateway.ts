@@ -15,6 +15,8 @@ export const BENCH_USER = 'bench@example.com';
 export const INTERCEPT_HOST = 'bench.test';
 /** Pass-through host (action direct). */
 export const TUNNEL_HOST = 'tunnel.test';
+/** Metered host (Anthropic Messages, scenario 10); mapped to the bench upstream like the others. */
+export const METERED_HOST = 'api.anthropic.com';
 /** Leaf-minting hosts h1.bench.test … hN.bench.test (covered by the `*.bench.test` allow rule). */
 export const mintHost = (i: number): string => `h${i}.${INTERCEPT_HOST}`;
 
@@ -68,7 +70,7 @@ export async function freePort(): Promise<number> {
 /** The files of a self-contained gateway configuration (pure: text only). */
 export function benchConfigFiles(o: { proxyPort: number; adminPort: number; upstreamPort: number; mintHosts: number; logLevel: string }): Record<string, string> {
   const up = `127.0.0.1:${o.upstreamPort}`;
-  const upstreams = [INTERCEPT_HOST, TUNNEL_HOST, ...Array.from({ length: o.mintHosts }, (_, i) => mintHost(i + 1))]
+  const upstreams = [INTERCEPT_HOST, TUNNEL_HOST, METERED_HOST, ...Array.from({ length: o.mintHosts }, (_, i) => mintHost(i + 1))]
     .map((h) => `  ${h}: ${up}`).join('\n');
   return {
     'tollgate.yaml': [
@@ -84,11 +86,13 @@ export function benchConfigFiles(o: { proxyPort: number; adminPort: number; upst
     ].join('\n'),
     'org.yaml': [
       'organization: Tollgate Bench',
+      'budget: { monthly_usd: 1000000 }', // limits set, so the metered path (#10) checks them
       'teams:',
       `  ${BENCH_TEAM}:`,
       '    name: Bench',
       `    idp_groups: [${BENCH_TEAM}]`,
       `    policy: policies/${BENCH_TEAM}.yaml`,
+      '    budget: { monthly_usd: 1000000, daily_usd: 100000 }',
       '',
     ].join('\n'),
     [`policies/${BENCH_TEAM}.yaml`]: [
@@ -97,6 +101,7 @@ export function benchConfigFiles(o: { proxyPort: number; adminPort: number; upst
       `  - { host: ${INTERCEPT_HOST}, action: allow }`,
       `  - { host: "*.${INTERCEPT_HOST}", action: allow }`,
       `  - { host: ${TUNNEL_HOST}, action: direct }`,
+      `  - { host: ${METERED_HOST}, action: allow }`,
       '  - { host: "*", action: deny }',
       '',
     ].join('\n'),

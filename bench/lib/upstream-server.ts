@@ -1,7 +1,7 @@
 // Owns: the benchmark's upstream origin, run as its own child process (so the load generator, the
 // gateway and the origin each have their own event loop). One loopback port speaks both plain
 // HTTP and HTTPS (the first byte decides), so one `upstreams:` entry per host name serves every
-// scenario. Routes: GET /1k, GET /1m, POST /upload, GET /sse?n=&every=.
+// scenario. Routes: GET /1k, GET /1m, POST /upload, GET /sse?n=&every=, POST /v1/messages (Anthropic SSE).
 // Protocol with the parent (IPC): ← {type:'start', certPem, keyPem} → {type:'ready', port};
 // ← {type:'stats'} → {type:'stats', ...counters}.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -27,6 +27,11 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     });
+    return;
+  }
+  if (req.method === 'POST' && route === '/v1/messages') {
+    req.resume();
+    req.on('end', () => anthropicStream(req, res));
     return;
   }
   // A GET body, if any, is drained so the connection stays usable.
@@ -58,6 +63,34 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(404, { 'content-length': 0 });
     res.end();
   }
+}
+
+/**
+ * An Anthropic Messages SSE stream (message_start with usage, `x-bench-events` text deltas — each
+ * written on its own turn of the event loop, so each is its own chunk as from a real model —
+ * message_delta with the final usage, message_stop). Served for any host: the bench sends the same
+ * request to api.anthropic.com (metered by the gateway) and to bench.test (not metered).
+ */
+function anthropicStream(req: IncomingMessage, res: ServerResponse): void {
+  const n = Math.max(1, Number(req.headers['x-bench-events'] ?? 100));
+  const ev = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+  res.write(ev('message_start', { type: 'message_start', message: { id: 'msg_bench', type: 'message', role: 'assistant', content: [], model: 'claude-haiku-4-5-20251001', stop_reason: null, stop_sequence: null, usage: { input_tokens: 25, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } })
+    + ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }));
+  let i = 0;
+  const next = () => {
+    if (res.destroyed) return;
+    if (i < n) {
+      res.write(ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: `token ${i} of the benchmark stream ` } }));
+      i++;
+      setImmediate(next);
+      return;
+    }
+    res.end(ev('content_block_stop', { type: 'content_block_stop', index: 0 })
+      + ev('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: n } })
+      + ev('message_stop', { type: 'message_stop' }));
+  };
+  next();
 }
 
 function start(certPem: string, keyPem: string): Promise<number> {

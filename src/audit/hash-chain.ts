@@ -18,6 +18,14 @@ export function canonicalRequestRecord(seq: number, row: AuditRequestRow): strin
   return JSON.stringify([CHAIN_VERSION, 'requests', seq, ...AUDIT_REQUEST_COLUMNS.map((c) => row[c] ?? null)]);
 }
 
+/**
+ * The same serialisation from a record's column values (AUDIT_REQUEST_COLUMNS or AUDIT_EVENT_COLUMNS
+ * order, undefined already turned into null): what the writer thread hashes.
+ */
+export function canonicalValues(chain: AuditChainName, seq: number, values: readonly unknown[]): string {
+  return JSON.stringify([CHAIN_VERSION, chain, seq, ...values]);
+}
+
 export function canonicalEventRecord(seq: number, row: AuditEventRow): string {
   return JSON.stringify([CHAIN_VERSION, 'events', seq, ...AUDIT_EVENT_COLUMNS.map((c) => row[c] ?? null)]);
 }
@@ -28,6 +36,12 @@ export function canonicalRecord(chain: AuditChainName, seq: number, row: AuditRe
 
 export function chainHash(previousHash: string, canonical: string): string {
   return createHash('sha256').update(previousHash).update('\n').update(canonical).digest('hex');
+}
+
+/** The link that appends a record given as its column values (see canonicalValues) after `head`. */
+export function nextLinkValues(chain: AuditChainName, head: ChainHead, values: readonly unknown[]): ChainHead {
+  const seq = head.seq + 1;
+  return { seq, hash: chainHash(head.hash, canonicalValues(chain, seq, values)) };
 }
 
 /** The link that appends `row` after `head`. */

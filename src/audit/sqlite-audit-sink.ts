@@ -1,11 +1,12 @@
 // Owns: the AuditSink of the gateway process — starts the writer thread
 // (src/store/audit-writer-worker.ts) on its own connection to tollgate.db, hands it records over a
-// MessagePort (coalesced per tick), resolves each decision record when the writer acknowledges its
-// commit (or rejects it: store failing, writer down, commit timeout), tracks health for /readyz,
-// restarts a writer that died, and flushes on close.
+// MessagePort (coalesced per tick, in compact form: one flat array of column values per message),
+// resolves each decision record when the writer acknowledges its commit (or rejects it: store
+// failing, writer down, commit timeout — one sweep timer for all pending decisions, not one timer
+// each), tracks health for /readyz, restarts a writer that died, and flushes on close.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
-import type { AuditOp } from '../store/audit-writer.ts';
+import { appendPacked, type AuditOp, type PackedBatch } from '../store/audit-writer.ts';
 import type { AuditWorkerConfig, FromWorker, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
 import type { AuditEventRow, AuditRequestRow } from './audit-record.ts';
 import { AuditUnavailableError, type AuditSink, type AuditSinkStatus } from './audit-sink.ts';
@@ -53,6 +54,9 @@ function spawnWriter(config: AuditWorkerConfig): Worker {
 }
 
 interface Waiter { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined }
+interface Decision { resolve: () => void; reject: (e: Error) => void; deadline: number }
+
+const emptyBatch = (): PackedBatch => ({ k: [], id: [], v: [] });
 
 export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAuditSink {
   const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
@@ -77,9 +81,12 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
   let closing = false;
   let closed = false;
   let nextId = 1;
-  let outbox: AuditOp[] = [];
+  let outbox: PackedBatch = emptyBatch();
   let postScheduled = false;
-  const decisions = new Map<number, Waiter>();
+  // Insertion order is deadline order (every decision gets the same timeout): the sweep only looks
+  // at the front of the map.
+  const decisions = new Map<number, Decision>();
+  let sweepTimer: NodeJS.Timeout | undefined;
   const calls = new Map<number, Waiter>();
   let counters: WorkerCounters = { committed: 0, dropped: 0, retrying: 0 };
   let localDropped = 0;
@@ -103,23 +110,34 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     const w = decisions.get(id);
     if (!w) return;
     decisions.delete(id);
-    if (w.timer) clearTimeout(w.timer);
     failedDecisions++;
     w.reject(new AuditUnavailableError(code, message));
   };
 
+  const sweep = () => {
+    sweepTimer = undefined;
+    const now = Date.now();
+    for (const [id, d] of decisions) {
+      if (d.deadline > now) {
+        sweepTimer = setTimeout(sweep, d.deadline - now + 1);
+        return;
+      }
+      failDecision(id, 'AUDIT_TIMEOUT', `the audit store did not commit within ${commitTimeoutMs} ms`);
+    }
+  };
+
   const postOutbox = () => {
     postScheduled = false;
-    if (!worker || !online || outbox.length === 0) return;
-    const ops = outbox;
-    outbox = [];
-    worker.postMessage({ t: 'ops', ops } satisfies ToWorker);
+    if (!worker || !online || outbox.k.length === 0) return;
+    const batch = outbox;
+    outbox = emptyBatch();
+    worker.postMessage({ t: 'ops', batch } satisfies ToWorker);
   };
 
   const enqueue = (op: AuditOp): boolean => {
     if (closed || sealed) return false;
-    if (outbox.length >= maxOutbox && op.op !== 'open') return false;
-    outbox.push(op);
+    if (outbox.k.length >= maxOutbox && op.op !== 'open') return false;
+    appendPacked(outbox, op);
     if (!postScheduled) {
       postScheduled = true;
       queueMicrotask(postOutbox);
@@ -153,9 +171,9 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
           const w = decisions.get(id);
           if (!w) continue;
           decisions.delete(id);
-          if (w.timer) clearTimeout(w.timer);
-          w.resolve(undefined);
+          w.resolve();
         }
+        if (decisions.size === 0 && sweepTimer) { clearTimeout(sweepTimer); sweepTimer = undefined; }
         if (m.error) {
           setFailing(m.error.code, m.error.message);
           for (const id of m.failed) failDecision(id, m.error.code, m.error.message);
@@ -220,8 +238,8 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       }
       const id = nextId++;
       return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => failDecision(id, 'AUDIT_TIMEOUT', `the audit store did not commit within ${commitTimeoutMs} ms`), commitTimeoutMs);
-        decisions.set(id, { resolve: () => resolve(), reject, timer });
+        decisions.set(id, { resolve, reject, deadline: Date.now() + commitTimeoutMs });
+        if (!sweepTimer) sweepTimer = setTimeout(sweep, commitTimeoutMs + 1);
         enqueue({ op: 'open', id, row });
       });
     },
@@ -241,7 +259,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
         detail: closed ? 'closed'
           : failing ? `cannot write since ${new Date(failing.at).toISOString()}: ${failing.code} ${failing.message}`
           : online ? `writing; ${counters.committed} records committed` : 'starting',
-        queued: outbox.length + decisions.size + counters.retrying,
+        queued: outbox.k.length + decisions.size + counters.retrying,
         dropped: counters.dropped + localDropped,
         failedDecisions,
         failOpen,
@@ -279,10 +297,11 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
         if (result) counters = { ...(result as WorkerCounters), retrying: 0 };
       }
       closed = true;
-      if (outbox.length > 0) {
-        localDropped += outbox.length;
-        log.error('audit records dropped at shutdown', { records: outbox.length });
-        outbox = [];
+      if (sweepTimer) { clearTimeout(sweepTimer); sweepTimer = undefined; }
+      if (outbox.k.length > 0) {
+        localDropped += outbox.k.length;
+        log.error('audit records dropped at shutdown', { records: outbox.k.length });
+        outbox = emptyBatch();
       }
       await w?.terminate();
     },

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAuditCommands } from './audit-commands.ts';
 import { registerCostsCommand } from './costs-command.ts';
+import { registerBudgetsCommand } from './budgets-command.ts';
 import { registerCaCommands } from './ca-commands.ts';
 import { registerLoginCommands } from './login-command.ts';
 import { registerPolicyCommands } from './policy-commands.ts';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerAgentCommands(program);
   registerAuditCommands(program);
   registerCostsCommand(program);
+  registerBudgetsCommand(program);
   return program;
 }
 

@@ -7,6 +7,7 @@ import { TollgateError, type Problem } from '../errors.ts';
 import { parseYamlSource, type PathSegment, type YamlSource } from './yaml-source.ts';
 import { validateAgainstSchema } from './validate-schema.ts';
 import { parseDuration } from '../identity/parse-duration.ts';
+import { AlertsSchema, alertsConfig, type AlertsConfig } from '../alerts/alerts-config.ts';
 
 const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:3128' });
 const Millis = Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'milliseconds' });
@@ -84,6 +85,7 @@ export const GatewayConfigSchema = Type.Object(
       proxy_url: Type.Optional(Type.String({ pattern: '^https?://', description: 'the proxy as clients reach it, told to tollgate login (default: the proxy listener)' })),
     }, { additionalProperties: false })),
     metering: Type.Optional(MeteringSchema),
+    alerts: Type.Optional(AlertsSchema),
     audit: Type.Optional(Type.Object({
       retention_days: Type.Optional(Type.Integer({ minimum: 0, maximum: 36_500, description: 'Days audit records are kept (0 keeps them forever); default 365' })),
       fail_open_non_metered: Type.Optional(Type.Boolean({ description: 'Forward non-metered requests when the audit store cannot write (counted, shown on /readyz); default false: fail closed' })),
@@ -126,6 +128,8 @@ export interface GatewayConfig {
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   audit: { retentionDays: number; failOpenNonMetered: boolean; groupCommitMs: number; busyTimeoutMs: number; walCapBytes: number };
   metering: MeteringConfig;
+  /** `alerts:` — webhooks for budget threshold events (src/alerts, docs/metering.md). */
+  alerts: AlertsConfig;
   /** `metrics.bearer_token_secret`: the secret /metrics requires as a bearer token (undefined: none). */
   metrics: { bearerTokenSecret: string | undefined };
 }
@@ -314,6 +318,7 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
   }
   const metering = meteringConfig(c.metering, source, problems);
   const sso = ssoConfig(c.sso, source, problems);
+  const alerts = alertsConfig(c.alerts, metering.thresholds, source, problems);
   if (problems.length) return { ok: false, problems };
   const config: GatewayConfig = {
     file: path.resolve(file),
@@ -350,6 +355,7 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
       walCapBytes: (c.audit?.wal_cap_mb ?? 64) * 1024 * 1024,
     },
     metering,
+    alerts,
     metrics: { bearerTokenSecret: c.metrics?.bearer_token_secret },
   };
   return { ok: true, config: deepFreeze(config) };

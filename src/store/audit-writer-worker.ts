@@ -5,7 +5,7 @@
 // deleted-file check, WAL size control and retention pruning. Started by src/audit/sqlite-audit-sink.ts.
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createAuditWriter, type AuditOp } from './audit-writer.ts';
+import { OP_OPEN, createAuditWriter, unpackBatch, type PackedBatch, type PackedOp } from './audit-writer.ts';
 import { openDatabase, type Database } from './database.ts';
 
 export interface AuditWorkerConfig {
@@ -27,7 +27,8 @@ export interface AuditWorkerConfig {
 }
 
 export type ToWorker =
-  | { t: 'ops'; ops: AuditOp[] }
+  /** Records in compact form (src/store/audit-writer.ts PackedBatch): one message per tick of the proxy's loop. */
+  | { t: 'ops'; batch: PackedBatch }
   | { t: 'flush'; id: number }
   | { t: 'prune'; id: number; cutoff: number | undefined }
   | { t: 'limits'; id: number; maxPageCount?: number | null; queryOnly?: boolean }
@@ -53,6 +54,8 @@ function errorCode(err: unknown): string {
   return typeof code === 'string' ? code : 'AUDIT_WRITE_FAILED';
 }
 
+const OP_NAMES = ['open', 'complete', 'event'] as const;
+
 class FileReplaced extends Error {
   readonly code = 'AUDIT_FILE_REPLACED';
 }
@@ -64,7 +67,13 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   try {
     db = openDatabase(cfg.file, { busyTimeoutMs: cfg.busyTimeoutMs });
     db.pragma(`journal_size_limit = ${Math.trunc(cfg.walCapBytes)}`);
-    db.pragma('wal_autocheckpoint = 1000');
+    // Checkpoints run here, off the proxy's event loop (the proxy's own connection sets 0); fewer,
+    // larger checkpoints keep decision-commit latency low. journal_size_limit bounds the WAL file.
+    db.pragma('wal_autocheckpoint = 10000');
+    // This connection only appends: a larger page cache keeps the random-key request_id index
+    // (UUIDs) in memory as the table grows; sorts and temporary b-trees stay in memory.
+    db.pragma('cache_size = -32768'); // KiB: 32 MiB
+    db.pragma('temp_store = MEMORY');
   } catch (err) {
     post({ t: 'fatal', code: errorCode(err), message: (err as Error).message });
     return;
@@ -82,8 +91,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   post({ t: 'ready', orphans });
 
   const counters: WorkerCounters = { committed: 0, dropped: 0, retrying: 0 };
-  let pending: AuditOp[] = [];
-  let retry: AuditOp[] = [];
+  let pending: PackedOp[] = [];
+  let retry: PackedOp[] = [];
   let scheduled = false;
   let retryTimer: NodeJS.Timeout | undefined;
   let failing = false;
@@ -102,18 +111,18 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     }
   };
 
-  const keepForRetry = (ops: readonly AuditOp[]) => {
+  const keepForRetry = (ops: readonly PackedOp[]) => {
     for (const o of ops) {
-      if (o.op === 'open') continue; // its request was refused (or failed open); the completion follows
+      if (o.k === OP_OPEN) continue; // its request was refused (or failed open); the completion follows
       if (retry.length >= cfg.maxRetryRecords) counters.dropped++;
       else retry.push(o);
     }
     counters.retrying = retry.length;
   };
 
-  const applyOne = (op: AuditOp): { ok: boolean; code?: string; message?: string } => {
+  const applyOne = (op: PackedOp): { ok: boolean; code?: string; message?: string } => {
     try {
-      writer.applyBatch([op]);
+      writer.applyPacked([op]);
       counters.committed++;
       return { ok: true };
     } catch (err) {
@@ -153,10 +162,10 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
           // a probe while failing: an empty write transaction tells whether the store writes again
           db.prepare("UPDATE audit_chain SET head_seq = head_seq WHERE chain = 'events'").run();
         } else {
-          writer.applyBatch(work);
+          writer.applyPacked(work);
         }
         counters.committed += work.length;
-        for (const o of work) if (o.op === 'open') acked.push(o.id);
+        for (const o of work) if (o.k === OP_OPEN) acked.push(o.id);
         if (failing) log('info', 'audit store writes again', { records: work.length });
         failing = false;
       } catch (err) {
@@ -166,14 +175,14 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
           // One bad record must not sink its batch: write them one by one.
           for (const o of work) {
             const r = applyOne(o);
-            if (r.ok) { if (o.op === 'open') acked.push(o.id); continue; }
-            if (o.op === 'open') failed.push(o.id);
+            if (r.ok) { if (o.k === OP_OPEN) acked.push(o.id); continue; }
+            if (o.k === OP_OPEN) failed.push(o.id);
             else counters.dropped++;
-            log('error', 'audit record rejected by the store', { code: r.code, error: r.message, op: o.op });
+            log('error', 'audit record rejected by the store', { code: r.code, error: r.message, op: OP_NAMES[o.k] });
           }
         } else if (!ENVIRONMENTAL.test(code)) {
           for (const o of work) {
-            if (o.op === 'open') failed.push(o.id);
+            if (o.k === OP_OPEN) failed.push(o.id);
             else counters.dropped++;
           }
           log('error', 'audit record rejected by the store', { code, error: message });
@@ -181,7 +190,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
           if (!failing) log('error', 'audit store cannot write; decisions fail closed until it recovers', { code, error: message });
           failing = true;
           error = { code, message };
-          for (const o of work) if (o.op === 'open') failed.push(o.id);
+          for (const o of work) if (o.k === OP_OPEN) failed.push(o.id);
           keepForRetry(work);
         }
       }
@@ -240,10 +249,21 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
 
   port.on('message', (m: ToWorker) => {
     switch (m.t) {
-      case 'ops':
-        for (const o of m.ops) pending.push(o);
+      case 'ops': {
+        let ops: PackedOp[];
+        try {
+          ops = unpackBatch(m.batch);
+        } catch (err) {
+          log('error', 'malformed audit batch from the proxy thread', { error: (err as Error).message });
+          const failed = m.batch.id.filter((_, i) => m.batch.k[i] === OP_OPEN);
+          post({ t: 'result', acked: [], failed, error: undefined, counters: { ...counters } });
+          return;
+        }
+        if (pending.length === 0) pending = ops;
+        else for (const o of ops) pending.push(o);
         schedule();
         return;
+      }
       case 'flush':
         flushWaiters.push(m.id);
         schedule(true);

@@ -9,7 +9,7 @@ import { MIGRATIONS, type Migration } from './migrations.ts';
 
 /** The database handle handed to store implementations (tokens now; audit and ledger later). */
 export type Database = BetterSqlite3.Database;
-export type Statement<P extends unknown[] | {} = unknown[], R = unknown> = BetterSqlite3.Statement<P, R>;
+export type Statement<P extends unknown[] | object = unknown[], R = unknown> = BetterSqlite3.Statement<P, R>;
 
 export interface OpenDatabaseOptions {
   /** Defaults to every migration this build knows. Tests may pass a prefix of the list. */

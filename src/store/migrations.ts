@@ -42,31 +42,44 @@ CREATE INDEX tokens_by_expiry ON tokens (expires_at);
   {
     // Audit trail (src/audit, docs/audit.md). A forwarded request's row is inserted `open` before
     // it is forwarded and chained (seq, hash) when it completes; others are inserted complete.
+    // Write cost matters here (every request writes a row, docs/audit.md "Throughput"):
+    // - enumerations are checked with `=`/OR, not `IN (…)`: SQLite builds an ephemeral index for
+    //   every execution of a statement with an `IN` list of three or more constants, which made
+    //   these checks the most expensive part of an insert. Same rules, same NULL handling.
+    // - open rows are found through the `seq` index (seq IS NULL exactly while open: checked),
+    //   so there is no separate index of open rows to insert into and delete from.
+    // - one row per exchange is enforced on (time, request_id): the exchange's start and its id,
+    //   both fixed when the decision is written. Request ids are random UUIDs; a unique index on the
+    //   id alone put every insert on a random page (one dirty 4 KiB page per row in each group
+    //   commit's WAL write); led by time, inserts append. The completion looks its row up there.
+    // - other indexes: seq (the chain; also finds open rows), time (listings, windows, ordered by
+    //   time then id), (team, time) (team filter), and a partial index of refused rows (deny/error
+    //   filter), which normal traffic does not pay for.
     version: 2,
     name: 'audit',
     up: `
 CREATE TABLE audit_requests (
   id                 INTEGER NOT NULL PRIMARY KEY,
-  request_id         TEXT    NOT NULL UNIQUE,
-  state              TEXT    NOT NULL CHECK (state IN ('open', 'complete')),
+  request_id         TEXT    NOT NULL,
+  state              TEXT    NOT NULL CHECK (state = 'open' OR state = 'complete'),
   seq                INTEGER UNIQUE,
   hash               TEXT    CHECK (hash IS NULL OR length(hash) = 64),
   time               INTEGER NOT NULL,
   ended_at           INTEGER,
-  principal_kind     TEXT    CHECK (principal_kind IS NULL OR principal_kind IN ('user', 'agent', 'anonymous')),
+  principal_kind     TEXT    CHECK (principal_kind IS NULL OR principal_kind = 'user' OR principal_kind = 'agent' OR principal_kind = 'anonymous'),
   subject            TEXT,
   token_id           TEXT,
   agent              TEXT,
   team               TEXT,
   project            TEXT,
-  kind               TEXT    NOT NULL CHECK (kind IN ('request', 'tunnel', 'upgrade')),
-  via                TEXT    NOT NULL CHECK (via IN ('plain', 'intercepted', 'connect')),
+  kind               TEXT    NOT NULL CHECK (kind = 'request' OR kind = 'tunnel' OR kind = 'upgrade'),
+  via                TEXT    NOT NULL CHECK (via = 'plain' OR via = 'intercepted' OR via = 'connect'),
   method             TEXT    NOT NULL,
-  scheme             TEXT    NOT NULL CHECK (scheme IN ('http', 'https')),
+  scheme             TEXT    NOT NULL CHECK (scheme = 'http' OR scheme = 'https'),
   host               TEXT    NOT NULL,
   port               INTEGER,
   path               TEXT,
-  decision           TEXT    NOT NULL CHECK (decision IN ('allow', 'direct', 'deny', 'error')),
+  decision           TEXT    NOT NULL CHECK (decision = 'allow' OR decision = 'direct' OR decision = 'deny' OR decision = 'error'),
   rule               TEXT,
   reason             TEXT,
   status             INTEGER,
@@ -83,12 +96,14 @@ CREATE TABLE audit_requests (
   cache_read_tokens  INTEGER,
   cache_write_tokens INTEGER,
   cost_micros        INTEGER,
-  estimated          INTEGER CHECK (estimated IS NULL OR estimated IN (0, 1)),
+  estimated          INTEGER CHECK (estimated IS NULL OR estimated = 0 OR estimated = 1),
   CHECK ((state = 'open') = (seq IS NULL)),
-  CHECK ((seq IS NULL) = (hash IS NULL))
+  CHECK ((seq IS NULL) = (hash IS NULL)),
+  UNIQUE (time, request_id)
 ) STRICT;
 CREATE INDEX audit_requests_by_time ON audit_requests (time);
-CREATE INDEX audit_requests_open ON audit_requests (id) WHERE state = 'open';
+CREATE INDEX audit_requests_by_team ON audit_requests (team, time);
+CREATE INDEX audit_requests_refused ON audit_requests (time) WHERE decision = 'deny' OR decision = 'error';
 CREATE TABLE audit_events (
   id     INTEGER NOT NULL PRIMARY KEY,
   seq    INTEGER NOT NULL UNIQUE,
@@ -100,7 +115,7 @@ CREATE TABLE audit_events (
 ) STRICT;
 CREATE INDEX audit_events_by_time ON audit_events (time);
 CREATE TABLE audit_chain (
-  chain       TEXT    NOT NULL PRIMARY KEY CHECK (chain IN ('requests', 'events')),
+  chain       TEXT    NOT NULL PRIMARY KEY CHECK (chain = 'requests' OR chain = 'events'),
   anchor_seq  INTEGER NOT NULL,
   anchor_hash TEXT    NOT NULL CHECK (length(anchor_hash) = 64),
   head_seq    INTEGER NOT NULL,
@@ -166,6 +181,31 @@ CREATE TABLE budget_thresholds (
     name: 'token_roles',
     up: `
 ALTER TABLE tokens ADD COLUMN roles TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(roles) AND json_type(roles) = 'array');
+`,
+  },
+  {
+    // Alert webhook deliveries (src/alerts, src/store/sqlite-alert-queue.ts, docs/metering.md): one
+    // row per webhook and event (unique, so a threshold is posted once even across restarts),
+    // pending → delivered | failed, with the attempt count and when the next attempt is due.
+    version: 5,
+    name: 'alert_deliveries',
+    up: `
+CREATE TABLE alert_deliveries (
+  id              INTEGER NOT NULL PRIMARY KEY,
+  webhook         TEXT    NOT NULL,
+  event_key       TEXT    NOT NULL,
+  payload         TEXT    NOT NULL CHECK (json_valid(payload)),
+  state           TEXT    NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+  attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  created_at      INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  last_attempt_at INTEGER,
+  done_at         INTEGER,
+  last_status     INTEGER,
+  last_error      TEXT,
+  UNIQUE (webhook, event_key)
+) STRICT;
+CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at) WHERE state = 'pending';
 `,
   },
 ]);

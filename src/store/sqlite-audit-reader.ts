@@ -35,6 +35,8 @@ export interface AuditPage {
 const ROW_COLS = `id, state, seq, hash, ${AUDIT_REQUEST_COLUMNS.join(', ')}`;
 const EVENT_COLS = `id, seq, hash, ${AUDIT_EVENT_COLUMNS.join(', ')}`;
 
+const DECISIONS: ReadonlySet<string> = new Set<AuditDecision>(['allow', 'direct', 'deny', 'error']);
+
 function where(f: AuditFilter): { sql: string; params: Record<string, unknown> } {
   const clauses: string[] = [];
   const params: Record<string, unknown> = {};
@@ -45,7 +47,12 @@ function where(f: AuditFilter): { sql: string; params: Record<string, unknown> }
   if (f.team !== undefined) { clauses.push('team = @team'); params['team'] = f.team; }
   if (f.project !== undefined) { clauses.push('project = @project'); params['project'] = f.project; }
   if (f.host !== undefined) { clauses.push('host = @host'); params['host'] = f.host.toLowerCase(); }
-  if (f.decision !== undefined) { clauses.push('decision = @decision'); params['decision'] = f.decision; }
+  if (f.decision !== undefined) {
+    // A known value goes in as a literal so that the planner can use the partial index of refused
+    // rows (migration 2: audit_requests_refused); anything else stays a parameter (and matches nothing).
+    if (DECISIONS.has(f.decision)) clauses.push(`decision = '${f.decision}'`);
+    else { clauses.push('decision = @decision'); params['decision'] = f.decision; }
+  }
   if (f.status !== undefined) {
     const cls = /^([1-5])xx$/i.exec(f.status);
     if (cls) {
@@ -178,7 +185,8 @@ export function verifyAuditStore(db: Database): AuditVerification {
       verifyChain('requests', { seq: rq.anchor_seq, hash: rq.anchor_hash }, requestRecords(), { seq: rq.head_seq, hash: rq.head_hash }),
       verifyChain('events', { seq: ev.anchor_seq, hash: ev.anchor_hash }, eventRecords(), { seq: ev.head_seq, hash: ev.head_hash }),
     ];
-    const openRows = (db.prepare("SELECT count(*) AS n FROM audit_requests WHERE state = 'open'").get() as { n: number }).n;
+    // Open rows are those with seq IS NULL (a table CHECK): counted through the seq index.
+    const openRows = (db.prepare('SELECT count(*) AS n FROM audit_requests WHERE seq IS NULL').get() as { n: number }).n;
     let anchorMismatch: string | undefined;
     const pruned = lastPrune as { anchor_seq: number; anchor_hash: string } | undefined;
     if (pruned && (pruned.anchor_seq !== rq.anchor_seq || pruned.anchor_hash !== rq.anchor_hash)) {

@@ -1,0 +1,121 @@
+// Owns: bench scenario 11 (issue 6, "audit writing sustains ≥ 20,000 rows/s without raising the
+// proxy's p99 by more than 10 %, same run, with and without audit"):
+//  1. proxy p99 with vs without audit: two fresh gateways from the same build and the same config,
+//     one stock (audit on: decision row committed before forwarding, completion written after) and
+//     one started with bench/lib/no-audit-register.mjs preloaded (the audit stage swapped for a
+//     no-op; a BENCH-ONLY module hook — Tollgate has no switch that turns audit off), under the same
+//     load (intercepted HTTPS keep-alive 1 KiB, 16 concurrent), in ABBA order;
+//  2. audit writer capacity: the gateway's own SqliteAuditSink and writer thread driven flat out
+//     (bench/audit.ts), rows/s and decision-commit latency, while no proxy load runs.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import BetterSqlite3 from 'better-sqlite3';
+import { ProxyAgent } from 'undici';
+import { measureAuditWriter } from './audit.ts';
+import { checkStatus } from './lib/failures.ts';
+import { INTERCEPT_HOST, startBenchGateway, type BenchGateway } from './lib/gateway.ts';
+import { runLoad, type RunStats } from './lib/load.ts';
+import type { BenchContext, Scenario, ScenarioResult } from './scenarios.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..');
+const NO_AUDIT = path.join(here, 'lib/no-audit-register.mjs');
+const WRITER_ROWS = 40_000;
+
+async function oneGet(d: ProxyAgent): Promise<number> {
+  const r = await d.request({ origin: `https://${INTERCEPT_HOST}`, path: '/1k', method: 'GET' });
+  let n = 0;
+  for await (const c of r.body) n += (c as Buffer).length;
+  checkStatus(r.statusCode, r.headers, `GET https://${INTERCEPT_HOST}/1k`);
+  return n;
+}
+
+function requestRows(gw: BenchGateway): { total: number; open: number } {
+  const db = new BetterSqlite3(path.join(path.dirname(gw.configFile), 'data/tollgate.db'), { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare('SELECT count(*) AS total, count(*) - count(seq) AS open FROM audit_requests').get() as { total: number; open: number };
+  } finally {
+    db.close();
+  }
+}
+
+const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? (s[Math.floor(s.length / 2)] as number) : NaN; };
+const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
+
+export const auditScenario: Scenario = {
+  id: '11',
+  title: 'audit writing: proxy with vs without audit (intercepted 1 KiB @16), writer capacity',
+  async run(ctx: BenchContext): Promise<ScenarioResult> {
+    const base = path.dirname(ctx.gw.configFile);
+    const start = (name: string, nodeArgs: string[]) => startBenchGateway({
+      dir: path.join(base, name), repoRoot, upstreamPort: ctx.up.port, upstreamCaPem: ctx.upstreamCaPem, mintHosts: 0,
+      nodeArgs, logLevel: 'info', issueToken: ctx.gw.token !== undefined,
+    });
+    const on = await start('audit-on', []);
+    let off: BenchGateway | undefined;
+    const agents: ProxyAgent[] = [];
+    try {
+      off = await start('audit-off', [`--import=${NO_AUDIT}`]);
+      const agent = (gw: BenchGateway) => {
+        const a = new ProxyAgent({ uri: gw.proxyUrl, proxyTunnel: true, ...(gw.proxyAuthorization ? { token: gw.proxyAuthorization } : {}), requestTls: { ca: [gw.caPem] }, keepAliveTimeout: 60_000 });
+        agents.push(a);
+        return a;
+      };
+      const aOn = agent(on);
+      const aOff = agent(off);
+      const settle = async () => (await ctx.up.stats()).tcp;
+      const load = (gw: BenchGateway, a: ProxyAgent) => runLoad({ concurrency: 16, durationMs: ctx.durationMs, warmupMs: ctx.warmupMs, settle, one: () => oneGet(a), cpu: { gateway: gw.cpuMicros, upstream: ctx.up.cpuMicros, loadgen: ctx.cpu['loadgen'] ?? (() => 0) } });
+      const withAudit: RunStats[] = [];
+      const without: RunStats[] = [];
+      const rows0 = requestRows(on).total;
+      withAudit.push(await load(on, aOn));
+      without.push(await load(off, aOff));
+      without.push(await load(off, aOff));
+      withAudit.push(await load(on, aOn));
+      await new Promise((r) => setTimeout(r, 300));
+      const rowsOn = requestRows(on);
+      const rowsOff = requestRows(off);
+      if (rowsOff.total > 0) throw new Error(`the no-audit gateway wrote ${rowsOff.total} audit rows: the bench hook (${NO_AUDIT}) did not replace the audit stage`);
+      // writer capacity (no proxy load meanwhile)
+      const w = await measureAuditWriter({ requests: WRITER_ROWS, inflight: [1, 64] });
+      const w64 = w.runs.find((r) => r.inflight === 64);
+      const w1 = w.runs.find((r) => r.inflight === 1);
+      const p99On = med(withAudit.map((s) => s.p99Ms));
+      const p99Off = med(without.map((s) => s.p99Ms));
+      const mean = (xs: RunStats[], f: (s: RunStats) => number) => xs.reduce((n, s) => n + f(s), 0) / xs.length;
+      const [on1, on2] = withAudit as [RunStats, RunStats];
+      const [off1, off2] = without as [RunStats, RunStats];
+      return {
+        id: this.id, title: this.title,
+        // "direct" column = the same gateway build without audit writes; "Tollgate" = with audit
+        direct: off1, tollgate: on1,
+        more: [{ title: 'round 2 (without audit first)', direct: off2, tollgate: on2 }],
+        label: 'both columns go through Tollgate (intercepted, 16 concurrent): "direct" = a gateway whose audit stage was swapped for a no-op by a bench-only module hook, "Tollgate" = the stock gateway (decision row committed before forwarding, then completed); writer capacity: the gateway\'s SqliteAuditSink + writer thread driven flat out, no proxy load',
+        extra: {
+          p99_ms_with_audit: round(p99On, 2),
+          p99_ms_without_audit: round(p99Off, 2),
+          p99_increase_pct: round((p99On / p99Off - 1) * 100, 1),
+          p50_ms_with_audit: round(mean(withAudit, (s) => s.p50Ms), 2),
+          p50_ms_without_audit: round(mean(without, (s) => s.p50Ms), 2),
+          rps_with_audit: round(mean(withAudit, (s) => s.rps), 0),
+          rps_without_audit: round(mean(without, (s) => s.rps), 0),
+          gateway_us_per_request_with_audit: round(mean(withAudit, (s) => s.gatewayCpuUsPerReq ?? NaN), 0),
+          gateway_us_per_request_without_audit: round(mean(without, (s) => s.gatewayCpuUsPerReq ?? NaN), 0),
+          audit_rows_written_under_load: rowsOn.total - rows0,
+          audit_rows_still_open: rowsOn.open,
+          writer_rows_per_s: w64 ? round(w64.rowsPerSec, 0) : null,
+          writer_statements_per_s: w64 ? round(w64.writesPerSec, 0) : null,
+          writer_commit_p50_us_64_in_flight: w64 ? round(w64.commitP50Us, 0) : null,
+          writer_commit_p99_us_64_in_flight: w64 ? round(w64.commitP99Us, 0) : null,
+          writer_commit_p50_us_1_in_flight: w1 ? round(w1.commitP50Us, 0) : null,
+          writer_alone_rows_per_s: round(w.writerAloneRowsPerSec, 0),
+          writer_chain_verifies: w.chainVerified,
+        },
+      };
+    } finally {
+      await Promise.all(agents.map((a) => a.destroy().catch(() => undefined)));
+      await off?.stop();
+      await on.stop();
+    }
+  },
+};
