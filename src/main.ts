@@ -233,63 +233,83 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       }, Date.now()));
     },
   });
-  if (missingSecrets.size > 0) {
-    logger.warn('dev mode: these secrets have no value; requests that need them get 503', {
-      secrets: [...missingSecrets].sort(),
-      how: `set ${config.secrets.envPrefix}<NAME> or write ${config.secrets.dir}/<name>`,
-    });
-  }
-  // This connection is used on the proxy's event loop (token checks, budget reservations): a
-  // short busy timeout bounds how long a lock held elsewhere can stall every connection; past
-  // it, metered requests fail closed with 503 budget_unavailable.
-  const db = openDatabase(databasePath(config), { busyTimeoutMs: 250 });
-  // Never checkpoint the WAL on the proxy's event loop: the audit writer thread does it.
-  db.pragma('wal_autocheckpoint = 0');
-  audit = createSqliteAuditSink({
-    file: databasePath(config), logger: logger.child({ component: 'audit' }),
-    retentionDays: config.audit.retentionDays, groupCommitMs: config.audit.groupCommitMs,
-    busyTimeoutMs: config.audit.busyTimeoutMs, walCapBytes: config.audit.walCapBytes,
-  });
-  const auditSink = audit;
-  const recordExchange = exchangeRecorder(metrics, labelSetsFromConfig(config, () => policy.current().org.teams));
-  const spend = createSqliteLedger(db);
-  metrics.observe({
-    audit: () => auditSink.status(),
-    policy: () => policy.status(),
-    budgets: () => budgetStatus(spend, policy.current().org, Date.now(), { only: (scope) => !scope.startsWith('user:') }),
-  });
-  const metricsSecret = config.metrics.bearerTokenSecret;
-  if (metricsSecret !== undefined && !secrets.has(metricsSecret)) logger.warn('metrics.bearer_token_secret has no value; GET /metrics answers 503 until it is set', { secret: metricsSecret });
-  const auditEnd = auditExchangeEnd({ sink: auditSink });
-  const auditStage = auditDecisionStage({ sink: auditSink, failOpenNonMetered: config.audit.failOpenNonMetered, logger });
-  const tokens = createTokenService(createSqliteTokenStore(db), {
-    onTouchError: (err) => logger.warn('cannot record token use', { error: String(err) }),
-  });
-  const limiter = createAuthFailureLimiter();
-  const sso = await startSso(config, logger, {
-    dev: opts.dev, tokens, org: () => policy.current().org,
-    audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())),
-  }).catch(async (err: unknown) => {
-    policy.close();
-    await auditSink.close();
-    db.close();
-    throw err;
-  });
-  const authenticate = authenticateStage({ tokens, limiter });
-  const decidePolicy = decidePolicyStage(policy.current);
-  // Admin API reads run on their own thread (started on first use), never on the proxy's loop.
-  const reporting = createWorkerReportingReader({ file: databasePath(config), busyTimeoutMs: config.audit.busyTimeoutMs });
-  const adminApi = createAdminApi({
-    authenticate: sso.authenticateAdmin, reader: reporting, budgets: (now) => budgetStatus(spend, policy.current().org, now),
-    policy: () => policy.status(), agents: () => readStatusFile(statusFilePath(config.dataDir)), tokens,
-    audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())), logger: logger.child({ component: 'admin-api' }),
-  });
-  // Threshold webhooks: queued in tollgate.db, posted off the request path (docs/metering.md).
-  const alerts = webhookNotifierFromConfig({ db, config, secrets, logger: logger.child({ component: 'alerts' }),
-    onGiveUp: (i) => auditSink.event(buildAuditEvent({ type: 'alert_failed', actor: 'gateway', detail: { ...i } }, Date.now())) });
-  const onHup = () => { policy.reload('SIGHUP'); };
-  process.on('SIGHUP', onHup);
+  // Everything opened from here on is closed in reverse order, on stop and on a failed start.
+  const cleanup: Array<() => unknown> = [() => policy.close()];
+  const closeAll = async () => {
+    for (const f of cleanup.splice(0).reverse()) {
+      try {
+        await f();
+      } catch (err) {
+        logger.error('cleanup failed', { error: String(err) });
+      }
+    }
+  };
   try {
+    return await assembleParts();
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+
+  async function assembleParts(): Promise<RunningGateway> {
+    if (missingSecrets.size > 0) {
+      logger.warn('dev mode: these secrets have no value; requests that need them get 503', {
+        secrets: [...missingSecrets].sort(),
+        how: `set ${config.secrets.envPrefix}<NAME> or write ${config.secrets.dir}/<name>`,
+      });
+    }
+    // This connection is used on the proxy's event loop (token checks, budget reservations): a
+    // short busy timeout bounds how long a lock held elsewhere can stall every connection; past
+    // it, metered requests fail closed with 503 budget_unavailable.
+    const db = openDatabase(databasePath(config), { busyTimeoutMs: 250 });
+    cleanup.push(() => db.close());
+    // Never checkpoint the WAL on the proxy's event loop: the audit writer thread does it.
+    db.pragma('wal_autocheckpoint = 0');
+    audit = createSqliteAuditSink({
+      file: databasePath(config), logger: logger.child({ component: 'audit' }),
+      retentionDays: config.audit.retentionDays, groupCommitMs: config.audit.groupCommitMs,
+      busyTimeoutMs: config.audit.busyTimeoutMs, walCapBytes: config.audit.walCapBytes,
+    });
+    const auditSink = audit;
+    cleanup.push(() => auditSink.close());
+    const recordExchange = exchangeRecorder(metrics, labelSetsFromConfig(config, () => policy.current().org.teams));
+    const spend = createSqliteLedger(db);
+    metrics.observe({
+      audit: () => auditSink.status(),
+      policy: () => policy.status(),
+      budgets: () => budgetStatus(spend, policy.current().org, Date.now(), { only: (scope) => !scope.startsWith('user:') }),
+    });
+    const metricsSecret = config.metrics.bearerTokenSecret;
+    if (metricsSecret !== undefined && !secrets.has(metricsSecret)) logger.warn('metrics.bearer_token_secret has no value; GET /metrics answers 503 until it is set', { secret: metricsSecret });
+    const auditEnd = auditExchangeEnd({ sink: auditSink });
+    const auditStage = auditDecisionStage({ sink: auditSink, failOpenNonMetered: config.audit.failOpenNonMetered, logger });
+    const tokens = createTokenService(createSqliteTokenStore(db), {
+      onTouchError: (err) => logger.warn('cannot record token use', { error: String(err) }),
+    });
+    const limiter = createAuthFailureLimiter();
+    const sso = await startSso(config, logger, {
+      dev: opts.dev, tokens, org: () => policy.current().org,
+      audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())),
+    });
+    cleanup.push(() => sso.close());
+    const authenticate = authenticateStage({ tokens, limiter });
+    const decidePolicy = decidePolicyStage(policy.current);
+    // Admin API reads run on their own thread (started on first use), never on the proxy's loop.
+    const reporting = createWorkerReportingReader({ file: databasePath(config), busyTimeoutMs: config.audit.busyTimeoutMs });
+    cleanup.push(() => reporting.close());
+    const adminApi = createAdminApi({
+      authenticate: sso.authenticateAdmin, reader: reporting, budgets: (now) => budgetStatus(spend, policy.current().org, now),
+      policy: () => policy.status(), agents: () => readStatusFile(statusFilePath(config.dataDir)), tokens,
+      audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())), logger: logger.child({ component: 'admin-api' }),
+    });
+    // Threshold webhooks: queued in tollgate.db, posted off the request path (docs/metering.md).
+    const alerts = webhookNotifierFromConfig({ db, config, secrets, logger: logger.child({ component: 'alerts' }),
+      onGiveUp: (i) => auditSink.event(buildAuditEvent({ type: 'alert_failed', actor: 'gateway', detail: { ...i } }, Date.now())) });
+    let alertsStarted = false;
+    cleanup.push(() => alerts.close(alertsStarted ? undefined : 0));
+    const onHup = () => { policy.reload('SIGHUP'); };
+    process.on('SIGHUP', onHup);
+    cleanup.push(() => process.off('SIGHUP', onHup));
     await auditSink.ready;
     const running = await startGateway(config, logger, {
       adminRoutes: [...sso.routes, metricsRoute({ registry: metrics.registry, bearerToken: metricsSecret === undefined ? undefined : () => secrets.get(metricsSecret) }),
@@ -311,27 +331,11 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
           { name: 'audit_store', ok: au.ok, detail: `${au.detail}; queued ${au.queued}, dropped ${au.dropped}, refused ${au.failedDecisions}, fail-open ${au.failOpen}` },
         ];
       },
-      close: async () => {
-        process.off('SIGHUP', onHup);
-        policy.close();
-        await alerts.close();
-        await reporting.close();
-        await auditSink.close();
-        db.close();
-        await sso.close();
-      },
+      close: closeAll,
     });
     sso.setGatewayInfo({ proxy: running.proxy, caPem: running.ca.certPem });
     alerts.start();
+    alertsStarted = true;
     return running;
-  } catch (err) {
-    process.off('SIGHUP', onHup);
-    policy.close();
-    await alerts.close(0);
-    await reporting.close();
-    await auditSink.close();
-    db.close();
-    await sso.close();
-    throw err;
   }
 }
