@@ -144,7 +144,7 @@ export function createAdminApi(deps: AdminApiDeps): AdminRoute {
           if (res.destroyed) { reject(new Error('client gone')); return; }
           if (res.write(text)) resolve();
           else {
-            const done = () => { res.off('drain', done); res.off('close', done); res.destroyed ? reject(new Error('client gone')) : resolve(); };
+            const done = () => { res.off('drain', done); res.off('close', done); if (res.destroyed) reject(new Error('client gone')); else resolve(); };
             res.once('drain', done);
             res.once('close', done);
           }

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
 import { appendPacked, type AuditOp, type PackedBatch } from '../store/audit-writer.ts';
 import type { AuditWorkerConfig, FromWorker, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
-import type { AuditEventRow, AuditRequestRow } from './audit-record.ts';
+import type { AuditEventRow } from './audit-record.ts';
 import { AuditUnavailableError, type AuditSink, type AuditSinkStatus } from './audit-sink.ts';
 
 export interface SqliteAuditSinkOptions {

@@ -15,7 +15,7 @@ const MAX_NAME = 253;
 const MAX_LABEL = 63;
 
 // ASCII character classes for host names.
-const BAD = 0;
+// 0: not allowed in a host (the table's default)
 const OK = 1; // a-z 0-9 - _ .
 const UPPER = 2; // A-Z
 const COLON = 3;

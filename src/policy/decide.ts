@@ -8,7 +8,7 @@ import { explainHostPattern, hostPatternMatches } from './match/host-pattern.ts'
 import { parseRequestIp, type ParsedIp } from './match/address.ts';
 import type {
   CompiledBinding, CompiledHttpRule, CompiledPolicySet, CompiledRule, CompiledTeamPolicy, CredentialBindingRef,
-  Decision, DecisionReason, DecisionRequest, Principal, Role, RuleTable,
+  Decision, DecisionRequest, Principal, Role, RuleTable,
 } from './types.ts';
 
 const READ_ONLY: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);

@@ -56,7 +56,6 @@ const tg = await startTestGateway({
 });
 const caFile = path.join(tg.dir, 'gateway-ca.pem');
 writeFileSync(caFile, tg.caPem);
-const trust = `${tg.caPem}\n${pki.caPem}`;
 t.teardown(async () => {
   await tg.stop();
   await Promise.all([gh.close(), ant.close(), evil.close(), echo.close(), pass.close(), canary.close(), dns.close()]);
