@@ -8,17 +8,8 @@ export type CostDimension = (typeof COST_DIMENSIONS)[number];
 
 export const DAY_MS = 86_400_000;
 
-/** Metered audit rows (cost_micros not null) summed per (UTC day, team, agent, user, provider, model). */
-export interface CostCell {
-  /** UTC calendar day, `YYYY-MM-DD`. */
-  day: string;
-  team: string | null;
-  /** Managed agent name (agent tokens); null for people. */
-  agent: string | null;
-  /** User e-mail (user tokens); null for agents. */
-  user: string | null;
-  provider: string | null;
-  model: string | null;
+/** Request count, spend and tokens: what every cell and group sums. */
+export interface CostTotals {
   requests: number;
   costMicros: number;
   inputTokens: number;
@@ -29,16 +20,22 @@ export interface CostCell {
   estimatedRequests: number;
 }
 
-export interface CostGroup {
+/** Metered audit rows (cost_micros not null) summed per (UTC day, team, agent, user, provider, model). */
+export interface CostCell extends CostTotals {
+  /** UTC calendar day, `YYYY-MM-DD`. */
+  day: string;
+  team: string | null;
+  /** Managed agent name (agent tokens); null for people. */
+  agent: string | null;
+  /** User e-mail (user tokens); null for agents. */
+  user: string | null;
+  provider: string | null;
+  model: string | null;
+}
+
+export interface CostGroup extends CostTotals {
   /** The team, agent, … or day; null: the rows had none (e.g. `agent` for requests made by people). */
   key: string | null;
-  requests: number;
-  costMicros: number;
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheWriteTokens: number;
-  estimatedRequests: number;
 }
 
 export interface CostReport {
