@@ -8,6 +8,19 @@ import { tokenIssue } from '../../src/identity/token-commands.ts';
 import { assembleGateway, type RunningGateway } from '../../src/main.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 
+/** The org of the SSO tests: IdP groups `alpha-people`, `beta-people` map to the teams; `admins` are admins. */
+export const SSO_TEST_ORG_YAML = [
+  'organization: Test Org',
+  'admins: { idp_groups: [admins] }',
+  'teams:',
+  '  alpha: { name: Alpha, idp_groups: [alpha-people], policy: policies/alpha.yaml }',
+  '  beta: { name: Beta, idp_groups: [beta-people], policy: policies/beta.yaml }',
+  'agents:',
+  '  alpha-bot: { name: Alpha Bot, team: alpha }',
+  '  beta-bot: { name: Beta Bot, team: beta }',
+  '',
+].join('\n');
+
 export interface TestGateway {
   gw: RunningGateway;
   dir: string;

@@ -10,7 +10,7 @@ import { startDevIssuer } from '../../../src/identity/dev-issuer.ts';
 import { createTokenService } from '../../../src/identity/token-service.ts';
 import type { OrgConfig } from '../../../src/policy/types.ts';
 import { createMemoryTokenStore } from '../../../src/store/memory-token-store.ts';
-import { startTestGateway } from '../../helpers/gateway-harness.ts';
+import { SSO_TEST_ORG_YAML, startTestGateway } from '../../helpers/gateway-harness.ts';
 import { ScriptedBrowser } from '../../helpers/oidc-browser.ts';
 
 const dev = await startDevIssuer({
@@ -21,17 +21,7 @@ const dev = await startDevIssuer({
 });
 const gw = await startTestGateway({
   files: {
-    'org.yaml': [
-      'organization: Test Org',
-      'admins: { idp_groups: [admins] }',
-      'teams:',
-      '  alpha: { name: Alpha, idp_groups: [alpha-people], policy: policies/alpha.yaml }',
-      '  beta: { name: Beta, idp_groups: [beta-people], policy: policies/beta.yaml }',
-      'agents:',
-      '  alpha-bot: { name: Alpha Bot, team: alpha }',
-      '  beta-bot: { name: Beta Bot, team: beta }',
-      '',
-    ].join('\n'),
+    'org.yaml': SSO_TEST_ORG_YAML,
   },
   sso: { issuers: [{ name: 'test', issuer: dev.issuer, client_id: 'tollgate-dev', scopes: ['openid', 'email', 'groups'] }], session_ttl: '2h' },
 });

@@ -11,7 +11,7 @@ import { loginToGateway } from '../../../src/identity/gateway-login.ts';
 import { readLogin } from '../../../src/identity/login-store.ts';
 import { fetchDiscovery } from '../../../src/identity/oidc/discovery.ts';
 import { runCodeFlow, runDeviceFlow } from '../../../src/identity/oidc/public-client.ts';
-import { startTestGateway } from '../../helpers/gateway-harness.ts';
+import { SSO_TEST_ORG_YAML, startTestGateway } from '../../helpers/gateway-harness.ts';
 import { ScriptedBrowser } from '../../helpers/oidc-browser.ts';
 import { rawExchange } from '../../helpers/raw-client.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
@@ -28,17 +28,7 @@ const echo = await startUpstream();
 const gw = await startTestGateway({
   upstreams: { 'echo.alpha.test': echo.port },
   files: {
-    'org.yaml': [
-      'organization: Test Org',
-      'admins: { idp_groups: [admins] }',
-      'teams:',
-      '  alpha: { name: Alpha, idp_groups: [alpha-people], policy: policies/alpha.yaml }',
-      '  beta: { name: Beta, idp_groups: [beta-people], policy: policies/beta.yaml }',
-      'agents:',
-      '  alpha-bot: { name: Alpha Bot, team: alpha }',
-      '  beta-bot: { name: Beta Bot, team: beta }',
-      '',
-    ].join('\n'),
+    'org.yaml': SSO_TEST_ORG_YAML,
   },
   sso: { issuers: [{ name: 'test', issuer: dev.issuer, client_id: 'tollgate-dev', scopes: ['openid', 'email', 'profile', 'groups'] }] },
 });
