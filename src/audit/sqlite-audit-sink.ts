@@ -140,7 +140,9 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     appendPacked(outbox, op);
     if (!postScheduled) {
       postScheduled = true;
-      queueMicrotask(postOutbox);
+      // At the end of this turn of the loop: every record the turn's I/O callbacks produced leaves
+      // in one message (one commit in the writer) rather than one message per callback.
+      setImmediate(postOutbox);
     }
     return true;
   };

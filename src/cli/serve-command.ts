@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { loadGatewayConfig } from '../config/gateway-config.ts';
 import { createLogger } from '../observability/logger.ts';
+import { stdoutLineWriter } from '../observability/line-writer.ts';
 import { assembleGateway } from '../main.ts';
 import { addConfigOption, configPath } from './config-option.ts';
 
@@ -11,7 +12,8 @@ export function registerServeCommand(program: Command): void {
     .option('--dev', 'development mode: embedded SSO issuer with the demo users (loopback only)')
     .action(async (opts: { config?: string; dev?: boolean }) => {
       const config = loadGatewayConfig(configPath(opts));
-      const logger = createLogger({ level: config.log.level });
+      const lines = stdoutLineWriter();
+      const logger = createLogger({ level: config.log.level, write: lines.write });
       const gateway = await assembleGateway(config, logger, { dev: opts.dev === true });
       await new Promise<void>((resolve) => {
         let stopping = false;
