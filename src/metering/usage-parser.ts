@@ -123,6 +123,14 @@ function utf8Length(s: string): number {
   return Buffer.byteLength(s, 'utf8');
 }
 
+/** Counts one relayed text delta (a module-level function: no closure made per event). */
+function relay(r: MutableReading, s: unknown): void {
+  if (typeof s === 'string' && s.length > 0) {
+    r.relayedBytes += utf8Length(s);
+    r.relayedChunks++;
+  }
+}
+
 /** One SSE event's data, by API. */
 function onSseData(api: LlmApi, data: string, r: MutableReading): void {
   if (data === '[DONE]') {
@@ -137,12 +145,6 @@ function onSseData(api: LlmApi, data: string, r: MutableReading): void {
   }
   if (!ev) return;
   r.readable = true;
-  const relay = (s: unknown) => {
-    if (typeof s === 'string' && s.length > 0) {
-      r.relayedBytes += utf8Length(s);
-      r.relayedChunks++;
-    }
-  };
   if (api === 'anthropic_messages') {
     switch (ev['type']) {
       case 'message_start': {
@@ -174,7 +176,7 @@ function onSseData(api: LlmApi, data: string, r: MutableReading): void {
         break;
       case 'content_block_delta': {
         const d = obj(ev['delta']);
-        if (d) relay(d['text'] ?? d['partial_json'] ?? d['thinking']);
+        if (d) relay(r, d['text'] ?? d['partial_json'] ?? d['thinking']);
         break;
       }
       case 'error': {
@@ -190,7 +192,7 @@ function onSseData(api: LlmApi, data: string, r: MutableReading): void {
   if (api === 'openai_responses') {
     const type = typeof ev['type'] === 'string' ? ev['type'] : '';
     if (type.endsWith('.delta')) {
-      relay(ev['delta']);
+      relay(r, ev['delta']);
       return;
     }
     const resp = obj(ev['response']);
@@ -218,14 +220,14 @@ function onSseData(api: LlmApi, data: string, r: MutableReading): void {
     for (const c of choices) {
       const co = obj(c);
       if (!co) continue;
-      relay(co['text']);
+      relay(r, co['text']);
       const d = obj(co['delta']);
       if (!d) continue;
-      relay(d['content']);
-      relay(d['refusal']);
-      relay(d['reasoning_content']);
+      relay(r, d['content']);
+      relay(r, d['refusal']);
+      relay(r, d['reasoning_content']);
       const calls = d['tool_calls'];
-      if (Array.isArray(calls)) for (const tc of calls) relay(obj(obj(tc)?.['function'])?.['arguments']);
+      if (Array.isArray(calls)) for (const tc of calls) relay(r, obj(obj(tc)?.['function'])?.['arguments']);
     }
   }
   const u = obj(ev['usage']);
