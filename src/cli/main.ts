@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAuditCommands } from './audit-commands.ts';
 import { registerCostsCommand } from './costs-command.ts';
 import { registerBudgetsCommand } from './budgets-command.ts';
+import { registerPilotCommand } from './pilot-command.ts';
 import { registerCaCommands } from './ca-commands.ts';
 import { registerLoginCommands } from './login-command.ts';
 import { registerPolicyCommands } from './policy-commands.ts';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerCostsCommand(program);
   registerBudgetsCommand(program);
+  registerPilotCommand(program);
   return program;
 }
 
