@@ -1,6 +1,7 @@
 // Owns: the composition root — builds every object from the validated config, wires the
 // pipeline stages in order, and starts the listeners. No request logic lives here.
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import tls from 'node:tls';
 import { createAdminServer, type AdminRoute } from './admin/admin-server.ts';
 import { startSso } from './identity/start-sso.ts';
@@ -27,7 +28,8 @@ import { createProxyServer } from './proxy/proxy-server.ts';
 import { resolveTargetStage } from './stages/resolve-target.ts';
 import { ensureCertificateAuthority, type CertificateAuthority } from './tls/certificate-authority.ts';
 import { createLeafMinter } from './tls/leaf-minter.ts';
-import { createUpstreamTrust } from './upstream/connector.ts';
+import { createUpstreamTrust, type DialOptions } from './upstream/connector.ts';
+import { createConnectionTrust } from './upstream/connection-trust.ts';
 import { createHostResolver } from './upstream/resolver.ts';
 import { createUpstreamPools } from './upstream/upstream-pools.ts';
 import { labelSetsFromConfig } from './metrics/label-sets.ts';
@@ -123,6 +125,8 @@ export interface GatewayParts {
   adminRoutes?: AdminRoute[];
   /** The metric catalogue: startGateway plugs in the proxy, leaf minter and pool stats. */
   metrics?: MetricCatalogue;
+  /** Upstream trust pinned per host (org.yaml connections with `ca:`). */
+  pinnedTrust?: DialOptions['pinnedTrust'];
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, parts: GatewayParts): Promise<RunningGateway> {
@@ -135,6 +139,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
   const dialOptions = {
     connectTimeoutMs: config.timeouts.connectMs,
     trust: createUpstreamTrust(upstreamTrust(config)),
+    pinnedTrust: parts.pinnedTrust,
     upstreamProxy: config.upstreamProxy ? new URL(config.upstreamProxy) : undefined,
   };
   const pools = createUpstreamPools({ ...dialOptions, headersTimeoutMs: config.timeouts.firstByteMs, bodyTimeoutMs: config.timeouts.idleMs });
@@ -216,6 +221,8 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
   const missingSecrets = new Set<string>();
   let audit: SqliteAuditSink | undefined;
   const metrics = createMetricCatalogue();
+  // TLS to a host of an org.yaml connection with `ca:` trusts exactly that CA (re-read on reload).
+  const connectionTrust = createConnectionTrust({ orgDir: path.dirname(config.org) });
   const policy = startPolicyReloader({
     orgFile: config.org,
     policiesDir: config.policies,
@@ -226,6 +233,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     },
     logger,
     onReload: (e) => {
+      if (e.ok) for (const problem of connectionTrust.reload(policy.current().org)) logger.error('connection CA not reloaded; its last good certificates stay in force', { problem });
       metrics.notePolicyReload(e.ok);
       audit?.event(buildAuditEvent({
         type: e.ok ? 'policy_reloaded' : 'policy_rejected', actor: 'gateway',
@@ -252,6 +260,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
   }
 
   async function assembleParts(): Promise<RunningGateway> {
+    connectionTrust.load(policy.current().org);
     if (missingSecrets.size > 0) {
       logger.warn('dev mode: these secrets have no value; requests that need them get 503', {
         secrets: [...missingSecrets].sort(),
@@ -315,6 +324,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       adminRoutes: [...sso.routes, metricsRoute({ registry: metrics.registry, bearerToken: metricsSecret === undefined ? undefined : () => secrets.get(metricsSecret) }),
         adminApi, ...createDashboardRoutes({ authenticate: sso.authenticateAdmin })],
       metrics,
+      pinnedTrust: (host) => connectionTrust.choose(host),
       tunnelStages: [authenticate, decidePolicy],
       requestStages: [authenticate, decidePolicy],
       // auditStage stays LAST: the decision row is committed just before the first byte goes upstream.

@@ -1,9 +1,10 @@
 // Owns: org.yaml text → a validated OrgConfig (camelCase, frozen by the compiler), with every
 // problem reported as file:line:col. Checks what org.yaml alone can know: names, grants naming
-// real projects, agents naming real teams, connection hosts. Reads no files (the shell is
-// policy-source.ts).
+// real projects, agents naming real teams, connection hosts, Kubernetes API server URLs. Reads no
+// files (the shell is policy-source.ts; connection CA files are read by src/upstream).
 import type { Problem } from '../errors.ts';
-import { parseHostPattern } from '../policy/match/host-pattern.ts';
+import { parseRequestIp } from '../policy/match/address.ts';
+import { hostPatternMatches, parseHostPattern } from '../policy/match/host-pattern.ts';
 import type { Agent, Budget, Connection, OrgConfig, Project, Role, Team } from '../policy/types.ts';
 import { OrgSchema, type BudgetSource, type OrgSource } from './policy-schemas.ts';
 import { validateAgainstSchema } from './validate-schema.ts';
@@ -53,6 +54,30 @@ function everySeconds(every: string | undefined): number | undefined {
   return Number(every.slice(0, -1)) * (UNIT_SECONDS[unit] ?? 0);
 }
 
+/**
+ * Why a kubernetes connection's `server:` is unusable, or null: it must be an https URL without
+ * credentials, query or fragment whose host is one of the connection's `hosts` (so the gateway's
+ * policy, credentials and CA pinning for the connection apply to it). PURE.
+ */
+export function connectionServerProblem(server: string, hosts: readonly string[]): string | null {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    return `server "${server}" is not a URL; write https://host[:port]`;
+  }
+  if (url.protocol !== 'https:') return `server "${server}" must use https:// (the gateway intercepts and verifies the API server's TLS)`;
+  if (url.username !== '' || url.password !== '') return 'server must not carry credentials; the gateway injects the bound token';
+  if (url.search !== '' || url.hash !== '') return `server "${server}" must not have a query or fragment`;
+  const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  const ip = parseRequestIp(host);
+  for (const h of hosts) {
+    const r = parseHostPattern(h);
+    if (r.ok && hostPatternMatches(r.pattern, host, ip)) return null;
+  }
+  return `server host ${host} is not one of this connection's hosts (${hosts.join(', ')}); add it to hosts: or fix the URL`;
+}
+
 export function buildOrgConfig(
   source: YamlSource,
   value: OrgSource,
@@ -78,7 +103,15 @@ export function buildOrgConfig(
         if (!r.ok) err(['projects', key, 'connections', ci, 'hosts', hi], r.message);
         else if (r.pattern.kind === 'any') err(['projects', key, 'connections', ci, 'hosts', hi], `a connection cannot own every host ("*"); list the hosts that belong to ${key}`);
       });
-      return { name: c.name, kind: c.kind, hosts: c.hosts.map((h) => h.replace(/\.$/, '')), ca: c.ca, account: c.account };
+      if (c.server !== undefined) {
+        const at = ['projects', key, 'connections', ci, 'server'];
+        if (c.kind !== 'kubernetes') err(at, `server: belongs to kind: kubernetes connections (connection ${c.name} is ${c.kind === undefined ? 'of no kind' : `kind: ${c.kind}`})`);
+        else {
+          const problem = connectionServerProblem(c.server, c.hosts);
+          if (problem !== null) err(at, problem);
+        }
+      }
+      return { name: c.name, kind: c.kind, hosts: c.hosts.map((h) => h.replace(/\.$/, '')), ca: c.ca, server: c.server, account: c.account };
     });
     projects.set(key, { key, name: p.name, connections });
   }

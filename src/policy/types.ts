@@ -101,6 +101,8 @@ export interface Connection {
   readonly kind: string | undefined;
   readonly hosts: readonly string[];
   readonly ca: string | undefined;
+  /** kind: kubernetes — the API server URL (its host is one of `hosts`). */
+  readonly server?: string | undefined;
   readonly account: string | undefined;
 }
 
@@ -153,7 +155,6 @@ export interface CompiledTeamPolicy {
 export interface ProjectHostIndex {
   readonly exact: ReadonlyMap<string, readonly string[]>;
   readonly suffix: ReadonlyMap<string, readonly string[]>;
-  readonly any: readonly string[];
   readonly addresses: ReadonlyArray<{ readonly pattern: HostPattern; readonly project: string }>;
 }
 

@@ -1,6 +1,7 @@
 // Owns: opening the socket to the one address that was checked — directly or through a
 // corporate upstream proxy (HTTP CONNECT) — and the TLS handshake with the real host name as SNI
-// and verification against the system CAs plus `tls.upstream_ca`.
+// and verification against the system CAs plus `tls.upstream_ca`, or, for a host of an org.yaml
+// connection with its own `ca:`, against exactly that CA (connection-trust.ts).
 import net from 'node:net';
 import tls from 'node:tls';
 
@@ -13,10 +14,20 @@ export interface DialTarget {
   tls: boolean;
 }
 
+/** The trust one TLS connection is verified with; `key` tells pools with different trust apart. */
+export interface UpstreamTrustChoice {
+  readonly key: string;
+  readonly context: tls.SecureContext | undefined;
+  /** Set when the pinned CA cannot be used (unreadable since start): the dial fails closed. */
+  readonly failure?: string;
+}
+
 export interface DialOptions {
   connectTimeoutMs: number;
   /** Built once (parsing hundreds of CA certificates per connection costs ~100 ms of CPU). */
   trust: tls.SecureContext | undefined;
+  /** Trust pinned for a host (a connection's own CA), or undefined for `trust`. */
+  pinnedTrust?: ((servername: string) => UpstreamTrustChoice | undefined) | undefined;
   upstreamProxy: URL | undefined;
   /** ALPN to offer upstream; http/1.1 for HTTP forwarding, none for raw tunnels. */
   alpn?: string[];
@@ -65,13 +76,25 @@ function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number):
   });
 }
 
-/** Dials the checked address; resolves once TCP (and TLS, when asked) is established. */
 /** The upstream trust store as one reusable TLS context (TLS 1.2 at least). */
 export function createUpstreamTrust(caPems: readonly string[]): tls.SecureContext {
   return tls.createSecureContext({ ca: caPems as string[], minVersion: 'TLSv1.2' });
 }
 
-export async function dial(target: DialTarget, opts: DialOptions): Promise<net.Socket> {
+/** The trust for TLS to `servername`: the host's pinned CA when it has one, else the shared trust. */
+export function chooseTrust(servername: string, opts: Pick<DialOptions, 'trust' | 'pinnedTrust'>): UpstreamTrustChoice {
+  return opts.pinnedTrust?.(servername) ?? { key: 'default', context: opts.trust };
+}
+
+/**
+ * Dials the checked address; resolves once TCP (and TLS, when asked) is established. A pool passes
+ * the `trust` it was keyed by, so every connection it holds was verified the same way.
+ */
+export async function dial(target: DialTarget, opts: DialOptions, trust?: UpstreamTrustChoice): Promise<net.Socket> {
+  const choice = target.tls ? (trust ?? chooseTrust(target.servername, opts)) : undefined;
+  if (choice?.failure !== undefined) {
+    throw Object.assign(new Error(choice.failure), { code: 'ERR_TLS_PINNED_CA_UNAVAILABLE' });
+  }
   const raw = opts.upstreamProxy ? await viaProxy(opts.upstreamProxy, target.address, target.port, opts.connectTimeoutMs) : undefined;
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
@@ -84,7 +107,7 @@ export async function dial(target: DialTarget, opts: DialOptions): Promise<net.S
       socket = tls.connect({
         ...(raw ? { socket: raw } : { host: target.address, port: target.port }),
         ...(servername === undefined ? {} : { servername }),
-        ...(opts.trust ? { secureContext: opts.trust } : {}),
+        ...(choice?.context ? { secureContext: choice.context } : {}),
         ALPNProtocols: opts.alpn ?? ['http/1.1'],
         rejectUnauthorized: true,
         // verify against the real host name (or the IP literal when there is no name)

@@ -1,8 +1,10 @@
-// Owns: one keep-alive undici Pool per (scheme, host, port, vetted address), whose connector dials
-// only that address; idle pools are closed. This is the only place requests leave the gateway.
+// Owns: one keep-alive undici Pool per (scheme, host, port, vetted address, upstream trust), whose
+// connector dials only that address and verifies with only that trust (a connection's pinned CA is
+// never shared with the default roots' pool for the same address); idle pools are closed. This is
+// the only place requests leave the gateway.
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
-import { dial, type DialOptions, type DialTarget } from './connector.ts';
+import { chooseTrust, dial, type DialOptions, type DialTarget } from './connector.ts';
 
 export interface UpstreamPoolsOptions extends Omit<DialOptions, 'alpn'> {
   headersTimeoutMs: number;
@@ -32,7 +34,8 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
 
   return {
     poolFor(target) {
-      const key = `${target.tls ? 'https' : 'http'}|${target.servername}|${target.port}|${target.address}`;
+      const trust = target.tls ? chooseTrust(target.servername, opts) : undefined;
+      const key = `${target.tls ? 'https' : 'http'}|${target.servername}|${target.port}|${target.address}|${trust?.key ?? 'plain'}`;
       let entry = pools.get(key);
       if (!entry) {
         const origin = `${target.tls ? 'https' : 'http'}://${target.servername.includes(':') ? `[${target.servername}]` : target.servername}:${target.port}`;
@@ -44,7 +47,7 @@ export function createUpstreamPools(opts: UpstreamPoolsOptions): UpstreamPools {
           keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
           keepAliveMaxTimeout: 10 * 60_000,
           connect: (_o: unknown, cb: (err: Error | null, socket: import('node:net').Socket | null) => void) => {
-            dial(target, { ...opts, alpn: ['http/1.1'] }).then(
+            dial(target, { ...opts, alpn: ['http/1.1'] }, trust).then(
               (s) => cb(null, s),
               (e: Error) => cb(e, null),
             );
