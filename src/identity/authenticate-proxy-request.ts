@@ -4,7 +4,7 @@
 // so a revocation reaches open tunnels within TokenService.revocationBoundMs).
 import type { ReasonCode } from '../errors.ts';
 import type { AuthFailureLimiter } from './auth-failure-limiter.ts';
-import { parseProxyAuthorization } from './parse-proxy-authorization.ts';
+import { parseProxyAuthorization, type ParsedProxyAuthorization } from './parse-proxy-authorization.ts';
 import { resolvePrincipal, type Principal } from './resolve-principal.ts';
 import type { TokenRejection, TokenService } from './token-service.ts';
 
@@ -21,6 +21,23 @@ export type AuthenticationResult =
       retryAfterMs?: number;
     };
 
+/** Header value → its parse, for well-formed single headers (every request of a tunnel repeats one). */
+const parses = new Map<string, ParsedProxyAuthorization>();
+const PARSE_MEMO_ENTRIES = 4096;
+
+function parseMemoised(values: readonly string[]): ParsedProxyAuthorization {
+  const raw = values.length === 1 ? values[0] : undefined;
+  if (raw === undefined) return parseProxyAuthorization(values);
+  let p = parses.get(raw);
+  if (p === undefined) {
+    p = parseProxyAuthorization(values);
+    if (!p.ok) return p;
+    if (parses.size >= PARSE_MEMO_ENTRIES) parses.clear();
+    parses.set(raw, p);
+  }
+  return p;
+}
+
 export async function authenticateProxyRequest(
   deps: { tokens: TokenService; limiter: AuthFailureLimiter },
   req: { proxyAuthorization: readonly string[]; sourceAddress: string; now: number },
@@ -29,7 +46,7 @@ export async function authenticateProxyRequest(
   if (!gate.allowed) {
     return { ok: false, reason: 'rate_limited', message: 'Too many failed proxy authentications from this address; try again later.', detail: 'blocked', retryAfterMs: gate.retryAfterMs };
   }
-  const parsed = parseProxyAuthorization(req.proxyAuthorization);
+  const parsed = parseMemoised(req.proxyAuthorization);
   if (!parsed.ok) {
     // A request without credentials is the normal first step of many clients (curl, git): not a failure.
     if (parsed.reason !== 'auth_required') deps.limiter.recordFailure(req.sourceAddress, req.now);

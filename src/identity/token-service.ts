@@ -77,6 +77,9 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
+/** Token → SHA-256 memo bound (cleared when full; a miss only costs a hash). */
+const HASH_MEMO_ENTRIES = 4096;
+
 const SUBJECT_PATTERN = /^[^\s\p{Cc}]{1,320}$/u;
 const EXPIRED_MESSAGE = 'The gateway token has expired; run `tollgate login` for a new one.';
 const INVALID_MESSAGE = 'The gateway token is invalid or revoked; run `tollgate login` for a new one.';
@@ -125,6 +128,8 @@ export function createTokenService(store: TokenStore, opts: TokenServiceOptions 
     store.touch(record.id, now, touchIntervalMs).catch((err: unknown) => opts.onTouchError?.(err));
   };
 
+  const hashes = new Map<string, string>();
+
   return {
     revocationBoundMs: cacheTtlMs,
 
@@ -151,8 +156,15 @@ export function createTokenService(store: TokenStore, opts: TokenServiceOptions 
     },
 
     async verifyToken(token, now) {
-      if (!TOKEN_PATTERN.test(token)) return { ok: false, reason: 'auth_invalid', rejection: 'malformed', message: INVALID_MESSAGE };
-      const hash = hashToken(token);
+      // Tokens seen recently skip the pattern check and the SHA-256 (every request inside a tunnel
+      // presents the same one). Only the hash is memoised: revocation and expiry are checked below.
+      let hash = hashes.get(token);
+      if (hash === undefined) {
+        if (!TOKEN_PATTERN.test(token)) return { ok: false, reason: 'auth_invalid', rejection: 'malformed', message: INVALID_MESSAGE };
+        hash = hashToken(token);
+        if (hashes.size >= HASH_MEMO_ENTRIES) hashes.clear();
+        hashes.set(token, hash);
+      }
       let record = cache.get(hash, now);
       if (record === undefined) {
         record = await store.findByHash(hash);
