@@ -5,13 +5,12 @@
 //
 //   node --import tsx scripts/generate-cli-docs.ts          write docs/cli.md
 //   node --import tsx scripts/generate-cli-docs.ts --check  exit 1 if docs/cli.md is stale
-import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Argument, Command, Option } from 'commander';
 import { buildProgram } from '../src/cli/main.ts';
+import { cell, isMain, REPO_ROOT, writeOrCheck } from './docs-page.ts';
 
-export const CLI_DOCS_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../docs/cli.md');
+export const CLI_DOCS_PATH = path.join(REPO_ROOT, 'docs/cli.md');
 
 /** The help text is rendered at a fixed width and without colour, whatever the terminal. */
 const HELP_WIDTH = 100;
@@ -32,11 +31,6 @@ function visibleOptions(cmd: Command): Option[] {
 
 function visibleArguments(cmd: Command): readonly Argument[] {
   return cmd.registeredArguments;
-}
-
-/** Markdown table cells may not hold a pipe or a line break. */
-function cell(s: string): string {
-  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
 
 function defaultText(value: unknown, description?: string): string {
@@ -128,25 +122,6 @@ function anchor(heading: string): string {
   return heading.toLowerCase().replace(/[^a-z0-9 _-]/g, '').replace(/ /g, '-');
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  return entry !== undefined && import.meta.url === pathToFileURL(path.resolve(entry)).href;
-}
-
-if (isMain()) {
-  const text = renderCliDocs();
-  if (process.argv.includes('--check')) {
-    let current = '';
-    try {
-      current = readFileSync(CLI_DOCS_PATH, 'utf8');
-    } catch {
-      // a missing page is stale
-    }
-    if (current !== text) {
-      process.stderr.write(`${path.relative(process.cwd(), CLI_DOCS_PATH)} is stale: run node --import tsx scripts/generate-cli-docs.ts\n`);
-      process.exit(1);
-    }
-  } else {
-    writeFileSync(CLI_DOCS_PATH, text);
-  }
+if (isMain(import.meta.url)) {
+  writeOrCheck([{ path: CLI_DOCS_PATH, text: renderCliDocs() }], 'node --import tsx scripts/generate-cli-docs.ts');
 }

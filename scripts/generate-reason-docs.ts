@@ -4,16 +4,11 @@
 //
 //   node --import tsx scripts/generate-reason-docs.ts          write docs/reason-codes.md
 //   node --import tsx scripts/generate-reason-docs.ts --check  exit 1 if docs/reason-codes.md is stale
-import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ERROR_CODE_TEXT, ERROR_CODES, REASONS, type ReasonCode } from '../src/errors.ts';
+import { cell, isMain, REPO_ROOT, writeOrCheck } from './docs-page.ts';
 
-export const REASON_DOCS_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../docs/reason-codes.md');
-
-function cell(s: string): string {
-  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
-}
+export const REASON_DOCS_PATH = path.join(REPO_ROOT, 'docs/reason-codes.md');
 
 /** The whole page (pure: a function of src/errors.ts). */
 export function renderReasonDocs(): string {
@@ -54,25 +49,6 @@ export function renderReasonDocs(): string {
   return `${out.join('\n')}\n`;
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  return entry !== undefined && import.meta.url === pathToFileURL(path.resolve(entry)).href;
-}
-
-if (isMain()) {
-  const text = renderReasonDocs();
-  if (process.argv.includes('--check')) {
-    let current = '';
-    try {
-      current = readFileSync(REASON_DOCS_PATH, 'utf8');
-    } catch {
-      // a missing page is stale
-    }
-    if (current !== text) {
-      process.stderr.write(`${path.relative(process.cwd(), REASON_DOCS_PATH)} is stale: run node --import tsx scripts/generate-reason-docs.ts\n`);
-      process.exit(1);
-    }
-  } else {
-    writeFileSync(REASON_DOCS_PATH, text);
-  }
+if (isMain(import.meta.url)) {
+  writeOrCheck([{ path: REASON_DOCS_PATH, text: renderReasonDocs() }], 'node --import tsx scripts/generate-reason-docs.ts');
 }

@@ -15,16 +15,16 @@ export const AlertsSchema = Type.Object({
     name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$', description: 'short name of the webhook, used in logs and the delivery table (lower case, digits, - and _)' }),
     url: Type.Optional(Type.String({ minLength: 1, description: 'the incoming-webhook URL, normally "${SLACK_WEBHOOK_URL}" (https; http only on loopback); never logged' })),
     url_secret: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9._-]*$', description: 'name of a secret (secret source: env or secrets dir) holding the webhook URL; read at each delivery' })),
-    on: Type.Optional(Type.Array(Type.Union([Type.Literal('budget_threshold')]), { minItems: 1, description: 'events posted to this webhook (default [budget_threshold])' })),
+    on: Type.Optional(Type.Array(Type.Union([Type.Literal('budget_threshold')]), { minItems: 1, description: 'events posted to this webhook', default: ['budget_threshold'] })),
     percents: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), { minItems: 1, description: 'only these threshold percentages (default: every one of metering.thresholds)' })),
-    format: Type.Optional(Type.Union([Type.Literal('slack'), Type.Literal('json')], { description: 'slack (default): {"text", "blocks"}; json: {"text", "event", ...fields}' })),
-    timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000, description: 'per attempt (default 10000)' })),
+    format: Type.Optional(Type.Union([Type.Literal('slack'), Type.Literal('json')], { description: 'slack: {"text", "blocks"}; json: {"text", "event", ...fields}', default: 'slack' })),
+    timeout_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000, description: 'time limit of one attempt, in milliseconds', default: 10_000 })),
   }, { additionalProperties: false }), { description: 'incoming webhooks (Slack-compatible) that budget events are posted to' })),
   retry: Type.Optional(Type.Object({
-    attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, description: 'attempts per delivery, the first included (default 5)' })),
-    first_delay_ms: Type.Optional(Type.Integer({ minimum: 10, maximum: 3_600_000, description: 'wait before the second attempt, doubled for each later one (default 8000)' })),
-    max_delay_ms: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400_000, description: 'longest wait between attempts, also the cap on a Retry-After (default 60000)' })),
-  }, { additionalProperties: false })),
+    attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20, description: 'attempts per delivery, the first included', default: 5 })),
+    first_delay_ms: Type.Optional(Type.Integer({ minimum: 10, maximum: 3_600_000, description: 'wait before the second attempt, doubled for each later one', default: 8000 })),
+    max_delay_ms: Type.Optional(Type.Integer({ minimum: 10, maximum: 86_400_000, description: 'longest wait between attempts, also the cap on a Retry-After', default: 60_000 })),
+  }, { additionalProperties: false, description: 'how failed deliveries are retried (milliseconds)' })),
 }, { additionalProperties: false, description: 'Alert webhooks (docs/metering.md, "Threshold webhooks")' });
 
 export type AlertsFile = Static<typeof AlertsSchema>;

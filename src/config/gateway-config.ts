@@ -9,98 +9,126 @@ import { validateAgainstSchema } from './validate-schema.ts';
 import { parseDuration } from '../identity/parse-duration.ts';
 import { AlertsSchema, alertsConfig, type AlertsConfig } from '../alerts/alerts-config.ts';
 
-const HostPort = Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', description: 'host:port, e.g. 127.0.0.1:3128' });
-const Millis = Type.Integer({ minimum: 1, maximum: 86_400_000, description: 'milliseconds' });
+const HOST_PORT = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$';
+/** An address as host:port; `description` says what it is for. */
+const hostPort = (description: string, options: { default?: string } = {}) => Type.String({ pattern: HOST_PORT, description, ...options });
+/** A time limit in milliseconds (1 ms to 1 day). */
+const millis = (description: string, dflt: number) => Type.Integer({ minimum: 1, maximum: 86_400_000, description, default: dflt });
+/** A price in US dollars per million tokens. */
+const perMillion = (description: string) => Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: `${description}, in US dollars per million tokens (more than 0)` });
 
-const PerMillion = Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: 'US dollars per million tokens, more than 0' });
 const MeteringSchema = Type.Object({
-  unknown_model: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('fallback')], { description: 'a model with no price: refuse (403 price_unknown, the default) or fallback (charge fallback_price, flagged estimated)' })),
+  unknown_model: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('fallback')], { description: 'a model with no price: refuse (403 price_unknown) or fallback (charge fallback_price, flagged estimated)', default: 'refuse' })),
   fallback_price: Type.Optional(Type.Object({
-    input: PerMillion, output: PerMillion, cache_write: Type.Optional(PerMillion), cache_read: Type.Optional(PerMillion),
-    max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+    input: perMillion('input tokens'), output: perMillion('output tokens'),
+    cache_write: Type.Optional(perMillion('prompt-cache writes (default: input)')), cache_read: Type.Optional(perMillion('prompt-cache reads (default: input)')),
+    max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'output tokens reserved when a request sets no cap (default 128000)' })),
   }, { additionalProperties: false, description: 'the price of a model prices.yaml does not list (with unknown_model: fallback)' })),
   openai_compatible: Type.Optional(Type.Array(Type.Object({
     name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'provider name in usage rows (e.g. together)' }),
     base_url: Type.String({ pattern: '^https?://', description: 'the base URL clients use, e.g. https://api.together.xyz/v1' }),
     prices: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'prices.yaml section for its models (default: name)' })),
   }, { additionalProperties: false }), { description: 'OpenAI-compatible APIs to meter like OpenAI' })),
-  drain_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, description: 'how long to keep reading an LLM response after its client left, to see the final usage' })),
-  drain_bytes: Type.Optional(Type.Integer({ minimum: 0, description: 'how many bytes to read at most after the client left' })),
-  max_request_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_073_741_824, description: 'largest metered request body (it is read whole to find the model)' })),
-  thresholds: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), { description: 'budget percentages that raise an event (default 50, 80, 100)' })),
+  drain_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, description: 'how long to keep reading an LLM response after its client left, to see the final usage', default: 30_000 })),
+  drain_bytes: Type.Optional(Type.Integer({ minimum: 0, description: 'how many bytes to read at most after the client left', default: 16 * 1024 * 1024 })),
+  max_request_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_073_741_824, description: 'largest metered request body (it is read whole to find the model)', default: 32 * 1024 * 1024 })),
+  thresholds: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), { description: 'budget percentages that raise an event', default: [50, 80, 100] })),
 }, { additionalProperties: false, description: 'LLM metering and budgets (docs/metering.md)' });
 
 export const GatewayConfigSchema = Type.Object(
   {
     listen: Type.Optional(Type.Object({
-      proxy: Type.Optional(HostPort),
-      admin: Type.Optional(HostPort),
+      proxy: Type.Optional(hostPort('where agents connect (HTTP proxy: absolute-form requests and CONNECT)', { default: '127.0.0.1:3128' })),
+      admin: Type.Optional(hostPort('health, readiness, /metrics, sign-in, the admin API and the dashboard; keep it on loopback or a management network', { default: '127.0.0.1:9090' })),
     }, { additionalProperties: false, description: 'Listen addresses of the proxy and admin listeners' })),
-    data_dir: Type.Optional(Type.String({ minLength: 1, description: 'Folder for tollgate.db' })),
+    data_dir: Type.Optional(Type.String({ minLength: 1, description: 'Folder for tollgate.db (tokens, budget ledger, audit trail, alert deliveries) and agents/', default: './data' })),
     ca: Type.Optional(Type.Object({
       cert: Type.String({ minLength: 1, description: 'PEM file of the interception CA certificate' }),
       key: Type.String({ minLength: 1, description: 'PEM file of the CA private key (mode 0600)' }),
-    }, { additionalProperties: false })),
-    org: Type.Optional(Type.String({ minLength: 1, description: 'Path of org.yaml' })),
-    policies: Type.Optional(Type.String({ minLength: 1, description: 'Folder of team policies' })),
-    prices: Type.Optional(Type.String({ minLength: 1, description: 'Path of prices.yaml' })),
+    }, { additionalProperties: false, description: 'The interception CA; created on first start when both files are missing', default: { cert: './certs/ca.pem', key: './certs/ca.key' } })),
+    org: Type.Optional(Type.String({ minLength: 1, description: 'Path of org.yaml', default: './org.yaml' })),
+    policies: Type.Optional(Type.String({ minLength: 1, description: 'Folder of team policies, _org.yaml guardrails and tests/', default: './policies' })),
+    prices: Type.Optional(Type.String({ minLength: 1, description: 'Path of prices.yaml (the bundled table when the file does not exist)', default: './prices.yaml' })),
     secrets: Type.Optional(Type.Object({
-      env_prefix: Type.Optional(Type.String({ pattern: '^[A-Z][A-Z0-9_]*$', description: 'Prefix of secret environment variables' })),
-      dir: Type.Optional(Type.String({ minLength: 1, description: 'Folder with one file per secret' })),
-    }, { additionalProperties: false })),
-    upstreams: Type.Optional(Type.Record(Type.String({ minLength: 1 }), HostPort, { description: 'hostname → address to dial instead of resolving it' })),
-    upstream_proxy: Type.Optional(Type.String({ pattern: '^https?://', description: 'Corporate proxy for upstream traffic (http://host:port)' })),
+      env_prefix: Type.Optional(Type.String({ pattern: '^[A-Z][A-Z0-9_]*$', description: 'Prefix of secret environment variables: secret github-token is read from TOLLGATE_SECRET_GITHUB_TOKEN', default: 'TOLLGATE_SECRET_' })),
+      dir: Type.Optional(Type.String({ minLength: 1, description: 'Folder with one file per secret (secrets/github-token); the environment wins', default: './secrets' })),
+    }, { additionalProperties: false, description: 'Where named secrets are read from' })),
+    upstreams: Type.Optional(Type.Record(Type.String({ minLength: 1 }), hostPort('address:port dialled for this host name'), { description: 'hostname → address to dial instead of resolving it (policy, audit, SNI and certificate checks still use the name)' })),
+    upstream_proxy: Type.Optional(Type.String({ pattern: '^https?://', description: 'Corporate proxy for upstream traffic (http://host:port); asked to CONNECT to the address Tollgate resolved and vetted' })),
     tls: Type.Optional(Type.Object({
-      upstream_ca: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Extra CA files trusted for upstream TLS' })),
-    }, { additionalProperties: false })),
+      upstream_ca: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Extra CA files trusted for upstream TLS, next to Node\'s bundled roots and the system bundle' })),
+    }, { additionalProperties: false, description: 'Upstream TLS' })),
     dns: Type.Optional(Type.Object({
-      servers: Type.Optional(Type.Array(HostPort, { description: 'DNS servers to resolve through instead of the system resolver' })),
-      timeout_ms: Type.Optional(Millis),
-    }, { additionalProperties: false })),
+      servers: Type.Optional(Type.Array(hostPort('a DNS server'), { description: 'DNS servers to resolve through instead of the system resolver' })),
+      timeout_ms: Type.Optional(millis('a name that does not resolve in time gets 502 dns_error', 5000)),
+    }, { additionalProperties: false, description: 'Name resolution for upstream hosts' })),
     timeouts: Type.Optional(Type.Object({
-      connect_ms: Type.Optional(Millis),
-      first_byte_ms: Type.Optional(Millis),
-      idle_ms: Type.Optional(Millis),
-      headers_ms: Type.Optional(Millis),
-      shutdown_ms: Type.Optional(Millis),
-    }, { additionalProperties: false })),
+      connect_ms: Type.Optional(millis('TCP and TLS connect to the upstream; exceeded → 504', 10_000)),
+      first_byte_ms: Type.Optional(millis('upstream response headers; exceeded → 504', 120_000)),
+      idle_ms: Type.Optional(millis('no bytes in either direction on a client connection or a response body; the connection is closed', 300_000)),
+      headers_ms: Type.Optional(millis('a client must send its request head (and, in a tunnel, finish the TLS handshake) within this time', 15_000)),
+      shutdown_ms: Type.Optional(millis('on SIGTERM/SIGINT, how long in-flight exchanges may finish before connections are closed', 10_000)),
+    }, { additionalProperties: false, description: 'Time limits, in milliseconds' })),
     limits: Type.Optional(Type.Object({
-      max_header_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_048_576 })),
-      max_connections: Type.Optional(Type.Integer({ minimum: 1 })),
-    }, { additionalProperties: false })),
+      max_header_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_048_576, description: 'largest request head accepted; larger ones get 431', default: 16_384 })),
+      max_connections: Type.Optional(Type.Integer({ minimum: 1, description: 'client connections accepted at once', default: 10_000 })),
+    }, { additionalProperties: false, description: 'Size and connection limits of the proxy listener' })),
     sso: Type.Optional(Type.Object({
       issuers: Type.Optional(Type.Array(Type.Object({
         name: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', description: 'short name shown to users (tollgate login --issuer NAME)' }),
         issuer: Type.String({ pattern: '^https?://', description: 'issuer URL exactly as in its discovery document (http only on loopback)' }),
-        client_id: Type.String({ minLength: 1 }),
+        client_id: Type.String({ minLength: 1, description: 'the client id registered with the IdP' }),
         client_secret: Type.Optional(Type.String({ description: 'used only by the admin sign-in of the gateway itself; the CLI is a public client' })),
-        preset: Type.Optional(Type.Union([Type.Literal('okta'), Type.Literal('entra'), Type.Literal('jumpcloud'), Type.Literal('generic')])),
+        preset: Type.Optional(Type.Union([Type.Literal('okta'), Type.Literal('entra'), Type.Literal('jumpcloud'), Type.Literal('generic')], { description: 'the IdP, for its default groups claim and scopes', default: 'generic' })),
         groups_claim: Type.Optional(Type.String({ minLength: 1, description: 'ID token claim holding the groups (default from the preset: groups)' })),
         group_map: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), { description: 'IdP group value (e.g. an Entra group object id) → group name used in org.yaml' })),
         scopes: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { description: 'scopes requested (default from the preset; openid is always added)' })),
-      }, { additionalProperties: false }))),
-      token_ttl: Type.Optional(Type.String({ description: 'lifetime of gateway tokens issued by tollgate login, e.g. 12h (default)' })),
-      session_ttl: Type.Optional(Type.String({ description: 'lifetime of an admin dashboard session, e.g. 8h (default)' })),
+      }, { additionalProperties: false }), { description: 'OpenID Connect issuers people sign in with (docs/identity.md)' })),
+      token_ttl: Type.Optional(Type.String({ description: 'lifetime of gateway tokens issued by tollgate login (a duration, at most 30d)', default: '12h' })),
+      session_ttl: Type.Optional(Type.String({ description: 'lifetime of an admin dashboard session (a duration, at most 7d)', default: '8h' })),
       public_url: Type.Optional(Type.String({ pattern: '^https?://', description: 'the admin listener as browsers reach it (redirect URI base; https makes cookies Secure)' })),
       proxy_url: Type.Optional(Type.String({ pattern: '^https?://', description: 'the proxy as clients reach it, told to tollgate login (default: the proxy listener)' })),
-    }, { additionalProperties: false })),
+    }, { additionalProperties: false, description: 'Single sign-on (docs/identity.md)' })),
     metering: Type.Optional(MeteringSchema),
     alerts: Type.Optional(AlertsSchema),
     audit: Type.Optional(Type.Object({
-      retention_days: Type.Optional(Type.Integer({ minimum: 0, maximum: 36_500, description: 'Days audit records are kept (0 keeps them forever); default 365' })),
-      fail_open_non_metered: Type.Optional(Type.Boolean({ description: 'Forward non-metered requests when the audit store cannot write (counted, shown on /readyz); default false: fail closed' })),
-      group_commit_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 50, description: 'Extra time the writer waits to gather a batch; default 0 (batch whatever arrived during the previous commit)' })),
-      busy_timeout_ms: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, description: 'How long an audit write waits for a lock held by another connection before failing closed; default 5000' })),
-      wal_cap_mb: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536, description: 'WAL size that triggers a truncating checkpoint; default 64' })),
+      retention_days: Type.Optional(Type.Integer({ minimum: 0, maximum: 36_500, description: 'Days audit records are kept (0 keeps them forever)', default: 365 })),
+      fail_open_non_metered: Type.Optional(Type.Boolean({ description: 'Forward non-metered requests when the audit store cannot write (counted, shown on /readyz); false fails closed', default: false })),
+      group_commit_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 50, description: 'Extra time the writer waits to gather a batch (0: batch whatever arrived during the previous commit)', default: 0 })),
+      busy_timeout_ms: Type.Optional(Type.Integer({ minimum: 10, maximum: 60_000, description: 'How long an audit write waits for a lock held by another connection before failing closed', default: 5000 })),
+      wal_cap_mb: Type.Optional(Type.Integer({ minimum: 1, maximum: 65_536, description: 'WAL size that triggers a truncating checkpoint', default: 64 })),
     }, { additionalProperties: false, description: 'Audit trail (docs/audit.md)' })),
     metrics: Type.Optional(Type.Object({
       bearer_token_secret: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9._-]*$', description: 'name of a secret (secret source: env or secrets dir); when set, GET /metrics on the admin listener requires Authorization: Bearer <its value>' })),
     }, { additionalProperties: false, description: 'Prometheus /metrics on the admin listener (docs/metrics.md)' })),
     log: Type.Optional(Type.Object({
-      level: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], { description: 'one of debug, info, warn, error' })),
-    }, { additionalProperties: false })),
+      level: Type.Optional(Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')], { description: 'one of debug, info, warn, error', default: 'info' })),
+    }, { additionalProperties: false, description: 'Logging (JSON lines on stdout)' })),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{
+      listen: { proxy: '127.0.0.1:3128', admin: '127.0.0.1:9090' },
+      data_dir: './data',
+      ca: { cert: './certs/ca.pem', key: './certs/ca.key' },
+      org: './org.yaml',
+      policies: './policies',
+      prices: './prices.yaml',
+      secrets: { env_prefix: 'TOLLGATE_SECRET_', dir: './secrets' },
+      upstreams: { 'api.staging.example.com': '10.20.0.5:443' },
+      upstream_proxy: 'http://proxy.corp.example:8080',
+      tls: { upstream_ca: ['./corp-root.pem'] },
+      dns: { servers: ['10.0.0.2:53'], timeout_ms: 5000 },
+      timeouts: { connect_ms: 10_000, first_byte_ms: 120_000, idle_ms: 300_000, headers_ms: 15_000, shutdown_ms: 10_000 },
+      limits: { max_header_bytes: 16_384, max_connections: 10_000 },
+      log: { level: 'info' },
+      sso: { issuers: [{ name: 'okta', issuer: 'https://acme.okta.com', client_id: 'tollgate', preset: 'okta' }] },
+      metering: { unknown_model: 'refuse', thresholds: [50, 80, 100] },
+      audit: { retention_days: 365 },
+      metrics: { bearer_token_secret: 'metrics-token' },
+      alerts: { webhooks: [{ name: 'finops', url: '${SLACK_WEBHOOK_URL}' }, { name: 'oncall', url_secret: 'oncall-webhook', percents: [100] }] },
+    }],
+  },
 );
 
 export type GatewayConfigFile = Static<typeof GatewayConfigSchema>;

@@ -60,7 +60,7 @@ export const HostRuleSchema = Type.Object(
     }),
     ports: Type.Optional(Type.Array(Port, { minItems: 1, description: 'ports this rule covers; default 80 and 443 for allow/direct, every port for deny' })),
     http: Type.Optional(Type.Array(HttpRuleSchema, { minItems: 1, description: 'HTTP rules for this host, evaluated top to bottom; no match denies' })),
-    case_sensitive_paths: Type.Optional(Type.Boolean({ description: 'match path globs case-sensitively (default false: /ADMIN matches /admin/**)' })),
+    case_sensitive_paths: Type.Optional(Type.Boolean({ description: 'match path globs case-sensitively (false: /ADMIN matches /admin/**)', default: false })),
     description: Type.Optional(Type.String({ description: 'why the rule exists, shown by policy explain' })),
   },
   { ...strict, description: 'a host rule; rules are evaluated top to bottom and the first match decides; no match denies' },
@@ -68,7 +68,7 @@ export const HostRuleSchema = Type.Object(
 
 export const CredentialBindingSchema = Type.Object(
   {
-    name: Type.Optional(Type.String({ minLength: 1, description: 'a name for this binding, shown by policy explain and in audit rows (default: kind and secret name)' })),
+    name: Type.Optional(Type.String({ minLength: 1, description: 'a name for this binding, shown by policy explain and in audit rows (default: the secret name)' })),
     host: HostPattern,
     project: Type.Optional(Type.String({ minLength: 1, description: 'apply only when the request acts for this project (proxy username <team>.<project>)' })),
     method: Type.Optional(Methods),
@@ -82,7 +82,7 @@ export const CredentialBindingSchema = Type.Object(
     header: Type.Optional(Type.Object({
       name: Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$', description: 'the header name (for example x-api-key)' }),
       secret: SecretName,
-      template: Type.Optional(Type.String({ description: 'the header value with {secret} where the secret goes (default "{secret}")' })),
+      template: Type.Optional(Type.String({ description: 'the header value with {secret} where the secret goes', default: '{secret}' })),
     }, { ...strict, description: 'a header carrying the secret' })),
     query: Type.Optional(Type.Object({
       name: Type.String({ minLength: 1, description: 'the query parameter name' }),
@@ -104,14 +104,34 @@ export const TeamPolicySchema = Type.Object(
     rules: Type.Array(HostRuleSchema, { description: 'host rules, top to bottom, first match decides, no match denies' }),
     credentials: Type.Optional(Type.Array(CredentialBindingSchema, { description: 'credentials injected for matching requests' })),
   },
-  { ...strict, $id: 'https://tollgate.dev/schema/policy.schema.json', title: 'Tollgate team policy (policies/<team>.yaml)' },
+  {
+    ...strict, $id: 'https://tollgate.dev/schema/policy.schema.json', title: 'Tollgate team policy (policies/<team>.yaml)',
+    examples: [{
+      team: 'sre',
+      description: 'what SRE, people and agents, may reach',
+      rules: [
+        {
+          host: 'api.github.com', action: 'allow', description: 'GitHub: read anything, write to repositories',
+          http: [{ method: 'GET', path: '/**', action: 'allow' }, { method: ['POST', 'PATCH', 'PUT'], path: '/repos/**', action: 'allow' }],
+        },
+        { host: '*.amazonaws.com', action: 'allow', description: 'AWS APIs' },
+        { host: 'api.anthropic.com', action: 'allow' },
+        { host: '*', action: 'deny' },
+      ],
+      credentials: [
+        { host: 'api.github.com', bearer: { secret: 'github-token' } },
+        { host: '*.eu-west-1.amazonaws.com', project: 'production', aws: { secret: 'aws-production' } },
+        { name: 'anthropic', host: 'api.anthropic.com', path: '/v1/**', header: { name: 'x-api-key', secret: 'anthropic-api-key' } },
+      ],
+    }],
+  },
 );
 
 export const GuardrailHttpSchema = Type.Object(
   {
     method: Type.Optional(Methods),
     path: Type.Optional(Paths),
-    action: Type.Optional(Type.Literal('deny', { description: 'guardrails only deny' })),
+    action: Type.Optional(Type.Literal('deny', { description: 'guardrails only deny', default: 'deny' })),
     description: Type.Optional(Type.String({ description: 'why' })),
   },
   { ...strict, description: 'deny requests with this method and path' },
@@ -123,7 +143,7 @@ export const GuardrailRuleSchema = Type.Object(
     action: Type.Literal('deny', { description: 'org guardrails only deny; no team can override them' }),
     ports: Type.Optional(Type.Array(Port, { minItems: 1, description: 'ports denied (default: every port)' })),
     http: Type.Optional(Type.Array(GuardrailHttpSchema, { minItems: 1, description: 'deny only these methods/paths (default: the whole host)' })),
-    case_sensitive_paths: Type.Optional(Type.Boolean({ description: 'match path globs case-sensitively (default false)' })),
+    case_sensitive_paths: Type.Optional(Type.Boolean({ description: 'match path globs case-sensitively', default: false })),
     description: Type.Optional(Type.String({ description: 'why the guardrail exists, shown in deny messages' })),
   },
   { ...strict, description: 'an org guardrail: a deny no team can override' },
@@ -134,7 +154,17 @@ export const OrgPolicySchema = Type.Object(
     description: Type.Optional(Type.String({ description: 'free text' })),
     rules: Type.Array(GuardrailRuleSchema, { description: 'deny rules evaluated before every team policy' }),
   },
-  { ...strict, title: 'Tollgate org guardrails (policies/_org.yaml)' },
+  {
+    ...strict, title: 'Tollgate org guardrails (policies/_org.yaml)',
+    examples: [{
+      description: 'denies no team can override',
+      rules: [
+        { host: '169.254.169.254', action: 'deny', description: 'cloud instance metadata' },
+        { host: '*.pastebin.com', action: 'deny', description: 'paste site' },
+        { host: 'api.github.com', action: 'deny', description: 'repository secrets are managed in the GitHub UI', http: [{ path: '/repos/*/*/actions/secrets/**' }] },
+      ],
+    }],
+  },
 );
 
 const ConnectionSchema = Type.Object(
@@ -209,7 +239,32 @@ export const OrgSchema = Type.Object(
     agents: Type.Optional(Type.Record(Type.String(), AgentSchema, { description: 'managed agents by key' })),
     users: Type.Optional(Type.Record(Type.String(), UserSchema, { description: 'per-user settings by e-mail' })),
   },
-  { ...strict, $id: 'https://tollgate.dev/schema/org.schema.json', title: 'Tollgate organisation (org.yaml)' },
+  {
+    ...strict, $id: 'https://tollgate.dev/schema/org.schema.json', title: 'Tollgate organisation (org.yaml)',
+    examples: [{
+      organization: 'Acme Corp',
+      budget: { monthly_usd: 20_000 },
+      admins: { idp_groups: ['tollgate-admins'] },
+      secrets: ['github-token', 'anthropic-api-key', 'aws-production'],
+      projects: {
+        production: {
+          name: 'Production',
+          connections: [
+            { name: 'aws', kind: 'aws', hosts: ['*.eu-west-1.amazonaws.com'], account: '123456789012' },
+            { name: 'github', kind: 'github', hosts: ['api.github.com'], account: 'acme' },
+          ],
+        },
+      },
+      teams: { sre: { name: 'SRE', idp_groups: ['sre'], projects: { production: 'admin' }, budget: { monthly_usd: 5000 }, user_budget: { daily_usd: 50 } } },
+      agents: {
+        'sre-monitor': {
+          name: 'SRE Monitor', team: 'sre', project: 'production', every: '5m', command: ['node', 'agents/sre-monitor.js'], budget: { daily_usd: 10 },
+          rules: [{ host: 'api.github.com', action: 'allow', http: [{ method: 'GET', path: '/repos/**', action: 'allow' }] }],
+        },
+      },
+      users: { 'alice@acme.example': { budget: { daily_usd: 20 } } },
+    }],
+  },
 );
 
 export const PolicyTestCaseSchema = Type.Object(
@@ -229,7 +284,19 @@ export const PolicyTestCaseSchema = Type.Object(
 
 export const PolicyTestFileSchema = Type.Object(
   { tests: Type.Array(PolicyTestCaseSchema, { minItems: 1, description: 'test cases' }) },
-  { ...strict, title: 'Tollgate policy tests (policies/tests/*.yaml)' },
+  {
+    ...strict, title: 'Tollgate policy tests (policies/tests/*.yaml)',
+    examples: [{
+      tests: [
+        { name: 'GitHub reads, with the org token', team: 'sre', request: 'GET https://api.github.com/repos/acme/api/pulls', expect: 'allow', credentials: ['github-token'] },
+        { name: 'GitHub deletes are denied', team: 'sre', request: 'DELETE https://api.github.com/repos/acme/api', expect: 'deny', reason: 'method_not_allowed' },
+        { name: 'repository secrets are off limits (guardrail)', team: 'sre', request: 'GET https://api.github.com/repos/acme/api/actions/secrets/x', expect: 'deny' },
+        { name: 'EC2 in production, signed with its keys', team: 'sre', project: 'production', request: 'POST https://ec2.eu-west-1.amazonaws.com/', expect: 'allow', credentials: ['aws-production'] },
+        { name: 'the monitor agent only reads repositories', team: 'sre', agent: 'sre-monitor', request: 'POST https://api.github.com/repos/acme/api/issues', expect: 'deny' },
+        { name: 'anything else', team: 'sre', request: 'CONNECT example.com:443', expect: 'deny', reason: 'host_not_allowed' },
+      ],
+    }],
+  },
 );
 
 export type OrgSource = Static<typeof OrgSchema>;

@@ -10,24 +10,28 @@ import { perMillionToPico, type ModelPrice, type PriceTable, type TokenPrice } f
 import { parseYamlSource } from './yaml-source.ts';
 import { validateAgainstSchema } from './validate-schema.ts';
 
-const Usd = Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: 'US dollars per million tokens, more than 0' });
+/** A rate in US dollars per million tokens; `description` says which tokens. */
+const usd = (description: string) => Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: `${description}, in US dollars per million tokens (more than 0)` });
 const Rates = {
-  input: Usd,
-  output: Type.Optional(Usd),
-  cache_write: Type.Optional(Usd),
-  cache_write_1h: Type.Optional(Usd),
-  cache_read: Type.Optional(Usd),
+  input: usd('base input tokens (not read from or written to the prompt cache)'),
+  output: Type.Optional(usd('output tokens, reasoning tokens included (default: input)')),
+  cache_write: Type.Optional(usd('5-minute prompt-cache writes (default: input)')),
+  cache_write_1h: Type.Optional(usd('1-hour prompt-cache writes (default: cache_write)')),
+  cache_read: Type.Optional(usd('prompt-cache reads (default: input)')),
 };
 const ModelSchema = Type.Object(
   {
     ...Rates,
     aliases: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { description: 'other ids that mean this model (dated snapshots, -latest names)' })),
-    max_output_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'the most the model emits; reserved when a request sets no cap' })),
-    long_context: Type.Optional(Type.Object({ threshold_tokens: Type.Integer({ minimum: 1 }), ...Rates }, {
+    max_output_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'the most the model emits; reserved when a request sets no cap (default: the provider\'s default_max_output_tokens)' })),
+    long_context: Type.Optional(Type.Object({
+      threshold_tokens: Type.Integer({ minimum: 1, description: 'prompt size (input, cache reads and writes) above which these rates apply' }),
+      ...Rates,
+    }, {
       additionalProperties: false,
       description: 'rates for every token of a request whose prompt exceeds threshold_tokens',
     })),
-    note: Type.Optional(Type.String()),
+    note: Type.Optional(Type.String({ description: 'free text for people reading the file' })),
   },
   { additionalProperties: false, description: 'a model: input and output (and optionally cache_write, cache_write_1h, cache_read) in US dollars per million tokens' },
 );
@@ -37,11 +41,29 @@ export const PriceTableSchema = Type.Object(
     as_of: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'the date the prices were checked (YYYY-MM-DD)' }),
     sources: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'where the prices come from' }),
     providers: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$' }), Type.Object({
-      default_max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
-      models: Type.Record(Type.String({ minLength: 1, maxLength: 256 }), ModelSchema),
+      default_max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'output tokens reserved for a model of this section without max_output_tokens', default: 128_000 })),
+      models: Type.Record(Type.String({ minLength: 1, maxLength: 256 }), ModelSchema, { description: 'models by id, as clients name them in requests' }),
     }, { additionalProperties: false }), { description: 'price-table sections by provider (anthropic, openai, or an openai_compatible name)' }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{
+      as_of: '2026-11-26',
+      sources: ['https://platform.claude.com/docs/en/about-claude/pricing'],
+      providers: {
+        anthropic: {
+          default_max_output_tokens: 128_000,
+          models: {
+            'claude-sonnet-4-5': {
+              input: 3, cache_write: 3.75, cache_write_1h: 6, cache_read: 0.3, output: 15, max_output_tokens: 64_000, aliases: ['claude-sonnet-4-5-20250929'],
+              long_context: { threshold_tokens: 200_000, input: 6, cache_write: 7.5, cache_write_1h: 12, cache_read: 0.6, output: 22.5 },
+            },
+          },
+        },
+        'acme-llm': { models: { 'acme-large': { input: 1, output: 2, note: 'the section of metering.openai_compatible provider acme-llm' } } },
+      },
+    }],
+  },
 );
 type Rates = { input: number; output?: number | undefined; cache_write?: number | undefined; cache_write_1h?: number | undefined; cache_read?: number | undefined };
 
