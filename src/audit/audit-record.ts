@@ -72,12 +72,25 @@ export interface StoredAuditRequest extends AuditRequestRow {
   hash: string | null;
 }
 
-/** Event types written today; the column is free text so later features can add their own. */
-export const AUDIT_EVENT_TYPES = [
-  'login', 'token_issued', 'token_revoked', 'policy_reloaded', 'policy_rejected', 'budget_threshold',
-  'agent_started', 'agent_stopped', 'audit_pruned', 'audit_recovered',
-] as const;
-export type KnownAuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+/**
+ * The event types written today, with what each records (its actor and its `detail` keys). The
+ * column is free text so later features can add their own; a type written anywhere in src/ must be
+ * listed here (test/unit/docs/audit-docs.test.ts scans for them), and docs/reference/audit-schema.md
+ * is generated from this list.
+ */
+export const AUDIT_EVENT_TYPE_DOCS = {
+  sso_token_issued: 'A user signed in through SSO (`tollgate login`) and was issued a gateway token. Actor: the user\'s e-mail. Detail: `issuer`, `flow`, `source`, `subject`, `teams`, `admin`, `token_id`, `expires_at`.',
+  sso_token_refused: 'An SSO sign-in was refused. Actor: `anonymous`. Detail: `issuer`, `flow`, `source`, `code` (why).',
+  token_revoked: 'An admin revoked gateway tokens through the admin API. Actor: `user:<email>`. Detail: `by`, `via`, `target`, `token_ids`, `subjects`.',
+  audit_exported: 'An admin exported audit records through the admin API. Actor: `user:<email>`. Detail: `records`, `format`, `since`, `until`, `count`, `via`, `source`.',
+  audit_pruned: 'Retention deleted the oldest records of the chains and moved their anchors. Actor: `gateway`, or `cli` for `tollgate audit prune`. Detail: `cutoff`, and `requests` and `events`, each with `rows`, `anchor_seq`, `anchor_hash`.',
+  policy_reloaded: 'A changed org.yaml or policy was compiled and put in force. Actor: `gateway`. Detail: `trigger`, `generation`, `problems` (empty).',
+  policy_rejected: 'A changed org.yaml or policy was invalid; the last good one stays in force. Actor: `gateway`. Detail: `trigger`, `generation`, `problems` (`file:line:col: message`).',
+  budget_threshold: 'A budget line crossed one of `metering.thresholds`, or a request was refused at it. Actor: `gateway`. Detail: `scope`, `label`, `window`, `windowKey`, `percent`, `limitMicros`, `spentMicros`, `resetsAt`, `cause`, `at`.',
+  alert_failed: 'A threshold webhook delivery was given up after its last attempt. Actor: `gateway`. Detail: `webhook`, `event`, `attempts`, `status`, `error`.',
+} as const satisfies Readonly<Record<string, string>>;
+export type KnownAuditEventType = keyof typeof AUDIT_EVENT_TYPE_DOCS;
+export const AUDIT_EVENT_TYPES = Object.keys(AUDIT_EVENT_TYPE_DOCS) as readonly KnownAuditEventType[];
 
 /** One audit event: something that is not a request (sign-in, token, policy, budget, agent). */
 export interface AuditEventRow {
@@ -99,3 +112,89 @@ export interface StoredAuditEvent extends AuditEventRow {
 }
 
 export type AuditChainName = 'requests' | 'events';
+
+/** One row of `audit_chain` per chain: where its kept records start and end. */
+export interface AuditChainRow {
+  chain: AuditChainName;
+  anchor_seq: number;
+  anchor_hash: string;
+  head_seq: number;
+  head_hash: string;
+}
+
+/**
+ * What every column of the audit tables means: the single source of docs/reference/audit-schema.md
+ * (scripts/generate-audit-docs.ts), checked against the columns of the migrated database
+ * (test/unit/docs/audit-docs.test.ts). Types, nullability and checks come from the database itself.
+ */
+export const AUDIT_TABLE_DOCS: {
+  readonly audit_requests: { readonly about: string; readonly columns: Readonly<Record<keyof StoredAuditRequest, string>> };
+  readonly audit_events: { readonly about: string; readonly columns: Readonly<Record<keyof StoredAuditEvent, string>> };
+  readonly audit_chain: { readonly about: string; readonly columns: Readonly<Record<keyof AuditChainRow, string>> };
+} = {
+  audit_requests: {
+    about: 'One row per exchange: every HTTP request (plain or inside an intercepted tunnel), every CONNECT tunnel and every WebSocket upgrade, allowed or not. A forwarded request\'s row is inserted open, before its first byte goes upstream, and completed (and chained) when the exchange ends.',
+    columns: {
+      id: 'insertion order',
+      request_id: 'the exchange id (`X-Request-Id`, `request_id` in logs); unique together with `time`',
+      state: '`open`: the decision is committed and the exchange in flight; `complete`: ended',
+      seq: 'position in the `requests` hash chain, set on completion; null exactly while open',
+      hash: 'SHA-256 chain hash (hex) of this row; null while open',
+      time: 'when the exchange started (ms since the epoch, UTC)',
+      ended_at: 'when it ended (ms since the epoch, UTC); null while open',
+      principal_kind: 'who asked: `user`, `agent`, or `anonymous`; null without valid credentials',
+      subject: 'user e-mail or agent name',
+      token_id: 'gateway token id (never the token)',
+      agent: 'managed agent name',
+      team: 'team the request acted for',
+      project: 'project the request acted for',
+      kind: '`request`, `tunnel` or `upgrade`',
+      via: '`plain` (absolute-form request), `intercepted` (inside an intercepted tunnel) or `connect` (the CONNECT itself)',
+      method: 'request method; `CONNECT` for tunnels',
+      scheme: '`http` or `https` of the target',
+      host: 'normalised target host',
+      port: 'target port',
+      path: 'normalised path, never the query string; null for tunnels',
+      decision: '`allow`/`direct`: admitted and forwarded (intercepted / pass-through); `deny`: refused for a policy or client reason (4xx); `error`: refused by a gateway fault (5xx)',
+      rule: '`file:line` of the policy rule that decided, when one did',
+      reason: 'stable reason code (docs/reason-codes.md): `allowed` for requests that went through',
+      status: 'status sent to the client (200 for an established tunnel, 499 when the client went away)',
+      duration_ms: 'start to end',
+      upstream_ms: 'time to the upstream\'s response headers',
+      bytes_in: 'request body bytes sent upstream (for tunnels, every byte)',
+      bytes_out: 'response bytes received from the upstream (for tunnels, every byte)',
+      address: 'the vetted IP address that was dialled',
+      error: 'what failed (at most 1,000 characters; tokens and `Bearer`/`Basic` values scrubbed)',
+      provider: 'LLM provider, filled by metering',
+      model: 'LLM model as the request named it, filled by metering',
+      input_tokens: 'LLM input tokens',
+      output_tokens: 'LLM output tokens',
+      cache_read_tokens: 'LLM prompt-cache read tokens',
+      cache_write_tokens: 'LLM prompt-cache write tokens',
+      cost_micros: 'cost in micro-dollars (US dollars × 10⁶)',
+      estimated: '1 when the usage is an estimate (stream cut short, no usage reported), 0 when reported; null without usage',
+    },
+  },
+  audit_events: {
+    about: 'One row per event: something that is not a request (sign-in, token, policy, budget, retention); see "Event types".',
+    columns: {
+      id: 'insertion order',
+      seq: 'position in the `events` hash chain',
+      hash: 'SHA-256 chain hash (hex) of this row',
+      time: 'when it happened (ms since the epoch, UTC)',
+      type: 'what happened: an event type (snake_case)',
+      actor: 'who did it: `user:<email>`, `gateway`, `cli`, `anonymous`, … (see each event type)',
+      detail: 'canonical JSON object (keys sorted); never a secret',
+    },
+  },
+  audit_chain: {
+    about: 'One row per hash chain (`requests`, `events`): retention deletes a prefix of a chain and moves its anchor, so the records kept still verify.',
+    columns: {
+      chain: '`requests` or `events`',
+      anchor_seq: '`seq` of the last record deleted by retention (0 before any)',
+      anchor_hash: 'hash of that record: the first kept record chains from it (64 zeros before any)',
+      head_seq: '`seq` of the last record',
+      head_hash: 'hash of the last record',
+    },
+  },
+};
