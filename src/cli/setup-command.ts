@@ -1,19 +1,16 @@
-// Owns: `tollgate setup <tool> [--print]` — write (Claude Code) or print (the others) a desktop
-// tool's settings for the gateway.
+// Owns: `tollgate setup <tool> [--print]` — write (Claude Code, kubectl) or print (the others) a
+// desktop tool's settings for the gateway — and `tollgate setup --check [tool]`, which verifies
+// the configuration with a request through the gateway read back from the audit trail.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { TollgateError } from '../errors.ts';
 import { mergeClaudeSettings, SettingsShapeError } from '../onboarding/claude-settings.ts';
 import { resolveClient } from '../onboarding/resolve-client.ts';
-import { isToolName, toolInstructions, TOOLS } from '../onboarding/tool-instructions.ts';
+import { claudeSettingsFile, runSetupCheck } from '../onboarding/run-setup-check.ts';
+import { setupKubectl } from '../onboarding/setup-kubectl.ts';
+import { isToolName, toolInstructions, TOOLS, type ToolName } from '../onboarding/tool-instructions.ts';
 import { addConfigOption } from './config-option.ts';
-
-export function claudeSettingsFile(env: NodeJS.ProcessEnv = process.env): string {
-  const dir = env['CLAUDE_CONFIG_DIR'] ?? path.join(env['HOME'] ?? os.homedir(), '.claude');
-  return path.join(dir, 'settings.json');
-}
 
 function readJson(file: string): unknown {
   if (!existsSync(file)) return undefined;
@@ -26,44 +23,85 @@ function readJson(file: string): unknown {
   }
 }
 
+interface SetupOptions {
+  config?: string;
+  print?: boolean;
+  check?: boolean;
+  team?: string;
+  project?: string;
+  caFile?: string;
+  kubeconfig?: string;
+}
+
+function setupClaudeCode(opts: SetupOptions): void {
+  const client = resolveClient({ team: opts.team, project: opts.project, caFile: opts.caFile, configFile: opts.config });
+  const ctx = { proxyUrl: client.proxyUrl, caBundlePath: client.caBundlePath };
+  const file = claudeSettingsFile();
+  let merged;
+  try {
+    merged = mergeClaudeSettings(readJson(file), ctx);
+  } catch (err) {
+    if (err instanceof SettingsShapeError) throw new TollgateError('TOLLGATE_ERR_USAGE', `${file}: ${err.message}`);
+    throw err;
+  }
+  if (opts.print) {
+    process.stdout.write(`# ${file} after \`tollgate setup claude-code\` (not written: --print)\n`);
+    process.stdout.write(`${JSON.stringify(merged.settings, null, 2)}\n`);
+    return;
+  }
+  if (merged.changes.length === 0) {
+    process.stdout.write(`${file} already points Claude Code at the gateway; nothing changed\n`);
+    return;
+  }
+  mkdirSync(path.dirname(file), { recursive: true });
+  if (existsSync(file)) copyFileSync(file, `${file}.tollgate-backup`);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(merged.settings, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, file);
+  process.stdout.write(`updated ${file}${existsSync(`${file}.tollgate-backup`) ? ` (previous version: ${file}.tollgate-backup)` : ''}:\n${merged.changes.map((c) => `  ${c}\n`).join('')}` +
+    'Restart Claude Code to pick it up.\n');
+}
+
+function setupKubectlCommand(opts: SetupOptions): void {
+  if (opts.project === undefined) throw new TollgateError('TOLLGATE_ERR_USAGE', 'tollgate setup kubectl needs --project P (the project whose Kubernetes connections to write)');
+  const r = setupKubectl({ project: opts.project, team: opts.team, caFile: opts.caFile, configFile: opts.config, kubeconfig: opts.kubeconfig, print: opts.print });
+  const notes = r.skipped.map((s) => `note: connection ${s.connection} skipped: ${s.reason}\n`).join('');
+  if (!r.written) {
+    process.stdout.write(`# ${r.file} after \`tollgate setup kubectl\` (not written: --print; the token is shown as ***)\n${r.redactedText}${notes}`);
+    return;
+  }
+  const kc = r.file.includes(' ') ? `'${r.file}'` : r.file;
+  process.stdout.write(
+    `wrote ${r.file} (mode 0600: it holds your gateway token, and no Kubernetes credentials):\n` +
+    `${r.changes.map((c) => `  ${c}\n`).join('')}${notes}` +
+    `Use it:\n  KUBECONFIG=${kc} kubectl get pods\n` +
+    (r.contexts.length > 1 ? `  KUBECONFIG=${kc} kubectl --context ${r.contexts[1]} get pods\n` : '') +
+    'The gateway verifies each API server against its connection\'s CA and injects the cluster token.\n',
+  );
+}
+
 export function registerSetupCommand(program: Command): void {
-  addConfigOption(program.command('setup').description(`configure a desktop tool for the gateway (${TOOLS.join(', ')})`))
-    .argument('<tool>', TOOLS.join(' | '))
+  addConfigOption(program.command('setup')
+    .description(`configure a desktop tool for the gateway (${TOOLS.join(', ')}), or verify it with --check`))
+    .argument('[tool]', TOOLS.join(' | '))
+    .option('--check', 'verify: send a request through the gateway with your configuration (the tool\'s own settings for claude-code) and read it back from the audit trail; exit 1 on any failure')
     .option('--print', 'only print the settings; change no file')
     .option('--team <team>', 'act for this team (default: your only team)')
-    .option('--project <project>', 'act for this project of the team')
+    .option('--project <project>', 'act for this project of the team (kubectl: required)')
     .option('--ca-file <file>', "the gateway's CA certificate")
-    .action((tool: string, opts: { config?: string; print?: boolean; team?: string; project?: string; caFile?: string }) => {
-      if (!isToolName(tool)) throw new TollgateError('TOLLGATE_ERR_USAGE', `unknown tool "${tool}"; one of ${TOOLS.join(', ')}`);
+    .option('--kubeconfig <file>', 'kubectl: the kubeconfig to write (default ~/.kube/tollgate-config)')
+    .action(async (tool: string | undefined, opts: SetupOptions) => {
+      if (tool !== undefined && !isToolName(tool)) throw new TollgateError('TOLLGATE_ERR_USAGE', `unknown tool "${tool}"; one of ${TOOLS.join(', ')}`);
+      if (opts.check) {
+        const r = await runSetupCheck({ tool: tool as ToolName | undefined, team: opts.team, project: opts.project, caFile: opts.caFile, configFile: opts.config });
+        process.stdout.write(r.text);
+        if (!r.ok) process.exitCode = 1;
+        return;
+      }
+      if (tool === undefined) throw new TollgateError('TOLLGATE_ERR_USAGE', `name a tool (${TOOLS.join(', ')}) or pass --check`);
+      if (tool === 'kubectl') { setupKubectlCommand(opts); return; }
+      if (tool === 'claude-code') { setupClaudeCode(opts); return; }
       const client = resolveClient({ team: opts.team, project: opts.project, caFile: opts.caFile, configFile: opts.config });
-      const ctx = { proxyUrl: client.proxyUrl, caBundlePath: client.caBundlePath };
-      if (tool !== 'claude-code') {
-        process.stdout.write(toolInstructions(tool, ctx));
-        return;
-      }
-      const file = claudeSettingsFile();
-      let merged;
-      try {
-        merged = mergeClaudeSettings(readJson(file), ctx);
-      } catch (err) {
-        if (err instanceof SettingsShapeError) throw new TollgateError('TOLLGATE_ERR_USAGE', `${file}: ${err.message}`);
-        throw err;
-      }
-      if (opts.print) {
-        process.stdout.write(`# ${file} after \`tollgate setup claude-code\` (not written: --print)\n`);
-        process.stdout.write(`${JSON.stringify(merged.settings, null, 2)}\n`);
-        return;
-      }
-      if (merged.changes.length === 0) {
-        process.stdout.write(`${file} already points Claude Code at the gateway; nothing changed\n`);
-        return;
-      }
-      mkdirSync(path.dirname(file), { recursive: true });
-      if (existsSync(file)) copyFileSync(file, `${file}.tollgate-backup`);
-      const tmp = `${file}.${process.pid}.tmp`;
-      writeFileSync(tmp, `${JSON.stringify(merged.settings, null, 2)}\n`, { mode: 0o600 });
-      renameSync(tmp, file);
-      process.stdout.write(`updated ${file}${existsSync(`${file}.tollgate-backup`) ? ` (previous version: ${file}.tollgate-backup)` : ''}:\n${merged.changes.map((c) => `  ${c}\n`).join('')}` +
-        'Restart Claude Code to pick it up.\n');
+      process.stdout.write(toolInstructions(tool, { proxyUrl: client.proxyUrl, caBundlePath: client.caBundlePath }));
     });
 }

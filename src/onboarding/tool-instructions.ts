@@ -2,7 +2,7 @@
 // `tollgate setup <tool>`. PURE: text from the proxy URL and the CA bundle path.
 import { PLACEHOLDER_KEY, redactProxyUrl } from './claude-settings.ts';
 
-export const TOOLS = ['claude-code', 'cursor', 'codex', 'curl', 'git', 'python', 'node', 'aws'] as const;
+export const TOOLS = ['claude-code', 'cursor', 'codex', 'curl', 'git', 'python', 'node', 'aws', 'kubectl'] as const;
 export type ToolName = (typeof TOOLS)[number];
 
 export function isToolName(s: string): s is ToolName {
@@ -58,6 +58,10 @@ export function toolInstructions(tool: ToolName, ctx: ToolContext): string {
       return `Node.js adds NODE_EXTRA_CA_CERTS=${ca} to its roots. Node's built-in fetch and https do NOT honour HTTPS_PROXY\n` +
         `(Node 20): use undici's EnvHttpProxyAgent (setGlobalDispatcher(new EnvHttpProxyAgent())), or an SDK option\n` +
         `(the Anthropic/OpenAI SDKs take an httpAgent/fetchOptions dispatcher). Claude Code handles HTTPS_PROXY itself.\n`;
+    case 'kubectl':
+      return `\`tollgate setup kubectl --project P\` writes\n` +
+        `~/.kube/tollgate-config with one context per Kubernetes connection of the project: proxy-url through the gateway, Tollgate's CA,\n` +
+        `and no Kubernetes credentials (the gateway injects the cluster token). Then: KUBECONFIG=~/.kube/tollgate-config kubectl get pods\n`;
     case 'aws':
       return `The AWS CLI and SDKs read HTTPS_PROXY and AWS_CA_BUNDLE=${ca} (it replaces their roots, hence the bundle).\n` +
         `With an aws: credential binding the gateway re-signs requests, so any syntactically valid dummy keys work:\n` +
