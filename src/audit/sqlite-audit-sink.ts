@@ -17,6 +17,8 @@ export interface SqliteAuditSinkOptions {
   logger: Logger;
   busyTimeoutMs?: number;
   groupCommitMs?: number;
+  /** How long a completion may wait for a decision record to share its message (default 5 ms). */
+  completionDelayMs?: number;
   /** A decision not acknowledged within this time is refused. Default busyTimeoutMs + 2000. */
   commitTimeoutMs?: number;
   retentionDays?: number;
@@ -83,6 +85,8 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
   let nextId = 1;
   let outbox: PackedBatch = emptyBatch();
   let postScheduled = false;
+  let completionTimer: NodeJS.Timeout | undefined;
+  const completionDelayMs = opts.completionDelayMs ?? 5;
   // Insertion order is deadline order (every decision gets the same timeout): the sweep only looks
   // at the front of the map.
   const decisions = new Map<number, Decision>();
@@ -128,6 +132,10 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
 
   const postOutbox = () => {
     postScheduled = false;
+    if (completionTimer) {
+      clearTimeout(completionTimer);
+      completionTimer = undefined;
+    }
     if (!worker || !online || outbox.k.length === 0) return;
     const batch = outbox;
     outbox = emptyBatch();
@@ -138,12 +146,21 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     if (closed || sealed) return false;
     if (outbox.k.length >= maxOutbox && op.op !== 'open') return false;
     appendPacked(outbox, op);
-    if (!postScheduled) {
-      postScheduled = true;
-      // At the end of this turn of the loop: every record the turn's I/O callbacks produced leaves
-      // in one message (one commit in the writer) rather than one message per callback.
-      setImmediate(postOutbox);
+    if (postScheduled) return true;
+    if (op.op === 'complete') {
+      // Nobody waits for a completion: it rides with the next decision's message, or leaves within
+      // completionDelayMs. A crash meanwhile leaves the decision row open, and the next start
+      // completes it as interrupted — the row of what went upstream is never lost.
+      if (!completionTimer) {
+        completionTimer = setTimeout(postOutbox, completionDelayMs);
+        completionTimer.unref();
+      }
+      return true;
     }
+    postScheduled = true;
+    // At the end of this turn of the loop: every record the turn's I/O callbacks produced leaves
+    // in one message (one commit in the writer) rather than one message per callback.
+    setImmediate(postOutbox);
     return true;
   };
 
