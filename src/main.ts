@@ -37,7 +37,6 @@ import { createMetricCatalogue, type MetricCatalogue } from './metrics/metric-ca
 import { metricsRoute } from './metrics/metrics-route.ts';
 import { exchangeRecorder } from './metrics/record-exchange.ts';
 import { budgetStatus } from './ledger/budget-status.ts';
-import { createSqliteLedger } from './store/sqlite-ledger.ts';
 import { createAdminApi } from './admin/admin-api.ts';
 import { createDashboardRoutes } from './admin/dashboard-routes.ts';
 import { readStatusFile, statusFilePath } from './agents/agent-status.ts';
@@ -282,7 +281,8 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     const auditSink = audit;
     cleanup.push(() => auditSink.close());
     const recordExchange = exchangeRecorder(metrics, labelSetsFromConfig(config, () => policy.current().org.teams));
-    const spend = createSqliteLedger(db);
+    // Reservations and settlements run on the audit writer's thread (the one connection that writes).
+    const spend = auditSink.ledger;
     metrics.observe({
       audit: () => auditSink.status(),
       policy: () => policy.status(),

@@ -3,11 +3,13 @@
 // MessagePort (coalesced per tick, in compact form: one flat array of column values per message),
 // resolves each decision record when the writer acknowledges its commit (or rejects it: store
 // failing, writer down, commit timeout — one sweep timer for all pending decisions, not one timer
-// each), tracks health for /readyz, restarts a writer that died, and flushes on close.
+// each), tracks health for /readyz, restarts a writer that died, and flushes on close. Also the
+// gateway's Ledger: its operations run on the writer thread (see audit-writer-worker.ts).
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
 import { appendPacked, type AuditOp, type PackedBatch } from '../store/audit-writer.ts';
-import type { AuditWorkerConfig, FromWorker, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
+import type { AuditWorkerConfig, FromWorker, LedgerMethod, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
+import type { Ledger } from '../ledger/ledger.ts';
 import type { AuditEventRow } from './audit-record.ts';
 import { AuditUnavailableError, type AuditSink, type AuditSinkStatus } from './audit-sink.ts';
 
@@ -41,6 +43,12 @@ export interface SqliteAuditSink extends AuditSink {
    * past it; null lifts the cap), `queryOnly` makes the connection read-only. Used by fault tests.
    */
   setStoreLimits(limits: { maxPageCount?: number | null; queryOnly?: boolean }): Promise<{ pageCount: number }>;
+  /**
+   * The spend ledger on tollgate.db, run by the writer thread: its transactions never contend for
+   * the write lock with the audit writer, and never block the proxy's loop. Errors keep the SQLite
+   * code (`code`); a writer that is down rejects with AuditUnavailableError.
+   */
+  ledger: Ledger;
 }
 
 const WORKER_URL = new URL('../store/audit-writer-worker.ts', import.meta.url);
@@ -209,7 +217,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
         if (!w) return;
         calls.delete(m.id);
         if (w.timer) clearTimeout(w.timer);
-        if (m.error !== undefined) w.reject(new Error(m.error));
+        if (m.error !== undefined) w.reject(Object.assign(new Error(m.error), m.code === undefined ? {} : { code: m.code }));
         else w.resolve(m.value);
         return;
       }
@@ -247,8 +255,22 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
   };
   start(true);
 
+  const ledgerCall = async (method: LedgerMethod, args: unknown[]): Promise<unknown> => {
+    await ready;
+    return call({ t: 'ledger', id: nextId++, method, args }, busyTimeoutMs * 2 + 5000);
+  };
+  const ledger: Ledger = {
+    reserve: (r) => ledgerCall('reserve', [r]) as ReturnType<Ledger['reserve']>,
+    settle: (s) => ledgerCall('settle', [s]) as ReturnType<Ledger['settle']>,
+    release: (id, at) => ledgerCall('release', [id, at]) as ReturnType<Ledger['release']>,
+    lineStates: (refs) => ledgerCall('lineStates', [refs]) as ReturnType<Ledger['lineStates']>,
+    markThreshold: (ref, percent, at) => ledgerCall('markThreshold', [ref, percent, at]) as ReturnType<Ledger['markThreshold']>,
+    settleOpenReservations: (at) => ledgerCall('settleOpenReservations', [at]) as ReturnType<Ledger['settleOpenReservations']>,
+  };
+
   const sink: SqliteAuditSink = {
     ready,
+    ledger,
     commitDecision(row) {
       if (closed || closing) return Promise.reject(new AuditUnavailableError('AUDIT_CLOSED', 'the gateway is shutting down'));
       if (!worker) {

@@ -2,11 +2,19 @@
 // the parent MessagePort, group commit (everything that arrived while the previous transaction ran,
 // or within `groupCommitMs`, goes in one BEGIN IMMEDIATE transaction), acknowledgements of decision
 // records, a bounded retry queue for completions and events while the store cannot write, the
-// deleted-file check, WAL size control and retention pruning. Started by src/audit/sqlite-audit-sink.ts.
+// deleted-file check, WAL size control and retention pruning — and the gateway's spend ledger
+// (reservations and settlements run here, on the one connection that writes, so they never wait on
+// the write lock — SQLite's busy handler sleeps — on the proxy's event loop). Started by
+// src/audit/sqlite-audit-sink.ts.
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { OP_OPEN, createAuditWriter, unpackBatch, type PackedBatch, type PackedOp } from './audit-writer.ts';
 import { openDatabase, type Database } from './database.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import { createSqliteLedger } from './sqlite-ledger.ts';
+
+/** The Ledger methods the writer thread runs for the proxy (src/audit/sqlite-audit-sink.ts `ledger`). */
+export type LedgerMethod = keyof Ledger;
 
 export interface AuditWorkerConfig {
   file: string;
@@ -32,6 +40,7 @@ export type ToWorker =
   | { t: 'flush'; id: number }
   | { t: 'prune'; id: number; cutoff: number | undefined }
   | { t: 'limits'; id: number; maxPageCount?: number | null; queryOnly?: boolean }
+  | { t: 'ledger'; id: number; method: LedgerMethod; args: unknown[] }
   | { t: 'close'; id: number };
 
 export interface WorkerCounters {
@@ -43,7 +52,7 @@ export interface WorkerCounters {
 export type FromWorker =
   | { t: 'ready'; orphans: number }
   | { t: 'result'; acked: number[]; failed: number[]; error: { code: string; message: string } | undefined; counters: WorkerCounters }
-  | { t: 'done'; id: number; value?: unknown; error?: string }
+  | { t: 'done'; id: number; value?: unknown; error?: string; code?: string }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
   | { t: 'fatal'; code: string; message: string };
 
@@ -80,6 +89,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   }
   const identity = statSync(cfg.file);
   const writer = createAuditWriter(db);
+  const ledger = createSqliteLedger(db);
   let orphans = 0;
   if (cfg.closeOrphans) {
     try {
@@ -276,6 +286,15 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
           post({ t: 'done', id: m.id, error: `${errorCode(err)}: ${(err as Error).message}` });
         }
         return;
+      case 'ledger': {
+        // The SQLite ledger's methods are synchronous inside (one IMMEDIATE transaction each).
+        const method = ledger[m.method] as (...args: unknown[]) => Promise<unknown>;
+        method.apply(ledger, m.args).then(
+          (value) => post({ t: 'done', id: m.id, value }),
+          (err: unknown) => post({ t: 'done', id: m.id, error: (err as Error).message, code: errorCode(err) }),
+        );
+        return;
+      }
       case 'limits':
         try {
           if (m.maxPageCount !== undefined) db.pragma(`max_page_count = ${m.maxPageCount === null ? 4294967294 : Math.trunc(m.maxPageCount)}`);
