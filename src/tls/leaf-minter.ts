@@ -1,9 +1,12 @@
 // Owns: minting leaf certificates per host over one shared EC P-256 key, and caching the TLS
-// context (the pending promise too, so concurrent first requests mint once).
-import { webcrypto } from 'node:crypto';
+// context (the pending promise too, so concurrent first requests mint once). One template leaf is
+// made with the certificate library at start; each host's leaf is that template with its serial,
+// validity, subject and SAN re-encoded (src/tls/leaf-der.ts) and signed on libuv's thread pool.
+import { KeyObject, sign, webcrypto } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { EC_ALGORITHM, randomSerial, toPem, type CertificateAuthority } from './certificate-authority.ts';
+import { assembleCertificate, leafTbs, parseLeafTemplate } from './leaf-der.ts';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
@@ -32,28 +35,44 @@ export async function createLeafMinter(ca: CertificateAuthority, opts: { maxEntr
   let hits = 0;
   let misses = 0;
 
+  // The template: the same key, issuer and extensions every leaf carries (SAN replaced per host).
+  const template = parseLeafTemplate(new Uint8Array((await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: 'CN=template.invalid',
+    issuer: ca.cert.subject,
+    notBefore: new Date(now()),
+    notAfter: new Date(Math.min(now() + LEAF_LIFETIME_MS, ca.notAfter.getTime())),
+    signingAlgorithm: ca.signingAlgorithm,
+    publicKey: keys.publicKey,
+    signingKey: ca.signingKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'template.invalid' }]),
+      skiExt,
+      aki,
+    ],
+  })).rawData));
+  const caKey = KeyObject.from(ca.signingKey);
+  const signTbs = (tbs: Buffer) => new Promise<Buffer>((resolve, reject) => {
+    // The callback form runs on libuv's thread pool, off the event loop. SHA-256 with the CA's key:
+    // ECDSA (DER-encoded signature, as X.509 wants) or RSASSA-PKCS1-v1_5.
+    sign('sha256', tbs, caKey, (err, sig) => (err ? reject(err) : resolve(sig)));
+  });
+
   async function mint(host: string, kind: 'dns' | 'ipv4' | 'ipv6'): Promise<SecureContext> {
     const t = now();
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: randomSerial(),
-      subject: kind === 'dns' ? `CN=${host}` : 'CN=Tollgate IP',
-      issuer: ca.cert.subject,
+    const tbs = leafTbs(template, {
+      serial: Buffer.from(randomSerial(), 'hex'),
+      host,
+      kind,
       notBefore: new Date(t - 60 * 60 * 1000),
       notAfter: new Date(Math.min(t + LEAF_LIFETIME_MS, ca.notAfter.getTime())),
-      signingAlgorithm: ca.signingAlgorithm,
-      publicKey: keys.publicKey,
-      signingKey: ca.signingKey,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        new x509.SubjectAlternativeNameExtension([{ type: kind === 'dns' ? 'dns' : 'ip', value: host }]),
-        skiExt,
-        aki,
-      ],
     });
+    const der = assembleCertificate(tbs, template.signatureAlgorithm, await signTbs(tbs));
     minted++;
-    return createSecureContext({ key: keyPem, cert: cert.toString('pem') + '\n' + ca.certPem, minVersion: 'TLSv1.2' });
+    return createSecureContext({ key: keyPem, cert: toPem(new Uint8Array(der).buffer, 'CERTIFICATE') + ca.certPem, minVersion: 'TLSv1.2' });
   }
 
   return {
