@@ -17,7 +17,7 @@ import { parse as parseYaml } from 'yaml';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
-import { cliInProcess } from './cli-in-process.ts';
+import { cliInProcess } from '../../helpers/cli-in-process.ts';
 
 const KUBECTL = (process.env['PATH'] ?? '/usr/bin').split(':').map((d) => path.join(d, 'kubectl')).find((f) => existsSync(f));
 const API = 'prod.gr7.eu-west-1.eks.amazonaws.com';
@@ -63,7 +63,9 @@ const tg = await startTestGateway({
     '  - host: "*.gr7.eu-west-1.eks.amazonaws.com"',
     '    action: allow',
     '    http:',
-    '      - { method: "*", path: "/api/v1/namespaces/*/secrets/**", action: deny }',
+    // the secrets rules of policies/sre.yaml
+    '      - { method: "*", path: "/api/v1/**/secrets", action: deny }',
+    '      - { method: "*", path: "/api/v1/**/secrets/**", action: deny }',
     '      - { method: "*", path: "/**", action: allow }',
     `  - { host: ${LATER}, action: allow }`,
   ].join('\n'),
@@ -135,10 +137,13 @@ t.test('a real kubectl reaches the API server through the gateway, which injects
   const row = tg.exchanges().find((e) => e['host'] === API && e['path'] === '/api/v1/namespaces/default/pods');
   t.match(row, { decision: 'allow', team: 'alpha', project: 'prod', status: 200 });
 
-  const secrets = await kubectl(['get', '--raw', '/api/v1/namespaces/default/secrets/db']);
-  t.not(secrets.code, 0);
-  t.match(secrets.stderr, /Forbidden|403/);
-  t.equal(api.seen.filter((r) => r.url.includes('/secrets')).length, 0, 'the denied request never reached the API server');
+  // One secret, a namespace's, every namespace's (kubectl get secrets -A), and a watch.
+  for (const p of ['/api/v1/namespaces/default/secrets/db', '/api/v1/namespaces/default/secrets', '/api/v1/secrets', '/api/v1/watch/namespaces/default/secrets']) {
+    const secrets = await kubectl(['get', '--raw', p]);
+    t.not(secrets.code, 0, `${p}: refused`);
+    t.match(secrets.stderr, /Forbidden|403/, `${p}: 403`);
+  }
+  t.equal(api.seen.filter((r) => r.url.includes('secrets')).length, 0, 'no denied request ever reached the API server');
 });
 
 const agent = () => new ProxyAgent({ uri: `http://alpha.prod:${tg.token}@127.0.0.1:${tg.proxyPort}`, requestTls: { ca: tg.caPem } });
