@@ -21,8 +21,12 @@ export function injectCredentialsStage(deps: { secrets: SecretSource; current: (
       // is not a leak: the placeholder goes nowhere foreign.
       const leak = findPlaceholderLeak(ex.headers, deps.current().placeholders, hostBound, ex.query);
       if (leak) throw new RequestRefusal('credential_reflected', leak.message);
-      ex.headers = ex.headers.filter(([n]) => asciiLower(n) !== 'proxy-authorization');
-      return;
+      if (!hostBound) {
+        ex.headers = ex.headers.filter(([n]) => asciiLower(n) !== 'proxy-authorization');
+        return;
+      }
+      // Still a bound host: the plan drops the client's key or placeholder (neither a dummy nor a
+      // personal key reaches the provider), and injects nothing.
     }
     const plan = planInjection(bindings, { host: ex.host, headers: ex.headers, query: ex.query, hostBound });
     if (!plan.ok) throw new RequestRefusal(plan.reason, plan.message);

@@ -141,6 +141,20 @@ t.test('bound credentials replace every client copy and never leak', async (t) =
   t.equal(personal.statusCode, 403);
   await personal.body.dump();
   t.equal(ant.seen.length, n);
+  // A bound host on a path its binding does not cover (Claude Code's telemetry next to /v1/**):
+  // nothing is injected, and neither the placeholder nor a personal key reaches the provider.
+  for (const key of ['tollgate-placeholder', 'sk-ant-personal']) {
+    const tele = await request('https://api.anthropic.com/api/event_logging/batch', {
+      method: 'POST', dispatcher: a, body: '{}',
+      headers: { 'x-api-key': key, authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    });
+    t.equal(tele.statusCode, 200, `${key}: forwarded`);
+    await tele.body.dump();
+    const teleSeen = ant.seen.at(-1);
+    t.equal(teleSeen?.url, '/api/event_logging/batch');
+    t.notOk(teleSeen?.headers['x-api-key'], `${key}: no x-api-key upstream`);
+    t.notOk(teleSeen?.headers['authorization'], `${key}: no Authorization upstream`);
+  }
   // The placeholder sent to a host with no binding: refused (credential_reflected).
   const m = echo.seen.length;
   const reflected = await request('http://echo.allowed.test/x', { dispatcher: a, headers: { 'x-api-key': 'tollgate-placeholder' } });
