@@ -155,10 +155,11 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     if (outbox.k.length >= maxOutbox && op.op !== 'open') return false;
     appendPacked(outbox, op);
     if (postScheduled) return true;
-    if (op.op === 'complete') {
+    if (op.op === 'complete' && op.row.provider == null) {
       // Nobody waits for a completion: it rides with the next decision's message, or leaves within
       // completionDelayMs. A crash meanwhile leaves the decision row open, and the next start
-      // completes it as interrupted — the row of what went upstream is never lost.
+      // completes it as interrupted — the row of what went upstream is never lost. Metered
+      // completions (tokens and cost) leave at once, like decisions.
       if (!completionTimer) {
         completionTimer = setTimeout(postOutbox, completionDelayMs);
         completionTimer.unref();
