@@ -1,7 +1,7 @@
 // Test-only: runs `tollgate …` through the real CLI entry (main()) in this process — many times
 // faster than starting tsx per call — with environment overrides and stdout/stderr captured.
 // Calls are serialised: they share process.env and the output streams.
-import { main } from '../../../src/cli/main.ts';
+import { main } from '../../src/cli/main.ts';
 
 export interface CliResult { stdout: string; stderr: string; code: number }
 

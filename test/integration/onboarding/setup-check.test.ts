@@ -8,7 +8,7 @@ import path from 'node:path';
 import t from 'tap';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
-import { cliInProcess } from './cli-in-process.ts';
+import { cliInProcess } from '../../helpers/cli-in-process.ts';
 
 const tg = await startTestGateway({ upstreams: { 'allowed.example.test': 9 } });
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-check-'));

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { cliInProcess } from '../../helpers/cli-in-process.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
-import { main } from '../../../src/cli/main.ts';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../../bin/tollgate', import.meta.url));
@@ -22,39 +22,13 @@ const env = {
   ...process.env, HOME: path.join(dir, 'home'), XDG_CONFIG_HOME: path.join(dir, 'xdg'), TOLLGATE_TOKEN: TOKEN,
   TOLLGATE_PROXY: 'gw.example:3128', TOLLGATE_CA_FILE: path.join(dir, 'ca.pem'), TOLLGATE_CONFIG: path.join(dir, 'tollgate.yaml'),
 };
-// One real process (the bash case) proves the executable; the rest run main() in this process with
-// stdout/stderr captured, which is many times faster than starting tsx per call.
+// One real process (the bash case) proves the executable; the rest run main() in this process
+// (test/helpers/cli-in-process.ts), which is many times faster than starting tsx per call.
 // tap's process-info hook re-adds its loader to NODE_OPTIONS of every child; `env -u` drops it.
 const spawned = (args: string[]) =>
   run('env', ['-u', 'NODE_OPTIONS', process.execPath, BIN, ...args], { env })
     .then((r) => ({ ...r, code: 0 }), (e: { stdout: string; stderr: string; code: number }) => ({ stdout: e.stdout, stderr: e.stderr, code: e.code }));
-let chain: Promise<unknown> = Promise.resolve();
-async function tollgate(args: string[], extra: Record<string, string> = {}): Promise<{ stdout: string; stderr: string; code: number }> {
-  const go = async () => {
-    const saved = { ...process.env };
-    const out = process.stdout.write.bind(process.stdout);
-    const err = process.stderr.write.bind(process.stderr);
-    let stdout = '';
-    let stderr = '';
-    Object.assign(process.env, env, extra);
-    process.exitCode = undefined;
-    process.stdout.write = ((c: string | Uint8Array) => { stdout += String(c); return true; }) as typeof process.stdout.write;
-    process.stderr.write = ((c: string | Uint8Array) => { stderr += String(c); return true; }) as typeof process.stderr.write;
-    try {
-      const code = await main(['node', 'tollgate', ...args]);
-      return { stdout, stderr, code };
-    } finally {
-      process.stdout.write = out;
-      process.stderr.write = err;
-      process.exitCode = undefined;
-      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
-      Object.assign(process.env, saved);
-    }
-  };
-  const p = chain.then(go, go);
-  chain = p.catch(() => undefined);
-  return p;
-}
+const tollgate = (args: string[], extra: Record<string, string> = {}) => cliInProcess(args, { ...env, ...extra });
 const bundle = path.join(dir, 'xdg/tollgate/ca-bundle.pem');
 const proxy = `http://sre:${TOKEN}@gw.example:3128`;
 
