@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Problem } from '../errors.ts';
 import { compilePolicySet, type PolicyFileInput } from '../policy/compile.ts';
 import type { CompiledPolicySet } from '../policy/types.ts';
-import { parseOrgConfig } from './org-config.ts';
+import { parseOrgConfig, type ParsedOrg } from './org-config.ts';
 import {
   OrgPolicySchema, PolicyTestFileSchema, TeamPolicySchema,
   type OrgPolicySource, type PolicyTestCaseSource, type TeamPolicySource,
@@ -26,8 +26,9 @@ export interface LoadOptions {
 }
 
 export type LoadResult =
-  | { ok: true; bundle: CompiledPolicySet; warnings: Problem[] }
-  | { ok: false; problems: Problem[]; warnings: Problem[] };
+  | { ok: true; bundle: CompiledPolicySet; warnings: Problem[]; parsedOrg: ParsedOrg }
+  /** `parsedOrg` is there when org.yaml itself parsed and the problems lie elsewhere. */
+  | { ok: false; problems: Problem[]; warnings: Problem[]; parsedOrg?: ParsedOrg | undefined };
 
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
@@ -122,11 +123,11 @@ export function loadOrgAndPolicies(opts: LoadOptions): LoadResult {
       if (!used.has(abs)) warnings.push({ file: display(root, abs), line: 1, col: 1, severity: 'warning', message: `no team in ${orgShown} uses this policy file` });
     }
   }
-  if (problems.length > 0) return { ok: false, problems, warnings };
+  if (problems.length > 0) return { ok: false, problems, warnings, parsedOrg: org.parsed };
 
   const compiled = compilePolicySet({ org: org.parsed, guardrails, teamPolicies, secretExists: opts.secretExists, describeSecretSource: opts.describeSecretSource });
-  if (!compiled.ok) return { ok: false, problems: compiled.problems, warnings: [...warnings, ...compiled.warnings] };
-  return { ok: true, bundle: compiled.set, warnings: [...warnings, ...compiled.warnings] };
+  if (!compiled.ok) return { ok: false, problems: compiled.problems, warnings: [...warnings, ...compiled.warnings], parsedOrg: org.parsed };
+  return { ok: true, bundle: compiled.set, warnings: [...warnings, ...compiled.warnings], parsedOrg: org.parsed };
 }
 
 export interface LoadedTestFile {

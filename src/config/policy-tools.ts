@@ -1,7 +1,10 @@
 // Owns: the library behind `tollgate policy check | test | explain`: load, compile, run, and
 // return text and an exit code. The CLI only parses arguments and prints. Shell: reads files.
+import path from 'node:path';
 import { formatProblem, type Problem } from '../errors.ts';
 import { diffDecisions, explainRequest, formatTestReport, runPolicyTests, type PolicyTestReport } from '../policy/run-policy-tests.ts';
+import { readCaFile } from '../upstream/connection-trust.ts';
+import type { ParsedOrg } from './org-config.ts';
 import { loadOrgAndPolicies, loadPolicyTests } from './policy-source.ts';
 
 export interface PolicyPaths {
@@ -26,11 +29,38 @@ function render(problems: readonly Problem[], warnings: readonly Problem[], summ
   return `${[...problems, ...warnings].map(formatProblem).join('\n')}${problems.length + warnings.length > 0 ? '\n' : ''}${summary}\n`;
 }
 
-/** `tollgate policy check`: validates org.yaml, _org.yaml, every team policy and every test file. */
+/**
+ * Every connection `ca:` file the gateway could not use — missing, unreadable, not PEM
+ * certificates, or holding a key — read and checked as the gateway reads it at start-up (which
+ * refuses to start on such a file), reported at the `ca:` key. Paths are relative to org.yaml.
+ */
+function connectionCaProblems(org: ParsedOrg, orgFile: string): Problem[] {
+  const orgDir = path.dirname(path.resolve(orgFile));
+  const problems: Problem[] = [];
+  for (const [key, project] of Object.entries(org.value.projects ?? {})) {
+    for (const [i, c] of project.connections.entries()) {
+      if (c.ca === undefined || c.ca === '') continue;
+      const r = readCaFile(path.resolve(orgDir, c.ca));
+      if (r.ok) continue;
+      problems.push({
+        ...org.source.positionOf(['projects', key, 'connections', i, 'ca']),
+        severity: 'error',
+        message: `connection ${key}/${c.name}: ca: ${c.ca}: ${r.problem} (the gateway refuses to start with it)`,
+      });
+    }
+  }
+  return problems;
+}
+
+/**
+ * `tollgate policy check`: validates org.yaml (and the connection CA files it names), _org.yaml,
+ * every team policy and every test file.
+ */
 export function policyCheck(paths: PolicyPaths): CheckOutcome {
   const loaded = loadOrgAndPolicies(paths);
   const tests = loadPolicyTests(paths);
-  const problems = [...(loaded.ok ? [] : loaded.problems), ...(tests.ok ? [] : tests.problems)];
+  const caProblems = loaded.parsedOrg ? connectionCaProblems(loaded.parsedOrg, paths.orgFile) : [];
+  const problems = [...(loaded.ok ? [] : loaded.problems), ...caProblems, ...(tests.ok ? [] : tests.problems)];
   const warnings = loaded.warnings;
   const exitCode = problems.length > 0 ? 1 : 0;
   const summary = exitCode === 0
