@@ -18,8 +18,12 @@ COPY package.json tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 COPY schema ./schema
-COPY org.yaml tollgate.yaml ./
+# The example configuration, consistent on its own: org.yaml's kubernetes connections name their
+# CA files (ca: certs/eks-*-ca.pem; the gateway refuses to start when one is missing), and
+# prices.yaml is also the table used when the configured prices file does not exist.
+COPY org.yaml tollgate.yaml prices.yaml ./
 COPY policies ./policies
+COPY certs/eks-*-ca.pem ./certs/
 USER tollgate
 # The proxy and admin listeners; bind them to 0.0.0.0 in /etc/tollgate/tollgate.yaml inside a container.
 EXPOSE 3128 9090
