@@ -4,7 +4,6 @@
 // token, request id, secret, client port) appears anywhere in the text, and the bearer token
 // protects the route.
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { ProxyAgent, request } from 'undici';
@@ -13,6 +12,7 @@ import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { rawExchange } from '../../helpers/raw-client.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
+import { unusedPort } from '../../helpers/unused-port.ts';
 
 const rnd = () => Math.random().toString(36).slice(2);
 const ANT_KEY = `CANARY_ANTKEY_${rnd()}`;
@@ -20,21 +20,13 @@ const METRICS_TOKEN = `CANARY_METRICS_${rnd()}`;
 const PATH_CANARY = `canarypath${rnd()}`;
 const QUERY_CANARY = `canaryquery${rnd()}`;
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 const ctl: FakeLlmControl = { mode: 'normal', sent: 0, finished: 0 };
 const pki = await makeTestCa();
 const pair = await pki.issue(['api.anthropic.com']);
 const ant = await startUpstream({ tls: pair, handler: fakeAnthropic(ctl) });
 const echo = await startUpstream();
 const evil = await startUpstream();
-const downPort = await closedPort();
+const downPort = await unusedPort();
 
 const ORG = `organization: Test Org
 budget: { monthly_usd: 1000 }
