@@ -362,7 +362,6 @@ function compileBindings(
 function buildProjectIndex(inputs: CompileInputs): ProjectHostIndex {
   const exact = new Map<string, string[]>();
   const suffix = new Map<string, string[]>();
-  const any: string[] = [];
   const addresses: { pattern: HostPattern; project: string }[] = [];
   const add = (map: Map<string, string[]>, k: string, p: string) => {
     const l = map.get(k);
@@ -371,18 +370,16 @@ function buildProjectIndex(inputs: CompileInputs): ProjectHostIndex {
   };
   for (const project of inputs.org.org.projects.values()) {
     for (const c of project.connections) {
-      for (const h of c.hosts) {
-        const r = parseHostPattern(h);
-        if (!r.ok) continue;
-        const p = r.pattern;
+      // org-config.ts has refused connection hosts that do not parse, and "*": what is left is a
+      // name, a *.suffix, an address or a CIDR.
+      for (const { pattern: p } of c.hosts.map(parseHostPattern).filter((r) => r.ok)) {
         if (p.kind === 'exact') add(exact, p.host, project.key);
         else if (p.kind === 'suffix') add(suffix, p.suffix, project.key);
-        else if (p.kind === 'any') any.push(project.key);
         else addresses.push({ pattern: p, project: project.key });
       }
     }
   }
-  return { exact, suffix, any, addresses };
+  return { exact, suffix, addresses };
 }
 
 function deepFreeze<T>(value: T): T {

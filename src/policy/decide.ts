@@ -132,7 +132,6 @@ function projectsForHost(set: CompiledPolicySet, host: string, ip: ParsedIp | nu
   } else {
     for (const a of idx.addresses) if (hostPatternMatches(a.pattern, host, ip)) out = addProjects(out, [a.project]);
   }
-  if (idx.any.length > 0) out = addProjects(out, idx.any);
   return out ?? NONE;
 }
 
@@ -140,8 +139,8 @@ function bindingMatches(b: CompiledBinding, host: string, ip: ParsedIp | null, m
   return hostPatternMatches(b.host, host, ip) && (b.methods === null || b.methods.has(method)) && pathMatches(b, path);
 }
 
-function portMissText(r: CompiledRule | null): string {
-  return r ? ` The rule at ${r.id} allows this host only ${describePorts(r.ports)}.` : '';
+function portMissText(r: CompiledRule): string {
+  return ` The rule at ${r.id} allows this host only ${describePorts(r.ports)}.`;
 }
 
 /** Decides one request (or, with `path` undefined, one CONNECT) for one principal. */

@@ -2,7 +2,7 @@
 // whole decisions. The same sentences feed deny bodies, `tollgate policy explain` and audit rows,
 // and tests pin them. PURE.
 import { explainHostPattern } from './match/host-pattern.ts';
-import type { CompiledBinding, CredentialBindingRef, Decision, HostPattern } from './types.ts';
+import type { CredentialBindingRef, Decision, HostPattern } from './types.ts';
 
 export function describePorts(ports: ReadonlySet<number> | null): string {
   if (ports === null) return 'on every port';
@@ -72,10 +72,6 @@ export function explainBinding(ref: CredentialBindingRef, host: HostPattern, met
   return `inject ${what} for ${explainHostPattern(host)}${scope.length ? ` (${scope.join(', ')})` : ''}`;
 }
 
-export function explainCompiledBinding(b: CompiledBinding): string {
-  return b.explanation;
-}
-
 /** Multi-line text for `tollgate policy explain`: the decision, the rule, the credentials. */
 export function explainDecision(decision: Decision, request?: { method: string; url: string }): string {
   const lines: string[] = [];
@@ -85,7 +81,8 @@ export function explainDecision(decision: Decision, request?: { method: string; 
   lines.push(`  rule:      ${decision.rule ?? '(no rule matched)'}`);
   lines.push(`  reason:    ${decision.reason}`);
   lines.push(`  why:       ${decision.explanation}`);
-  if (decision.effect === 'allow') lines.push(`  intercept: ${decision.intercept ? 'yes (TLS terminated; HTTP rules, credentials and metering apply)' : 'no'}`);
+  // An allow is always intercepted: a pass-through tunnel is its own effect, direct.
+  if (decision.effect === 'allow') lines.push('  intercept: yes (TLS terminated; HTTP rules, credentials and metering apply)');
   if (decision.matched.length > 1) lines.push(`  matched:   ${decision.matched.join(', ')}`);
   if (decision.credentials.length > 0) {
     lines.push('  credentials injected:');

@@ -38,7 +38,8 @@ export function median(values: readonly number[]): number {
   if (values.length === 0) return 0;
   const s = [...values].sort((a, b) => a - b);
   const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] ?? 0) : Math.floor(((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2);
+  // mid and mid - 1 are in range: s has at least one value
+  return s.length % 2 === 1 ? (s[mid] as number) : Math.floor(((s[mid - 1] as number) + (s[mid] as number)) / 2);
 }
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
@@ -60,7 +61,7 @@ export function costTrend(daily: readonly number[], opts: TrendOptions = {}): Tr
   const growthFactor = opts.growthFactor ?? 1.25;
   const minGrowth = opts.minGrowthMicros ?? 1_000_000;
   const d = [...Array<number>(Math.max(0, TREND_DAYS - daily.length)).fill(0), ...daily.slice(-TREND_DAYS)];
-  const at = (i: number) => d[i] ?? 0;
+  const at = (i: number) => d[i] as number; // d always holds TREND_DAYS values
   const spikes = (i: number) => at(i) >= minSpike && at(i) > spikeFactor * median(d.slice(i - 7, i));
   const last7 = sum(d.slice(7, 14));
   const prev7 = sum(d.slice(0, 7));

@@ -79,10 +79,8 @@ function add(into: Omit<CostGroup, 'key'>, c: CostCell): void {
 
 /** null keys sort last; otherwise by code unit order (stable across locales). */
 function compareKeys(a: string | null, b: string | null): number {
-  if (a === b) return 0;
-  if (a === null) return 1;
-  if (b === null) return -1;
-  return a < b ? -1 : 1;
+  if (a === null || b === null) return Number(a === null) - Number(b === null);
+  return Number(a > b) - Number(a < b);
 }
 
 /**
@@ -121,7 +119,7 @@ export function dailySeries(cells: readonly CostCell[], by: Exclude<CostDimensio
     const key = keyOf(c, by);
     let s = series.get(key);
     if (!s) series.set(key, (s = { key, daily: days.map(() => 0), totalMicros: 0 }));
-    s.daily[i] = (s.daily[i] ?? 0) + c.costMicros;
+    s.daily[i] = (s.daily[i] as number) + c.costMicros; // i indexes days, and daily has one entry per day
     s.totalMicros += c.costMicros;
   }
   return [...series.values()].sort((a, b) => b.totalMicros - a.totalMicros || compareKeys(a.key, b.key));

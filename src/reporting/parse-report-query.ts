@@ -18,7 +18,7 @@ class QueryError extends Error {}
 export function parseLookback(text: string): number | undefined {
   const m = /^([1-9]\d{0,5})(m|h|d|w)$/.exec(text);
   if (!m) return undefined;
-  const ms = Number(m[1]) * (UNITS[m[2] ?? ''] ?? 0);
+  const ms = Number(m[1]) * (UNITS[m[2] as string] as number); // the pattern admits only the units of UNITS
   return ms > 0 && ms <= 3660 * 86_400_000 ? ms : undefined;
 }
 

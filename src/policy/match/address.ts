@@ -19,7 +19,7 @@ export function parseAddressRule(text: string): { ok: true; cidr: Cidr; single: 
   if (!looksV6 && !looksV4 && !/^0x/i.test(bare)) return null;
   const parts = parseCidrParts(bare, false);
   if (!parts) {
-    const loose = parseIp(bare.split('/')[0] ?? '');
+    const loose = parseIp(bare.replace(/\/.*$/s, ''));
     const hint = loose ? ` — write it as ${formatIp(canonicalIp(loose))}` : '';
     return { ok: false, message: `"${text}" is not an IP address or CIDR in canonical form (dotted-quad IPv4 such as 10.1.0.0/16, or IPv6)${hint}` };
   }

@@ -35,7 +35,7 @@ function validateDnsName(name: string, whole: string): string | null {
   for (const l of labels) {
     if (!LABEL.test(l)) return `"${whole}" is not a valid host name (label "${l}")`;
   }
-  const last = labels[labels.length - 1] ?? '';
+  const last = name.slice(name.lastIndexOf('.') + 1);
   if (/^(0x[0-9a-f]*|\d+)$/.test(last)) {
     return `"${whole}" looks like an IP address in a non-canonical notation; write it as dotted-quad (for example 127.0.0.1) or a CIDR`;
   }
