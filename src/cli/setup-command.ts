@@ -1,7 +1,7 @@
 // Owns: `tollgate setup <tool> [--print]` — write (Claude Code, kubectl) or print (the others) a
 // desktop tool's settings for the gateway — and `tollgate setup --check [tool]`, which verifies
 // the configuration with a request through the gateway read back from the audit trail.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { TollgateError } from '../errors.ts';
@@ -10,6 +10,7 @@ import { resolveClient } from '../onboarding/resolve-client.ts';
 import { claudeSettingsFile, runSetupCheck } from '../onboarding/run-setup-check.ts';
 import { setupKubectl } from '../onboarding/setup-kubectl.ts';
 import { isToolName, toolInstructions, TOOLS, type ToolName } from '../onboarding/tool-instructions.ts';
+import { writeFileAtomic } from '../onboarding/write-file-atomic.ts';
 import { addConfigOption } from './config-option.ts';
 
 function readJson(file: string): unknown {
@@ -54,10 +55,8 @@ function setupClaudeCode(opts: SetupOptions): void {
     return;
   }
   mkdirSync(path.dirname(file), { recursive: true });
-  if (existsSync(file)) copyFileSync(file, `${file}.tollgate-backup`);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(merged.settings, null, 2)}\n`, { mode: 0o600 });
-  renameSync(tmp, file);
+  if (existsSync(file)) writeFileAtomic(`${file}.tollgate-backup`, readFileSync(file, 'utf8'));
+  writeFileAtomic(file, `${JSON.stringify(merged.settings, null, 2)}\n`);
   process.stdout.write(`updated ${file}${existsSync(`${file}.tollgate-backup`) ? ` (previous version: ${file}.tollgate-backup)` : ''}:\n${merged.changes.map((c) => `  ${c}\n`).join('')}` +
     'Restart Claude Code to pick it up.\n');
 }
@@ -67,7 +66,7 @@ function setupKubectlCommand(opts: SetupOptions): void {
   const r = setupKubectl({ project: opts.project, team: opts.team, caFile: opts.caFile, configFile: opts.config, kubeconfig: opts.kubeconfig, print: opts.print });
   const notes = r.skipped.map((s) => `note: connection ${s.connection} skipped: ${s.reason}\n`).join('');
   if (!r.written) {
-    process.stdout.write(`# ${r.file} after \`tollgate setup kubectl\` (not written: --print; the token is shown as ***)\n${r.redactedText}${notes}`);
+    process.stdout.write(`# ${r.file} after \`tollgate setup kubectl\` (not written: --print; credentials in URLs shown as ***, users' secrets as REDACTED, comments left out)\n${r.redactedText}${notes}`);
     return;
   }
   const kc = r.file.includes(' ') ? `'${r.file}'` : r.file;
@@ -76,7 +75,10 @@ function setupKubectlCommand(opts: SetupOptions): void {
     `${r.changes.map((c) => `  ${c}\n`).join('')}${notes}` +
     `Use it:\n  KUBECONFIG=${kc} kubectl get pods\n` +
     (r.contexts.length > 1 ? `  KUBECONFIG=${kc} kubectl --context ${r.contexts[1]} get pods\n` : '') +
-    'The gateway verifies each API server against its connection\'s CA and injects the cluster token.\n',
+    'The gateway verifies each API server against its connection\'s CA and injects the cluster token.\n' +
+    '`kubectl config view` shows each cluster\'s proxy-url with your gateway token in it: a token for the gateway\n' +
+    'only, not a Kubernetes credential, but keep the file to yourself. Run this again after `tollgate login`: it\n' +
+    'puts the new token in every tollgate-* cluster of this gateway in the file.\n',
   );
 }
 

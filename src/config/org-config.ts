@@ -55,9 +55,11 @@ function everySeconds(every: string | undefined): number | undefined {
 }
 
 /**
- * Why a kubernetes connection's `server:` is unusable, or null: it must be an https URL without
- * credentials, query or fragment whose host is one of the connection's `hosts` (so the gateway's
- * policy, credentials and CA pinning for the connection apply to it). PURE.
+ * Why a kubernetes connection's `server:` is unusable, or null: it must be an https URL on port
+ * 443 (the only port the gateway sends credentials on: decide.ts refuses any other with
+ * credential_insecure) without credentials, query or fragment whose host is one of the
+ * connection's `hosts` (so the gateway's policy, credentials and CA pinning for the connection
+ * apply to it). PURE.
  */
 export function connectionServerProblem(server: string, hosts: readonly string[]): string | null {
   let url: URL;
@@ -69,6 +71,12 @@ export function connectionServerProblem(server: string, hosts: readonly string[]
   if (url.protocol !== 'https:') return `server "${server}" must use https:// (the gateway intercepts and verifies the API server's TLS)`;
   if (url.username !== '' || url.password !== '') return 'server must not carry credentials; the gateway injects the bound token';
   if (url.search !== '' || url.hash !== '') return `server "${server}" must not have a query or fragment`;
+  if (url.port !== '') {
+    return `server "${server}" names port ${url.port}, but the gateway sends credentials only over https on port 443 ` +
+      '(any other port is refused as credential_insecure), so kubectl could not reach it through the gateway; ' +
+      `write https://${url.hostname}${url.pathname === '/' ? '' : url.pathname} and, since the API server listens on ${url.port}, ` +
+      `have the gateway dial it there with upstreams: { ${url.hostname.replace(/^\[|\]$/g, '')}: <address>:${url.port} } in tollgate.yaml`;
+  }
   const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '');
   const ip = parseRequestIp(host);
   for (const h of hosts) {

@@ -175,7 +175,7 @@ const ConnectionSchema = Type.Object(
     ], { description: 'what the connection is: kubernetes, aws, github, saas or other' })),
     hosts: Type.Array(HostPattern, { minItems: 1, description: 'hosts that belong to this connection (exact, *.suffix, IP or CIDR)' }),
     ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM file (relative to org.yaml) of the CA that verifies this connection\'s servers, for example a Kubernetes cluster CA. When set, TLS to the connection\'s hosts trusts exactly this CA, not the public roots' })),
-    server: Type.Optional(Type.String({ pattern: '^https://', description: 'kind: kubernetes only: the API server URL (https://host[:port][/path]); its host must match one of hosts. `tollgate setup kubectl` writes one cluster per server' })),
+    server: Type.Optional(Type.String({ pattern: '^https://', description: 'kind: kubernetes only: the API server URL (https://host[/path]); its host must match one of hosts, and it names no port but 443, the only port the gateway sends credentials on (an API server on another port: `upstreams:` in tollgate.yaml). `tollgate setup kubectl` writes one cluster per server' })),
     account: Type.Optional(Type.String({ description: 'AWS account id, GitHub organisation or SaaS tenant, for people reading the file' })),
     description: Type.Optional(Type.String({ description: 'free text' })),
   },

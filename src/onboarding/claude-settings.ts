@@ -33,8 +33,14 @@ export function claudeCodeEnv(input: ClaudeSettingsInput, hasApiKeyHelper: boole
   return vars;
 }
 
-export function redactProxyUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, (_m, user: string) => `//${user}:***@`);
+/**
+ * The first URL credentials in `text` hidden: `//user:secret@` → `//user:***@` (the user name is the
+ * scope), and where there is no password — `tollgate env` without a team writes `//TOKEN:@` — the
+ * user name is the secret: `//***:@`.
+ */
+export function redactProxyUrl(text: string): string {
+  return text.replace(/\/\/([^:@/\s]*)(:[^@/\s]*)?@/, (_m, user: string, pass: string | undefined) =>
+    (pass === undefined || pass === ':' ? `//***${pass ?? ''}@` : `//${user}:***@`));
 }
 
 /** Merges into `existing` (parsed settings.json, or undefined when there is none). */

@@ -62,12 +62,15 @@ async function adminSource(adminUrl: string, token: string, host: string, reques
     return `the login's gateway address ${JSON.stringify(adminUrl)} is not a URL`;
   }
   url.search = new URLSearchParams({ host, since: String(since), limit: '200' }).toString();
-  const get = async () => fetch(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, signal: AbortSignal.timeout(5000) });
+  // A redirect is refused, not followed: the token goes to the login's gateway and nowhere else.
+  const get = async () => fetch(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(5000) });
   let res: Response;
   try {
     res = await get();
   } catch (err) {
-    return `the admin API at ${url.origin} cannot be reached (${(err as Error).message})`;
+    const cause = (err as Error & { cause?: unknown }).cause;
+    const why = cause instanceof Error ? cause.message : (err as Error).message;
+    return `the admin API at ${url.origin} cannot be reached (${why === 'unexpected redirect' ? 'it answered with a redirect, which is not followed with your token' : why})`;
   }
   if (res.status === 401 || res.status === 403) {
     await res.body?.cancel();

@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { findAuditRow } from './find-audit-row.ts';
 import { PROBE_HOST, probeGateway } from './gateway-probe.ts';
 import { resolveClient } from './resolve-client.ts';
-import { evaluateAudit, evaluateClaudeSettings, evaluateProbe, formatChecks, type CheckLine } from './setup-check.ts';
+import { evaluateAudit, evaluateClaudeSettings, evaluateProbe, formatChecks, proxyEndpoint, type CheckLine } from './setup-check.ts';
 import type { ToolName } from './tool-instructions.ts';
 
 /** Claude Code's user settings file ($CLAUDE_CONFIG_DIR or ~/.claude). */
@@ -57,7 +57,7 @@ export async function runSetupCheck(opts: SetupCheckOptions): Promise<{ ok: bool
     }
   }
   const url = new URL(proxyUrl);
-  const proxy = { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? 80 : Number(url.port) };
+  const proxy = proxyEndpoint(url);
   const probe = await probeGateway({
     proxy, username: decodeURIComponent(url.username), password: decodeURIComponent(url.password), ca, host: PROBE_HOST,
     ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),

@@ -82,6 +82,11 @@ export function evaluateAudit(requestId: string | undefined, lookup: AuditLookup
   return { status: 'ok', text: `request audited: ${requestId} (${r.decision}${r.reason ? ` ${r.reason}` : ''}) by ${who}, team ${r.team}${r.project ? `, project ${r.project}` : ''} in ${lookup.source}` };
 }
 
+/** Host and port a proxy URL names (without a port: 443 for https, 80 otherwise). */
+export function proxyEndpoint(url: URL): { host: string; port: number } {
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port) };
+}
+
 /** Claude Code's settings: the env block must send it through this gateway with a CA file. */
 export function evaluateClaudeSettings(
   file: string,
@@ -103,8 +108,7 @@ export function evaluateClaudeSettings(
   } catch {
     return { line: fail(`Claude Code settings: env.HTTPS_PROXY in ${file} is not a URL`, hint) };
   }
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  const { host, port } = proxyEndpoint(url);
   if (host !== expectedProxy.host || port !== expectedProxy.port) {
     return { line: fail(`Claude Code settings: env.HTTPS_PROXY points at ${host}:${port}, not at the gateway ${expectedProxy.host}:${expectedProxy.port}`, hint) };
   }

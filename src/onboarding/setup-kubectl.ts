@@ -1,18 +1,19 @@
 // Owns: `tollgate setup kubectl --project P` as I/O — the project's connections from org.yaml (the
 // gateway's configuration named by --config), the user's proxy URL and Tollgate's CA, and the
 // kubeconfig file: read, merged (kubeconfig.ts), written atomically with mode 0600 (it holds the
-// gateway token), and never written over a file that does not parse as a kubeconfig.
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// gateway token; write-file-atomic.ts), never written over a file that does not parse as a
+// kubeconfig, and shown by --print with every secret redacted.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import type { Document } from 'yaml';
 import { loadGatewayConfig } from '../config/gateway-config.ts';
 import { parseOrgConfig } from '../config/org-config.ts';
 import { TollgateError } from '../errors.ts';
 import type { OrgConfig } from '../policy/types.ts';
-import { redactProxyUrl } from './claude-settings.ts';
-import { kubeconfigEntries, KubeconfigShapeError, mergeKubeconfig } from './kubeconfig.ts';
+import { KUBECONFIG_STRINGIFY, kubeconfigEntries, KubeconfigShapeError, mergeKubeconfigDocument, parseKubeconfig, redactedKubeconfig } from './kubeconfig.ts';
 import { resolveClient } from './resolve-client.ts';
+import { writeFileAtomic } from './write-file-atomic.ts';
 
 export function defaultKubeconfigFile(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(env['HOME'] ?? os.homedir(), '.kube', 'tollgate-config');
@@ -36,15 +37,14 @@ export function loadOrgForClient(configFile: string | undefined, env: NodeJS.Pro
   return parsed.parsed.org;
 }
 
-function readKubeconfig(file: string): unknown {
-  if (!existsSync(file)) return undefined;
-  const text = readFileSync(file, 'utf8');
-  if (text.trim() === '') return undefined;
-  try {
-    return parseYaml(text) as unknown;
-  } catch (err) {
-    throw new TollgateError('TOLLGATE_ERR_USAGE', `${file} is not valid YAML (${(err as Error).message.split('\n')[0]}); fix or move it — tollgate never overwrites a file it cannot read`);
+function readKubeconfig(file: string): Document {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const doc = parseKubeconfig(text);
+  const error = doc.errors[0];
+  if (error !== undefined) {
+    throw new TollgateError('TOLLGATE_ERR_USAGE', `${file} is not valid YAML (${error.message.split('\n')[0]}); fix or move it — tollgate never overwrites a file it cannot read`);
   }
+  return doc;
 }
 
 export interface SetupKubectlOptions {
@@ -54,7 +54,7 @@ export interface SetupKubectlOptions {
   configFile?: string | undefined;
   /** The kubeconfig to write (default ~/.kube/tollgate-config). */
   kubeconfig?: string | undefined;
-  /** Show the result (token redacted) and write nothing. */
+  /** Show the result (every secret redacted) and write nothing. */
   print?: boolean | undefined;
   env?: NodeJS.ProcessEnv;
 }
@@ -65,7 +65,7 @@ export interface SetupKubectlResult {
   contexts: string[];
   changes: string[];
   skipped: Array<{ connection: string; reason: string }>;
-  /** The merged kubeconfig with the token redacted (what --print shows). */
+  /** The merged kubeconfig with every secret redacted (what --print shows). */
   redactedText: string;
 }
 
@@ -90,21 +90,18 @@ export function setupKubectl(opts: SetupKubectlOptions): SetupKubectlResult {
     throw new TollgateError('TOLLGATE_ERR_USAGE', `no cluster to write for project ${project.key}: ${entries.skipped.map((s) => `connection ${s.connection}: ${s.reason}`).join('; ')}`);
   }
   const file = opts.kubeconfig ?? defaultKubeconfigFile(env);
-  let merged;
+  const doc = readKubeconfig(file);
+  let changes: string[];
   try {
-    merged = mergeKubeconfig(readKubeconfig(file), entries);
+    changes = mergeKubeconfigDocument(doc, entries);
   } catch (err) {
     if (err instanceof KubeconfigShapeError) throw new TollgateError('TOLLGATE_ERR_USAGE', `${file} is not a kubeconfig tollgate can merge into: ${err.message}; fix or move it, or pass --kubeconfig`);
     throw err;
   }
-  const text = stringifyYaml(merged.config, { lineWidth: 0 });
-  const redactedText = text.split(client.proxyUrl).join(redactProxyUrl(client.proxyUrl));
-  const result = { file, written: false, contexts: entries.contexts.map((c) => c.name), changes: merged.changes, skipped: entries.skipped, redactedText };
+  const redactedText = redactedKubeconfig(doc).toString(KUBECONFIG_STRINGIFY);
+  const result = { file, written: false, contexts: entries.contexts.map((c) => c.name), changes, skipped: entries.skipped, redactedText };
   if (opts.print) return result;
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, file);
+  writeFileAtomic(file, doc.toString(KUBECONFIG_STRINGIFY));
   return { ...result, written: true };
 }

@@ -85,7 +85,9 @@ t.test('org.yaml server: https URL whose host is one of the connection\'s hosts'
   const table: Array<[string, RegExp | null]> = [
     ['https://prod.gr7.eu-west-1.eks.amazonaws.com', null],
     ['https://PROD.gr7.eu-west-1.eks.amazonaws.com.', null],
-    ['https://10.0.0.9:6443', null],
+    ['https://10.0.0.9', null],
+    ['https://k8s.internal.example:443', null],
+    ['https://10.0.0.9:6443', /port 6443, but the gateway sends credentials only over https on port 443/],
     ['https://k8s.internal.example/k8s/clusters/c-1', null],
     ['http://prod.gr7.eu-west-1.eks.amazonaws.com', /must use https/],
     ['https://admin:pw@k8s.internal.example', /must not carry credentials/],
@@ -104,13 +106,14 @@ t.test('org.yaml server: https URL whose host is one of the connection\'s hosts'
 
 t.test('org.yaml: server: is checked where it is written', async (t) => {
   const org = (conn: string) => `organization: X\nprojects:\n  p:\n    name: P\n    connections:\n      - ${conn}\nteams:\n  a: { name: A, idp_groups: [a] }\n`;
-  const ok = parseOrgConfig('org.yaml', org('{ name: k, kind: kubernetes, hosts: [k.example.com], server: "https://k.example.com:6443" }'));
+  const ok = parseOrgConfig('org.yaml', org('{ name: k, kind: kubernetes, hosts: [k.example.com], server: "https://k.example.com/k8s" }'));
   t.ok(ok.ok);
-  if (ok.ok) t.equal(ok.parsed.org.projects.get('p')?.connections[0]?.server, 'https://k.example.com:6443');
+  if (ok.ok) t.equal(ok.parsed.org.projects.get('p')?.connections[0]?.server, 'https://k.example.com/k8s');
   const cases: Array<[string, RegExp]> = [
     ['{ name: k, kind: kubernetes, hosts: [k.example.com], server: "https://other.example.com" }', /^org\.yaml:6:\d+: server host other\.example\.com is not one of/],
     ['{ name: k, kind: aws, hosts: [k.example.com], server: "https://k.example.com" }', /^org\.yaml:6:\d+: server: belongs to kind: kubernetes connections/],
     ['{ name: k, kind: kubernetes, hosts: [k.example.com], server: "k.example.com" }', /^org\.yaml:6:\d+: /],
+    ['{ name: k, kind: kubernetes, hosts: [k.example.com], server: "https://k.example.com:6443" }', /^org\.yaml:6:\d+: server "https:\/\/k\.example\.com:6443" names port 6443/],
   ];
   for (const [conn, expected] of cases) {
     const r = parseOrgConfig('org.yaml', org(conn));
