@@ -10,7 +10,7 @@ import { resolveClient } from '../onboarding/resolve-client.ts';
 import { claudeSettingsFile, runSetupCheck } from '../onboarding/run-setup-check.ts';
 import { setupKubectl } from '../onboarding/setup-kubectl.ts';
 import { isToolName, toolInstructions, TOOLS, type ToolName } from '../onboarding/tool-instructions.ts';
-import { writeFileAtomic } from '../onboarding/write-file-atomic.ts';
+import { writeFileAtomic } from '../store/write-file-atomic.ts';
 import { addConfigOption } from './config-option.ts';
 
 function readJson(file: string): unknown {

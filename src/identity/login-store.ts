@@ -3,7 +3,8 @@
 // 0700 folder, written atomically (temp file + rename). `TOLLGATE_TOKEN` overrides the stored
 // token (CI, containers); `TOLLGATE_GATEWAY` and `TOLLGATE_PROXY` fill in the addresses when no
 // file exists. Verbs acting as the user (env, run, setup) call readLogin().
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../store/write-file-atomic.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { TollgateError } from '../errors.ts';
@@ -81,11 +82,8 @@ export function writeLogin(login: LoginRecord, env: Env = process.env): string {
     // not ours to change: the file itself is still 0600
   }
   const file = loginStorePath(env);
-  const tmp = `${file}.${process.pid}.tmp`;
   const body = { gateway: login.gateway, proxy: login.proxy, token: login.token, teams: login.teams, expires_at: login.expiresAt, ...(login.user ? { user: login.user } : {}) };
-  writeFileSync(tmp, JSON.stringify(body, null, 2) + '\n', { mode: 0o600, flag: 'w' });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(body, null, 2) + '\n', 0o600);
   return file;
 }
 
@@ -95,9 +93,8 @@ export function writeLoginCa(pem: string, env: Env = process.env): string {
   const dir = loginStoreDir(env);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, 'ca.pem');
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, pem, { mode: 0o644 });
-  renameSync(tmp, file);
+  // The CA is trusted by every tool the user points at the gateway: same care as a secret.
+  writeFileAtomic(file, pem, 0o644);
   return file;
 }
 

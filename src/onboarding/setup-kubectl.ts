@@ -13,7 +13,7 @@ import { TollgateError } from '../errors.ts';
 import type { OrgConfig } from '../policy/types.ts';
 import { KUBECONFIG_STRINGIFY, kubeconfigEntries, KubeconfigShapeError, mergeKubeconfigDocument, parseKubeconfig, redactedKubeconfig } from './kubeconfig.ts';
 import { resolveClient } from './resolve-client.ts';
-import { writeFileAtomic } from './write-file-atomic.ts';
+import { writeFileAtomic } from '../store/write-file-atomic.ts';
 
 export function defaultKubeconfigFile(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(env['HOME'] ?? os.homedir(), '.kube', 'tollgate-config');

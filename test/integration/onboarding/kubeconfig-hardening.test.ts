@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { parseOrgConfig } from '../../../src/config/org-config.ts';
-import { writeFileAtomic } from '../../../src/onboarding/write-file-atomic.ts';
+import { writeFileAtomic } from '../../../src/store/write-file-atomic.ts';
 import { cliInProcess } from '../../helpers/cli-in-process.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
 

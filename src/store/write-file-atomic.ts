@@ -1,4 +1,4 @@
-// Owns: replacing a file that holds a secret (the kubeconfig, Claude Code's settings) so that it is
+// Owns: replacing a file that holds a secret (the kubeconfig, Claude Code's settings, the login store) so that it is
 // never half written, never readable by others, and never written through a link someone planted:
 // a temporary file next to it with a random name, created exclusively (O_EXCL: an existing name,
 // a symbolic link included, fails instead of being followed) with the final mode, flushed to
