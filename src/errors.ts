@@ -52,6 +52,7 @@ export const ERROR_CODES = [
   'TOLLGATE_ERR_USAGE',
   'TOLLGATE_ERR_SANDBOX',
   'TOLLGATE_ERR_REQUEST',
+  'TOLLGATE_ERR_AUDIT',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -65,6 +66,7 @@ export const ERROR_CODE_TEXT = {
   TOLLGATE_ERR_USAGE: 'The command line is wrong (a bad option value, a missing argument); the CLI exits with 2.',
   TOLLGATE_ERR_SANDBOX: 'The sandbox of `tollgate run` or a managed agent is unavailable or cannot start; the message says what to do.',
   TOLLGATE_ERR_REQUEST: 'A request the CLI makes (sign-in, token, CA download) failed or got an invalid answer.',
+  TOLLGATE_ERR_AUDIT: 'The audit store (tollgate.db) cannot be opened or written (read-only, full, locked past `audit.busy_timeout_ms`, damaged), so a CLI action that must be audited was not done: `token issue` issued nothing, `token revoke` revoked nothing — or, when only its event failed, revoked without it and names the tokens. The message names the SQLite or file-system error.',
 } as const satisfies Record<ErrorCode, string>;
 
 /** Where in which file a problem sits. Lines and columns are 1-based. */

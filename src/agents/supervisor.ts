@@ -1,9 +1,11 @@
 // Owns: running the managed agents — each on its schedule, restarted with backoff after a crash,
 // its output in a rotating log, stopped for good (with the reason recorded) when its budget scope
-// or its team's is exhausted — and the status file that `tollgate agent list` reads.
-// Launching (the sandbox), tokens and budgets come in as interfaces, so tests use twins.
+// or its team's is exhausted — the status file that `tollgate agent list` reads, and the
+// `agent_started` / `agent_stopped` audit events of each run.
+// Launching (the sandbox), tokens, budgets and the audit trail come in as interfaces, so tests use twins.
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import type { AuditEventInput } from '../audit/build-audit-row.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { SupervisedAgent } from './agent-spec.ts';
 import { agentsDir, statusFilePath, writeStatusFile, type AgentStatus } from './agent-status.ts';
@@ -46,6 +48,15 @@ export interface SupervisorOptions {
   log?: { maxBytes?: number; keep?: number };
   logger?: Logger;
   now?: () => number;
+  /**
+   * Records `agent_started` and `agent_stopped` (`tollgate agents`: straight into tollgate.db, see
+   * bestEffortAuditor). Expected not to throw; if it does, the failure is logged and the agent
+   * runs on regardless: agents are not requests, the gateway audits (and fails closed on) every
+   * request an agent makes.
+   */
+  audit?: (event: AuditEventInput) => void;
+  /** Actor of those events: who runs the supervisor (`cli:<os user>`). Default `supervisor`. */
+  actor?: string;
 }
 
 export interface Supervisor {
@@ -82,7 +93,17 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
   const killGraceMs = opts.killGraceMs ?? 5000;
   const statusFile = statusFilePath(opts.dataDir);
   const logger = opts.logger;
+  const actor = opts.actor ?? 'supervisor';
   let stopping = false;
+
+  const audit = (event: AuditEventInput) => {
+    try {
+      opts.audit?.(event);
+    } catch (err) {
+      logger?.error('agent audit event not written', { type: event.type, error: (err as Error).message });
+    }
+  };
+  const scope = (a: SupervisedAgent) => ({ agent: a.key, team: a.team, project: a.project ?? null });
 
   const slots: Slot[] = opts.agents.map((agent) => {
     const log = openRotatingLog(path.join(agentsDir(opts.dataDir), agent.key), opts.log ?? {});
@@ -112,8 +133,14 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
     slot.timer = undefined;
     logger?.warn('agent stopped', { agent: slot.agent.key, team: slot.agent.team, code: stopped.code, reason: stopped.reason });
     slot.log.write(`=== ${stopped.at} tollgate stopped the agent: ${stopped.reason}\n`);
-    if (slot.proc) terminate(slot.proc);
-    else slot.status.state = 'stopped';
+    if (slot.proc) terminate(slot.proc); // its agent_stopped is written when the run ends
+    else {
+      slot.status.state = 'stopped';
+      audit({
+        type: 'agent_stopped', actor,
+        detail: { ...scope(slot.agent), pid: null, code: null, signal: null, duration_ms: null, reason: stopped.code, message: stopped.reason },
+      });
+    }
     save();
   };
 
@@ -179,6 +206,7 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
     status.lastStartAt = iso(startedAt);
     slot.log.write(`=== ${iso(startedAt)} start pid ${proc.pid}: ${agent.command.join(' ')}\n`);
     logger?.info('agent started', { agent: agent.key, team: agent.team, pid: proc.pid });
+    audit({ type: 'agent_started', actor, detail: { ...scope(agent), pid: proc.pid, schedule: status.schedule, restarts: status.restarts } });
     proc.stdout?.on('data', (d: Buffer) => slot.log.write(d));
     proc.stderr?.on('data', (d: Buffer) => slot.log.write(d));
     save();
@@ -201,6 +229,15 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
     slot.log.write(`=== ${iso(endedAt)} exit ${exit.signal ?? `code ${exit.code}`} after ${durationMs} ms\n`);
     const ok = exit.code === 0;
     logger?.info('agent exited', { agent: agent.key, code: exit.code, signal: exit.signal, duration_ms: durationMs });
+    // slot.halt is set meanwhile (budget, shutdown) when the supervisor ended the run.
+    const halt = slot.halt as AgentStatus['stopped'];
+    audit({
+      type: 'agent_stopped', actor,
+      detail: {
+        ...scope(agent), pid: proc.pid, code: exit.code, signal: exit.signal, duration_ms: durationMs,
+        reason: halt?.code ?? (ok ? 'exited' : 'failed'), message: halt?.reason ?? null,
+      },
+    });
     if (slot.halt !== null) {
       status.state = 'stopped';
       save();

@@ -1,6 +1,7 @@
 // Owns: the library side of `tollgate audit …` — parse the filters, open tollgate.db, run the
 // query, export, verification or pruning, and write the output. The CLI (src/cli/audit-commands.ts)
 // only parses arguments and maps results to exit codes.
+import { userInfo } from 'node:os';
 import { parseDuration } from '../identity/parse-duration.ts';
 import { TollgateError } from '../errors.ts';
 import { createAuditWriter } from '../store/audit-writer.ts';
@@ -129,9 +130,48 @@ export function auditPrune(dbFile: string, days: number, now = Date.now(), actor
   });
 }
 
+/**
+ * Appends events on an open connection, from a process other than the gateway (CLI verbs, the
+ * agent supervisor): the gateway writer's own code, so each call is one BEGIN IMMEDIATE
+ * transaction that reads the chain head inside it and waits up to the connection's busy timeout
+ * for the gateway's writer thread. Inside a transaction the caller opened, it joins it (a
+ * savepoint): the events commit or roll back with the caller's own writes. Throws when the store
+ * cannot write (nothing appended).
+ */
+export function createEventAppender(db: Database, clock: () => number = Date.now): (events: readonly AuditEventInput[]) => void {
+  const writer = createAuditWriter(db);
+  return (events) => {
+    const now = clock();
+    writer.applyBatch(events.map((e, i) => ({ op: 'event' as const, id: i, row: buildAuditEvent(e, now) })));
+  };
+}
+
+/**
+ * The audit callback of a long-running process other than the gateway (the agent supervisor):
+ * each event is written at once through createEventAppender; a failed write goes to `onError`
+ * and is never thrown, so the process keeps running (its events are not held for a retry).
+ */
+export function bestEffortAuditor(db: Database, onError: (err: Error, event: AuditEventInput) => void): (event: AuditEventInput) => void {
+  const append = createEventAppender(db);
+  return (event) => {
+    try {
+      append([event]);
+    } catch (err) {
+      onError(err as Error, event);
+    }
+  };
+}
+
 /** Appends events from a process other than the gateway (CLI verbs): same chain, same transaction rules. */
 export function appendAuditEvents(dbFile: string, events: readonly AuditEventInput[], now = Date.now()): void {
-  withDb(dbFile, (db) => {
-    createAuditWriter(db).applyBatch(events.map((e, i) => ({ op: 'event' as const, id: i, row: buildAuditEvent(e, now) })));
-  });
+  withDb(dbFile, (db) => createEventAppender(db, () => now)(events));
+}
+
+/** The actor of events a CLI process writes: `cli:<os user>` (`cli:unknown` when the OS cannot say). */
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli:unknown';
+  }
 }

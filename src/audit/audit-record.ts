@@ -81,13 +81,16 @@ export interface StoredAuditRequest extends AuditRequestRow {
 export const AUDIT_EVENT_TYPE_DOCS = {
   sso_token_issued: 'A user signed in through SSO (`tollgate login`) and was issued a gateway token. Actor: the user\'s e-mail. Detail: `issuer`, `flow`, `source`, `subject`, `teams`, `admin`, `token_id`, `expires_at`.',
   sso_token_refused: 'An SSO sign-in was refused. Actor: `anonymous`. Detail: `issuer`, `flow`, `source`, `code` (why).',
-  token_revoked: 'An admin revoked gateway tokens through the admin API. Actor: `user:<email>`. Detail: `by`, `via`, `target`, `token_ids`, `subjects`.',
+  token_issued: 'A token was issued outside SSO sign-in: `tollgate token issue` (`by` `cli`; committed in the same transaction as the token, so an audit store that cannot be written issues no token), or an agent token issued or rotated by `tollgate agents` (`by` `supervisor`). Actor: `cli:<os user>`. Detail: `by`, `token_id`, `kind`, `subject`, `teams`, `projects` (null: every project of its team), `roles`, `issued_by`, `ttl_ms`, `expires_at`; never the token or its hash.',
+  token_revoked: 'Gateway tokens were revoked: by an admin through the admin API (`by` `admin_api`; actor `user:<email>`; `via` `session` or `token`), with `tollgate token revoke` (`by` `cli`), or a rotated agent token by `tollgate agents` (`by` `supervisor`); those two have actor `cli:<os user>`. Detail: `by`, `via` (admin API only), `target` (`id`, `user` or `agent`, as asked), `token_ids`, `subjects` (empty when nothing active matched).',
   audit_exported: 'An admin exported audit records through the admin API. Actor: `user:<email>`. Detail: `records`, `format`, `since`, `until`, `count`, `via`, `source`.',
   audit_pruned: 'Retention deleted the oldest records of the chains and moved their anchors. Actor: `gateway`, or `cli` for `tollgate audit prune`. Detail: `cutoff`, and `requests` and `events`, each with `rows`, `anchor_seq`, `anchor_hash`.',
   policy_reloaded: 'A changed org.yaml or policy was compiled and put in force. Actor: `gateway`. Detail: `trigger`, `generation`, `problems` (empty).',
   policy_rejected: 'A changed org.yaml or policy was invalid; the last good one stays in force. Actor: `gateway`. Detail: `trigger`, `generation`, `problems` (`file:line:col: message`).',
   budget_threshold: 'A budget line crossed one of `metering.thresholds`, or a request was refused at it. Actor: `gateway`. Detail: `scope`, `label`, `window`, `windowKey`, `percent`, `limitMicros`, `spentMicros`, `resetsAt`, `cause`, `at`.',
   alert_failed: 'A threshold webhook delivery was given up after its last attempt. Actor: `gateway`. Detail: `webhook`, `event`, `attempts`, `status`, `error`.',
+  agent_started: 'The agent supervisor (`tollgate agents`) started a run of a managed agent. Actor: `cli:<os user>` running the supervisor. Detail: `agent`, `team`, `project`, `pid`, `schedule` (`every 5m` or `continuous`), `restarts` (before this run).',
+  agent_stopped: 'A run of a managed agent ended, or the supervisor stopped an agent that was not running because its budget was exhausted (then `pid`, `code`, `signal` and `duration_ms` are null). Actor: `cli:<os user>` running the supervisor. Detail: `agent`, `team`, `project`, `pid`, `code` (exit code), `signal`, `duration_ms`, `reason` (`exited`: code 0; `failed`: another code or a signal; `budget_exhausted`; `supervisor_stopped`), `message` (why the supervisor stopped it, else null).',
 } as const satisfies Readonly<Record<string, string>>;
 export type KnownAuditEventType = keyof typeof AUDIT_EVENT_TYPE_DOCS;
 export const AUDIT_EVENT_TYPES = Object.keys(AUDIT_EVENT_TYPE_DOCS) as readonly KnownAuditEventType[];
@@ -176,14 +179,14 @@ export const AUDIT_TABLE_DOCS: {
     },
   },
   audit_events: {
-    about: 'One row per event: something that is not a request (sign-in, token, policy, budget, retention); see "Event types".',
+    about: 'One row per event: something that is not a request (sign-in, token, policy, budget, agent, retention); see "Event types".',
     columns: {
       id: 'insertion order',
       seq: 'position in the `events` hash chain',
       hash: 'SHA-256 chain hash (hex) of this row',
       time: 'when it happened (ms since the epoch, UTC)',
       type: 'what happened: an event type (snake_case)',
-      actor: 'who did it: `user:<email>`, `gateway`, `cli`, `anonymous`, … (see each event type)',
+      actor: 'who did it: `user:<email>`, `gateway`, `cli:<os user>`, `cli`, `anonymous`, … (see each event type)',
       detail: 'canonical JSON object (keys sorted); never a secret',
     },
   },

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'nod
 import path from 'node:path';
 import { Command } from 'commander';
 import { appendAgent, AppendAgentError } from '../agents/append-agent.ts';
+import { bestEffortAuditor, cliActor } from '../audit/audit-commands.ts';
 import { supervisedAgents } from '../agents/agent-spec.ts';
 import { readStatusFile, statusFilePath, agentsDir } from '../agents/agent-status.ts';
 import { createAgentTokenSource } from '../agents/agent-tokens.ts';
@@ -64,15 +65,21 @@ export function registerAgentCommands(program: Command): void {
       } else process.stderr.write(`${NO_SANDBOX_WARNING}\n`);
       if (!existsSync(config.ca.cert)) throw new TollgateError('TOLLGATE_ERR_CA', `no CA certificate at ${config.ca.cert}: start the gateway once (or run \`tollgate ca init\`)`);
       const caBundlePath = writeCaBundle(path.join(agentsDir(config.dataDir), 'ca-bundle.pem'), readFileSync(config.ca.cert, 'utf8'));
-      const db = openDatabase(databasePath(config));
+      const db = openDatabase(databasePath(config), { busyTimeoutMs: config.audit.busyTimeoutMs });
+      // agent_started / agent_stopped and the agent tokens' events go straight into tollgate.db's
+      // event chain (alongside a running gateway); a failed write is logged, the agents run on.
+      const audit = bestEffortAuditor(db, (err, event) => logger.error('audit event not written', { type: event.type, error: err.message }));
+      const actor = cliActor();
       const host = config.listen.proxy.host === '0.0.0.0' || config.listen.proxy.host === '::' ? '127.0.0.1' : config.listen.proxy.host;
       const supervisor = createSupervisor({
         agents,
         dataDir: config.dataDir,
-        tokens: createAgentTokenSource(createTokenService(createSqliteTokenStore(db), { cacheTtlMs: 0 })),
+        tokens: createAgentTokenSource(createTokenService(createSqliteTokenStore(db), { cacheTtlMs: 0 }), { audit, actor }),
         budget: createLedgerBudgetProbe(createSqliteLedger(db), () => org),
         launch: createSandboxLauncher({ gateway: { host, port: config.listen.proxy.port }, caBundlePath, tools, holderScript: HOLDER_SCRIPT, cwd: path.dirname(config.org) }),
         logger,
+        audit,
+        actor,
       });
       supervisor.start();
       logger.info('supervising agents', { agents: agents.map((a) => a.key), status_file: supervisor.statusFile });

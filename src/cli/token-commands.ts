@@ -1,5 +1,6 @@
 // Owns: `tollgate token issue|revoke|list` — argument parsing and printing around the identity
-// library; the token is printed once by `issue` and never again.
+// library; the token is printed once by `issue` (only after it and its audit event are committed)
+// and never again.
 import { Command } from 'commander';
 import { databasePath, loadGatewayConfig } from '../config/gateway-config.ts';
 import { tokenIssue, tokenList, tokenRevoke, type TokenListRow } from '../identity/token-commands.ts';
@@ -28,7 +29,7 @@ export function registerTokenCommands(program: Command): void {
     .action(async (opts: { config?: string; user?: string; agent?: string; team: string; project?: string; ttl?: string }) => {
       const config = loadGatewayConfig(configPath(opts));
       await tokenIssue({
-        dbFile: databasePath(config), team: opts.team,
+        dbFile: databasePath(config), team: opts.team, busyTimeoutMs: config.audit.busyTimeoutMs,
         ...(opts.user === undefined ? {} : { user: opts.user }),
         ...(opts.agent === undefined ? {} : { agent: opts.agent }),
         ...(opts.project === undefined ? {} : { project: opts.project }),
@@ -43,7 +44,7 @@ export function registerTokenCommands(program: Command): void {
     .action(async (id: string | undefined, opts: { config?: string; user?: string; agent?: string; json?: boolean }) => {
       const config = loadGatewayConfig(configPath(opts));
       const rows = await tokenRevoke({
-        dbFile: databasePath(config),
+        dbFile: databasePath(config), busyTimeoutMs: config.audit.busyTimeoutMs,
         ...(id === undefined ? {} : { id }),
         ...(opts.user === undefined ? {} : { user: opts.user }),
         ...(opts.agent === undefined ? {} : { agent: opts.agent }),

@@ -1,13 +1,15 @@
 // Owns: the library side of `tollgate token issue|revoke|list` (the CLI parses arguments and
-// prints tables; these open tollgate.db, act, and close it). Tokens and hashes never leave here
-// except the one printed by tokenIssue.
-import { userInfo } from 'node:os';
+// prints tables; these open tollgate.db, act, and close it), and their audit events
+// (`token_issued`, `token_revoked`), written in the same transaction as the token change. Tokens
+// and hashes never leave here except the one printed by tokenIssue.
+import { cliActor, createEventAppender } from '../audit/audit-commands.ts';
 import { TollgateError } from '../errors.ts';
-import { openDatabase } from '../store/database.ts';
+import { inImmediateTransactionAsync, openDatabase, type Database } from '../store/database.ts';
 import { createSqliteTokenStore } from '../store/sqlite-token-store.ts';
 import type { RevokeTarget, TokenKind, TokenRecord } from '../store/token-store.ts';
 import { parseDuration } from './parse-duration.ts';
-import { createTokenService, type TokenServiceOptions } from './token-service.ts';
+import { tokenIssuedEvent, tokenRevokedEvent } from './token-events.ts';
+import { createTokenService, type TokenService, type TokenServiceOptions } from './token-service.ts';
 
 export interface TokenIssueOptions {
   dbFile: string;
@@ -18,9 +20,11 @@ export interface TokenIssueOptions {
   project?: string | readonly string[];
   /** `12h`, `30m`, `7d`, `1h30m` …; default 12h. */
   ttl?: string;
-  /** Default `cli:<os user name>`. */
+  /** Default `cli:<os user name>`; also the actor of the `token_issued` event. */
   issuedBy?: string;
   now?: number;
+  /** How long to wait for the write lock (the gateway's writer holds it while it commits). Default 5000. */
+  busyTimeoutMs?: number;
   /** Where the token is printed; default process.stdout. */
   write?: (text: string) => void;
   limits?: Pick<TokenServiceOptions, 'maxUserTtlMs' | 'maxAgentTtlMs'>;
@@ -38,6 +42,10 @@ export interface TokenSelector {
   user?: string;
   agent?: string;
   now?: number;
+  /** Actor of the `token_revoked` event. Default `cli:<os user name>`. */
+  actor?: string;
+  /** As TokenIssueOptions.busyTimeoutMs. */
+  busyTimeoutMs?: number;
 }
 
 export interface TokenListOptions {
@@ -96,13 +104,29 @@ export function toListRow(r: TokenRecord, now: number): TokenListRow {
   };
 }
 
-async function withService<T>(dbFile: string, limits: TokenIssueOptions['limits'], fn: (svc: ReturnType<typeof createTokenService>) => Promise<T>): Promise<T> {
-  const db = openDatabase(dbFile);
+async function withService<T>(
+  dbFile: string, opts: { limits?: TokenIssueOptions['limits']; busyTimeoutMs?: number },
+  fn: (svc: TokenService, db: Database) => Promise<T>,
+): Promise<T> {
+  const db = openDatabase(dbFile, opts.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: opts.busyTimeoutMs });
   try {
-    return await fn(createTokenService(createSqliteTokenStore(db), { ...limits, cacheTtlMs: 0 }));
+    return await fn(createTokenService(createSqliteTokenStore(db), { ...opts.limits, cacheTtlMs: 0 }), db);
   } finally {
     db.close();
   }
+}
+
+/** SQLite and file-system failures (the store cannot be opened or written) carry such a code. */
+function storeFailure(err: unknown): string | undefined {
+  if (err instanceof TollgateError) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^(SQLITE_|E[A-Z]+$)/.test(code)) return undefined;
+  const message = (err as Error).message;
+  return message.startsWith(code) ? message : `${code}: ${message}`;
+}
+
+function auditUnavailable(dbFile: string, why: string, consequence: string, cause: unknown): TollgateError {
+  return new TollgateError('TOLLGATE_ERR_AUDIT', `the audit store ${dbFile} cannot be written (${why}): ${consequence}`, { cause });
 }
 
 /** Issues a token straight from the store and prints only the token (one line). */
@@ -116,16 +140,41 @@ export async function tokenIssue(opts: TokenIssueOptions): Promise<TokenIssueRes
   const teams = names(opts.team);
   const projects = names(opts.project);
   const now = opts.now ?? Date.now();
-  const issued = await withService(opts.dbFile, opts.limits, (svc) =>
-    svc.issueToken({
-      ...who,
-      teams,
-      ...(projects.length > 0 ? { projects } : {}),
-      ...(ttlMs !== undefined ? { ttlMs } : {}),
-      issuedBy: opts.issuedBy ?? `cli:${safeUserName()}`,
-      now,
-    }),
-  );
+  const actor = opts.issuedBy ?? cliActor();
+  let issued;
+  let auditError: unknown;
+  try {
+    issued = await withService(opts.dbFile, opts, (svc, db) => {
+      const appendEvents = createEventAppender(db, () => now);
+      // Fail closed: the token row and its `token_issued` event commit in one transaction on
+      // tollgate.db (tokens and audit share the file), so a token exists only with its event and
+      // an audit store that cannot be written issues nothing. The token is printed after COMMIT.
+      // (Issuing first and revoking on failure would leave a valid token behind if the process
+      // died in between; writing the event first would record tokens that were never issued.)
+      return inImmediateTransactionAsync(db, async () => {
+        const t = await svc.issueToken({
+          ...who,
+          teams,
+          ...(projects.length > 0 ? { projects } : {}),
+          ...(ttlMs !== undefined ? { ttlMs } : {}),
+          issuedBy: actor,
+          now,
+        });
+        try {
+          appendEvents([tokenIssuedEvent(t.record, actor, 'cli')]);
+        } catch (err) {
+          auditError = err;
+          throw err;
+        }
+        return t;
+      });
+    });
+  } catch (err) {
+    // Tokens live in the audit store's file: any failure to open or write it means no event.
+    const why = storeFailure(err) ?? (auditError === err ? (err as Error).message : undefined);
+    if (why === undefined) throw err;
+    throw auditUnavailable(opts.dbFile, why, 'no token was issued', err);
+  }
   (opts.write ?? ((s: string) => process.stdout.write(s)))(`${issued.token}\n`);
   return { token: issued.token, id: issued.record.id, expiresAt: issued.record.expiresAt };
 }
@@ -138,7 +187,35 @@ export async function tokenRevoke(opts: TokenSelector): Promise<TokenListRow[]> 
   }
   const target: RevokeTarget = opts.id !== undefined ? { id: opts.id } : (who as { kind: TokenKind; subject: string });
   const now = opts.now ?? Date.now();
-  const revoked = await withService(opts.dbFile, undefined, (svc) => svc.revoke(target, now));
+  const actor = opts.actor ?? cliActor();
+  const revoked = await withService(opts.dbFile, opts, async (svc, db): Promise<TokenRecord[]> => {
+    const appendEvents = createEventAppender(db, () => now);
+    let auditError: unknown;
+    try {
+      // The revocation and its `token_revoked` event commit together, like an issue.
+      return await inImmediateTransactionAsync(db, async () => {
+        const rows = await svc.revoke(target, now);
+        try {
+          appendEvents([tokenRevokedEvent(target, rows, actor, 'cli')]);
+        } catch (err) {
+          auditError = err;
+          throw err;
+        }
+        return rows;
+      });
+    } catch (err) {
+      if (auditError === undefined) throw err;
+    }
+    // Only the event failed. Unlike an issue, a revocation only takes access away, and refusing it
+    // would keep a leaked token working through an audit outage: it is made anyway, on its own,
+    // and the verb fails (exit 1) naming what was revoked without an event.
+    const rows = await svc.revoke(target, now);
+    const why = storeFailure(auditError) ?? (auditError as Error).message;
+    throw auditUnavailable(opts.dbFile, why, `revoked ${rows.length} token(s)${rows.length > 0 ? ` (${rows.map((r) => r.id).join(', ')})` : ''} without a token_revoked event`, auditError);
+  }).catch((err: unknown) => {
+    const why = storeFailure(err);
+    throw why === undefined ? err : auditUnavailable(opts.dbFile, why, 'nothing was revoked', err);
+  });
   return revoked.map((r) => toListRow(r, now));
 }
 
@@ -146,15 +223,7 @@ export async function tokenRevoke(opts: TokenSelector): Promise<TokenListRow[]> 
 export async function tokenList(opts: TokenListOptions): Promise<TokenListRow[]> {
   const who = subjectOf(opts, 'list');
   const now = opts.now ?? Date.now();
-  const records = await withService(opts.dbFile, undefined, (svc) => svc.list(who ?? {}));
+  const records = await withService(opts.dbFile, {}, (svc) => svc.list(who ?? {}));
   const rows = records.map((r) => toListRow(r, now));
   return opts.activeOnly === true ? rows.filter((r) => r.status === 'active') : rows;
-}
-
-function safeUserName(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return 'unknown';
-  }
 }

@@ -63,3 +63,22 @@ export function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Data
 export function inImmediateTransaction<T>(db: Database, fn: () => T): T {
   return db.transaction(fn).immediate();
 }
+
+/**
+ * inImmediateTransaction for a function that awaits store methods whose SQLite work completes
+ * synchronously inside their promises (the SQLite TokenStore): BEGIN IMMEDIATE, await fn, COMMIT;
+ * ROLLBACK when fn or the COMMIT throws. Nested synchronous transactions inside fn become
+ * savepoints of this one. Only for a connection nothing else uses meanwhile (a CLI verb's own):
+ * statements run on it by another caller during an await would join the transaction.
+ */
+export async function inImmediateTransactionAsync<T>(db: Database, fn: () => Promise<T>): Promise<T> {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const out = await fn();
+    db.exec('COMMIT');
+    return out;
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
