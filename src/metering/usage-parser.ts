@@ -275,7 +275,8 @@ export function lastUsageObject(text: string): Record<string, unknown> | undefin
         }
       }
     }
-    at = text.lastIndexOf('"usage"', at - 1);
+    // lastIndexOf with a negative position searches from 0 again: stop after the first character.
+    at = at === 0 ? -1 : text.lastIndexOf('"usage"', at - 1);
   }
   return undefined;
 }

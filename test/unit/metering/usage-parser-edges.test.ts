@@ -135,6 +135,10 @@ t.test('lastUsageObject: falls back to an earlier occurrence', async (t) => {
     ['"usage" as a value, not a key', '["usage"]', undefined],
     ['no usage at all', '{"model":"m"}', undefined],
     ['usage is an array', '{"usage":[1]}', undefined],
+    // A tail that starts with "usage" (the rolling tail of a large body): once looped for ever.
+    ['"usage" at index 0, not an object', '"usage":[1]', undefined],
+    ['"usage" at index 0, cut off', '"usage":{"prompt_tokens":3', undefined],
+    ['"usage" at index 0, whole', '"usage":{"prompt_tokens":4}', { prompt_tokens: 4 }],
   ];
   for (const [why, text, want] of cases) t.same(lastUsageObject(text), want, why);
 });
