@@ -36,7 +36,7 @@ function startChild(): Promise<{ child: ChildProcess; port: number }> {
   });
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${out}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${out}`)), 90_000);
     child.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /"proxy":"127\.0\.0\.1:(\d+)"/.exec(out);
