@@ -13,7 +13,7 @@ import type { LoginNonces } from '../identity/oidc/login-nonce.ts';
 import type { IssuerRegistry } from '../identity/oidc/oidc-issuer.ts';
 import { OidcError } from '../identity/oidc/oidc-error.ts';
 import { createAuthorizationSecrets } from '../identity/oidc/pkce.ts';
-import type { SsoLogin } from '../identity/sso-login.ts';
+import type { SsoAuditHook, SsoLogin } from '../identity/sso-login.ts';
 import type { TokenService } from '../identity/token-service.ts';
 import { isAdminGroup } from '../config/org-config.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -41,6 +41,8 @@ export interface AuthRoutesDeps {
   /** Issuer names that support the device flow are found from discovery; this lists the CLI hints. */
   now?: () => number;
   limiter?: AuthFailureLimiter;
+  /** Records a sign-out (`tollgate logout` revoking its token) in the audit trail. */
+  audit?: SsoAuditHook;
 }
 
 const LOGIN_COOKIE = 'tollgate_login';
@@ -184,6 +186,14 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
       }
       await deps.tokens.revoke({ id: v.record.id }, now());
       deps.logger.info('sso_logout', { event: 'token_revoked', token_id: v.record.id, subject: v.record.subject, source: source(req) });
+      try {
+        deps.audit?.({
+          type: 'token_revoked', actor: `${v.record.kind}:${v.record.subject}`,
+          detail: { by: 'logout', target: { id: v.record.id }, token_ids: [v.record.id], subjects: [v.record.subject] },
+        });
+      } catch (err) {
+        deps.logger.error('cannot write the sign-out audit event', { token_id: v.record.id, error: String(err) });
+      }
       sendJson(res, 200, { revoked: v.record.id });
     },
   };

@@ -56,6 +56,7 @@ export async function startSso(config: GatewayConfig, logger: Logger, opts: Star
   const routes = createAuthRoutes({
     issuers, login, sessions, tokens: opts.tokens, nonces, org: opts.org, logger,
     proxyAddress: () => proxy, caPem: () => caPem, publicUrl: config.sso.publicUrl, proxyUrl: config.sso.proxyUrl, ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.audit ? { audit: opts.audit } : {}),
   });
   const authenticateAdmin = createAdminAuthenticator({ tokens: opts.tokens, sessions, org: opts.org, publicUrl: config.sso.publicUrl, ...(opts.now ? { now: opts.now } : {}) });
   // Warm the discovery caches; an IdP that is down only delays sign-in, never the gateway.

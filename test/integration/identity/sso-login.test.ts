@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { startDevIssuer } from '../../../src/identity/dev-issuer.ts';
+import { openDatabase } from '../../../src/store/database.ts';
 import { loginToGateway } from '../../../src/identity/gateway-login.ts';
 import { readLogin } from '../../../src/identity/login-store.ts';
 import { fetchDiscovery } from '../../../src/identity/oidc/discovery.ts';
@@ -189,6 +190,17 @@ t.test('admins get the admin role on their token', async (t) => {
   const admin = await fetch(`${gw.adminUrl}/api/v1/auth/revoke`, { method: 'POST', headers: { authorization: `Bearer ${out.login.token}` } });
   t.equal(admin.status, 200, 'a token can revoke itself (logout)');
   t.match((await viaProxy(out.login.token)).text, /^HTTP\/1\.1 407/, 'revoked at once');
+  // ... and the sign-out is in the audit trail (written by the gateway's audit thread: poll briefly).
+  const db = openDatabase(path.join(gw.dir, 'data', 'tollgate.db'));
+  t.teardown(() => db.close());
+  let ev: { actor: string; detail: string } | undefined;
+  for (let i = 0; i < 100 && !ev; i++) {
+    ev = db.prepare("SELECT actor, detail FROM audit_events WHERE type = 'token_revoked' AND json_extract(detail, '$.by') = 'logout'").get() as typeof ev;
+    if (!ev) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.equal(ev?.actor, 'user:ada@acme.example');
+  t.match(JSON.parse(ev?.detail ?? '{}'), { by: 'logout', token_ids: [/^tok_/], subjects: ['ada@acme.example'] });
+  t.notMatch(ev?.detail ?? '', out.login.token, 'never the token');
 });
 
 t.test('device flow (RFC 8628) end to end: authorization_pending until the person confirms', async (t) => {
