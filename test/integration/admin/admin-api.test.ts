@@ -71,7 +71,8 @@ t.test('tollgate costs: table, --json, --csv, usage errors', async (t) => {
   const json = JSON.parse((await cli('--by', 'provider', '--json')).out) as { by: string; groups: Array<{ key: string; cost_micros: number }> };
   t.equal(json.by, 'provider');
   t.equal(json.groups.find((g) => g.key === 'openai')?.cost_micros, 42 * USD);
-  const csv = (await cli('--by', 'day', '--csv', '--since', '3d')).out.trim().split('\n');
+  // From midnight three days ago (a relative `3d` would drop that day's seeded 10:00 row after 10:00 UTC).
+  const csv = (await cli('--by', 'day', '--csv', '--since', new Date(Date.now() - 3 * DAY).toISOString().slice(0, 10))).out.trim().split('\n');
   t.equal(csv[0], 'day,cost_micros,cost_usd,requests,input_tokens,output_tokens,cache_read_tokens,cache_write_tokens,estimated_requests');
   t.equal(csv.length, 5, 'header, three past days and today');
   t.match(await cli('--by', 'host'), { code: 2, out: /--by must be one of team, agent, user, model, provider, day/ });
