@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
 import { appendPacked, type AuditOp, type PackedBatch } from '../store/audit-writer.ts';
 import type { AuditWorkerConfig, FromWorker, LedgerMethod, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
+import type { CheckpointerConfig } from '../store/wal-checkpointer-worker.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { AuditEventRow } from './audit-record.ts';
 import { AuditUnavailableError, type AuditSink, type AuditSinkStatus } from './audit-sink.ts';
@@ -29,6 +30,8 @@ export interface SqliteAuditSinkOptions {
   maxRetryRecords?: number;
   retryIntervalMs?: number;
   walCapBytes?: number;
+  /** How often the checkpointer thread runs a PASSIVE WAL checkpoint (default 500 ms). */
+  checkpointIntervalMs?: number;
   /** Records waiting in this process while the writer (re)starts; beyond it completions are dropped. */
   maxOutbox?: number;
 }
@@ -53,14 +56,20 @@ export interface SqliteAuditSink extends AuditSink {
 
 const WORKER_URL = new URL('../store/audit-writer-worker.ts', import.meta.url);
 
-/** Starts the worker; under tsx (a .ts entry) the worker registers tsx first (workers do not inherit loader hooks). */
-function spawnWriter(config: AuditWorkerConfig): Worker {
-  if (WORKER_URL.pathname.endsWith('.ts')) {
+const CHECKPOINTER_URL = new URL('../store/wal-checkpointer-worker.ts', import.meta.url);
+
+/** Starts a worker; under tsx (a .ts entry) the worker registers tsx first (workers do not inherit loader hooks). */
+function spawnWorker(url: URL, data: unknown, name: string): Worker {
+  if (url.pathname.endsWith('.ts')) {
     const api = import.meta.resolve('tsx/esm/api');
-    const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
-    return new Worker(code, { eval: true, workerData: config, name: 'tollgate-audit-writer' });
+    const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
+    return new Worker(code, { eval: true, workerData: data, name });
   }
-  return new Worker(WORKER_URL, { workerData: config, name: 'tollgate-audit-writer' });
+  return new Worker(url, { workerData: data, name });
+}
+
+function spawnWriter(config: AuditWorkerConfig): Worker {
+  return spawnWorker(WORKER_URL, config, 'tollgate-audit-writer');
 }
 
 interface Waiter { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined }
@@ -255,6 +264,11 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     });
   };
   start(true);
+  // WAL checkpoints run on a thread of their own (src/store/wal-checkpointer-worker.ts), never
+  // inside one of the writer's commits.
+  const checkpointer = spawnWorker(CHECKPOINTER_URL, { file: opts.file, intervalMs: opts.checkpointIntervalMs ?? 500 } satisfies CheckpointerConfig, 'tollgate-wal-checkpointer');
+  checkpointer.on('error', (err) => log.warn('WAL checkpointer failed; the writer truncates the WAL at its cap', { error: err.message }));
+  checkpointer.unref();
 
   const ledgerCall = async (method: LedgerMethod, args: unknown[]): Promise<unknown> => {
     await ready;
@@ -346,6 +360,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
         outbox = emptyBatch();
       }
       await w?.terminate();
+      await checkpointer.terminate();
     },
   };
   return sink;

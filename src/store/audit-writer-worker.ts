@@ -76,9 +76,10 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   try {
     db = openDatabase(cfg.file, { busyTimeoutMs: cfg.busyTimeoutMs });
     db.pragma(`journal_size_limit = ${Math.trunc(cfg.walCapBytes)}`);
-    // Checkpoints run here, off the proxy's event loop (the proxy's own connection sets 0); fewer,
-    // larger checkpoints keep decision-commit latency low. journal_size_limit bounds the WAL file.
-    db.pragma('wal_autocheckpoint = 10000');
+    // No checkpoint inside a commit: the checkpointer thread (wal-checkpointer-worker.ts) runs them
+    // on its own connection, so a decision never waits for pages being copied and synced.
+    // journal_size_limit bounds the WAL file; maybeCheckpoint truncates a WAL past its cap.
+    db.pragma('wal_autocheckpoint = 0');
     // This connection only appends: a larger page cache keeps the random-key request_id index
     // (UUIDs) in memory as the table grows; sorts and temporary b-trees stay in memory.
     db.pragma('cache_size = -32768'); // KiB: 32 MiB
