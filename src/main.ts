@@ -328,7 +328,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       tunnelStages: [authenticate, decidePolicy],
       requestStages: [authenticate, decidePolicy],
       // auditStage stays LAST: the decision row is committed just before the first byte goes upstream.
-      requestStagesAfterResolve: [injectCredentialsStage({ secrets, current: policy.current }), meteringStageFromConfig({ db, config, logger, current: policy.current,
+      requestStagesAfterResolve: [injectCredentialsStage({ secrets, current: policy.current }), meteringStageFromConfig({ ledger: spend, config, logger, current: policy.current,
         onThreshold: (e) => { logger.warn('budget threshold', { ...e }); auditSink.event(buildAuditEvent({ type: 'budget_threshold', actor: 'gateway', detail: { ...e } }, Date.now())); alerts.notifyThreshold(e); } }), auditStage],
       tunnelStagesAfterResolve: [auditStage],
       onExchangeEnd: (ex) => { auditEnd(ex); recordExchange(ex); },

@@ -21,8 +21,6 @@ import type { CompiledPolicySet } from '../policy/types.ts';
 import type { Exchange, Stage } from '../proxy/exchange.ts';
 import { registerProviderShape } from '../proxy/refusal-response.ts';
 import { asciiLower } from '../classify/request-framing.ts';
-import type { Database } from '../store/database.ts';
-import { createSqliteLedger } from '../store/sqlite-ledger.ts';
 
 export interface MeteringDeps {
   ledger: Ledger;
@@ -276,12 +274,15 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
   }
 }
 
-/** Builds the stage from tollgate.yaml: the price table, the SQLite ledger on tollgate.db. */
-export function meteringStageFromConfig(deps: { db: Database; config: GatewayConfig; logger: Logger; current: () => CompiledPolicySet; onThreshold?: (e: ThresholdEvent) => void }): Stage {
+/**
+ * Builds the stage from tollgate.yaml: the price table, and the gateway's ledger (in the gateway,
+ * the SQLite ledger run by the audit writer's thread — never SQLite on the proxy's loop).
+ */
+export function meteringStageFromConfig(deps: { ledger: Ledger; config: GatewayConfig; logger: Logger; current: () => CompiledPolicySet; onThreshold?: (e: ThresholdEvent) => void }): Stage {
   const loaded = loadPriceTable(deps.config.prices);
   if (loaded.usedBundled) deps.logger.warn('prices file not found; using the bundled price table', { configured: deps.config.prices, bundled: loaded.file, as_of: loaded.table.asOf });
   return meterLlmStage({
-    ledger: createSqliteLedger(deps.db),
+    ledger: deps.ledger,
     prices: loaded.table,
     current: deps.current,
     config: deps.config.metering,
