@@ -142,12 +142,6 @@ export function refreshProxyUrl(old: string, fresh: string): string | undefined 
   return `${f.protocol}//${auth}@${f.host}`;
 }
 
-export interface MergedKubeconfig {
-  config: Record<string, unknown>;
-  /** Plain words, one per change; the token never appears. */
-  changes: string[];
-}
-
 /**
  * Merges `entries` into the kubeconfig document `doc` (edited in place; an empty document becomes
  * a new kubeconfig): entries of the same name are replaced, every other cluster, context, user,
@@ -200,16 +194,6 @@ export function mergeKubeconfigDocument(doc: Document, entries: KubeEntries): st
     changes.push(`current-context = ${current}`);
   }
   return changes;
-}
-
-/**
- * Merges `entries` into `existing` (a parsed kubeconfig, or undefined when there is none), as
- * mergeKubeconfigDocument does, and returns the result as plain data.
- */
-export function mergeKubeconfig(existing: unknown, entries: KubeEntries): MergedKubeconfig {
-  const doc = new Document(existing ?? null, KUBECONFIG_YAML);
-  const changes = mergeKubeconfigDocument(doc, entries);
-  return { config: doc.toJS() as Record<string, unknown>, changes };
 }
 
 export const REDACTED = 'REDACTED';

@@ -12,32 +12,24 @@ export interface CheckpointerConfig {
   intervalMs: number;
 }
 
-function run(port: NonNullable<typeof parentPort>, cfg: CheckpointerConfig): void {
-  let db: ReturnType<typeof openDatabase> | undefined;
+function run(cfg: CheckpointerConfig): void {
+  let db: ReturnType<typeof openDatabase>;
   try {
     db = openDatabase(cfg.file, { busyTimeoutMs: 0 });
     db.pragma('wal_autocheckpoint = 0');
   } catch {
     // The writer reports an unusable store; without this thread the WAL is still bounded by the
     // writer's own truncation at its cap.
-    port.postMessage({ t: 'stopped' });
     return;
   }
-  const timer = setInterval(() => {
+  // Runs until the sink terminates the thread (the connection closes with it).
+  setInterval(() => {
     try {
-      db?.pragma('wal_checkpoint(PASSIVE)');
+      db.pragma('wal_checkpoint(PASSIVE)');
     } catch {
       // busy (another checkpoint) or the store is failing: the next tick tries again
     }
   }, cfg.intervalMs);
-  port.on('message', (m: { t: 'close' }) => {
-    if (m.t !== 'close') return;
-    clearInterval(timer);
-    db?.close();
-    db = undefined;
-    port.postMessage({ t: 'closed' });
-    port.close();
-  });
 }
 
-if (parentPort) run(parentPort, workerData as CheckpointerConfig);
+if (parentPort) run(workerData as CheckpointerConfig);

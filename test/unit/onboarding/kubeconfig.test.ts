@@ -4,7 +4,15 @@
 import t, { type Test } from 'tap';
 import { parse } from 'yaml';
 import { connectionServerProblem, parseOrgConfig } from '../../../src/config/org-config.ts';
-import { KubeconfigShapeError, kubeconfigEntries, mergeKubeconfig } from '../../../src/onboarding/kubeconfig.ts';
+import { Document } from 'yaml';
+import { KUBECONFIG_YAML, KubeconfigShapeError, kubeconfigEntries, mergeKubeconfigDocument, type KubeEntries } from '../../../src/onboarding/kubeconfig.ts';
+
+/** The merge on a parsed kubeconfig (plain data), read back as plain data. */
+function mergeKubeconfig(existing: unknown, entries: KubeEntries): { config: Record<string, unknown>; changes: string[] } {
+  const doc = new Document(existing ?? null, KUBECONFIG_YAML);
+  const changes = mergeKubeconfigDocument(doc, entries);
+  return { config: doc.toJS() as Record<string, unknown>, changes };
+}
 
 const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const PROXY = 'http://sre.production:tok3n@gw.internal:3128';

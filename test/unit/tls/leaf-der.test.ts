@@ -9,7 +9,7 @@ import path from 'node:path';
 import t from 'tap';
 import { createCertificateAuthority, loadCertificateAuthority } from '../../../src/tls/certificate-authority.ts';
 import { derElement, derSerial, derTime, MAX_COMMON_NAME, parseLeafTemplate } from '../../../src/tls/leaf-der.ts';
-import { createLeafMinter } from '../../../src/tls/leaf-minter.ts';
+import { createLeafMinter, type LeafMinter } from '../../../src/tls/leaf-minter.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-leaf-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -59,11 +59,10 @@ t.test('parseLeafTemplate refuses what it cannot use', async (t) => {
 });
 
 /** The leaf a freshly minted context serves, as a TLS client receives it. */
-async function mintedLeaf(host: string, kind: 'dns' | 'ipv4' | 'ipv6', authority = ca): Promise<X509Certificate> {
+async function mintedLeaf(host: string, kind: 'dns' | 'ipv4' | 'ipv6', authority = ca, minter?: LeafMinter): Promise<X509Certificate> {
   const { default: tls } = await import('node:tls');
   const { default: net } = await import('node:net');
-  const minter = await createLeafMinter(authority);
-  const ctx = await minter.contextFor(host, kind);
+  const ctx = await (minter ?? await createLeafMinter(authority)).contextFor(host, kind);
   const server = net.createServer((socket) => {
     const s = new tls.TLSSocket(socket, { isServer: true, secureContext: ctx });
     s.on('error', () => s.destroy());
@@ -112,6 +111,12 @@ t.test('two leaves share the key and differ in serial', async (t) => {
   const a = await mintedLeaf('a.example.com', 'dns');
   const b = await mintedLeaf('a.example.com', 'dns');
   t.not(a.serialNumber, b.serialNumber);
+  const one = await createLeafMinter(ca);
+  const a1 = await mintedLeaf('a.example.com', 'dns', ca, one);
+  const c = await mintedLeaf('b.example.com', 'dns', ca, one);
+  t.not(a1.serialNumber, c.serialNumber);
+  const spki = (x: X509Certificate) => x.publicKey.export({ type: 'spki', format: 'der' }).toString('hex');
+  t.equal(spki(a1), spki(c), 'one leaf key for every host of a minter');
 });
 
 t.test('an RSA CA signs its leaves with RSASSA-PKCS1-v1_5 (SHA-256)', async (t) => {
