@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
 import { appendPacked, type AuditOp, type PackedBatch } from '../store/audit-writer.ts';
-import type { AuditWorkerConfig, FromWorker, LedgerMethod, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
+import type { AuditWorkerConfig, FromWorker, LedgerCall, LedgerMethod, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
 import type { CheckpointerConfig } from '../store/wal-checkpointer-worker.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { AuditEventRow } from './audit-record.ts';
@@ -74,6 +74,7 @@ function spawnWriter(config: AuditWorkerConfig): Worker {
 
 interface Waiter { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined }
 interface Decision { resolve: () => void; reject: (e: Error) => void; deadline: number }
+interface LedgerWaiter { resolve: (v: unknown) => void; reject: (e: Error) => void; deadline: number }
 
 const emptyBatch = (): PackedBatch => ({ k: [], id: [], v: [] });
 
@@ -92,6 +93,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     walCapBytes: opts.walCapBytes ?? 64 * 1024 * 1024,
   };
   const commitTimeoutMs = opts.commitTimeoutMs ?? busyTimeoutMs + 2000;
+  const ledgerTimeoutMs = busyTimeoutMs * 2 + 5000;
   const maxOutbox = opts.maxOutbox ?? 100_000;
   const log = opts.logger;
 
@@ -101,12 +103,15 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
   let closed = false;
   let nextId = 1;
   let outbox: PackedBatch = emptyBatch();
+  let outboxCalls: LedgerCall[] = [];
   let postScheduled = false;
   let completionTimer: NodeJS.Timeout | undefined;
   const completionDelayMs = opts.completionDelayMs ?? 5;
   // Insertion order is deadline order (every decision gets the same timeout): the sweep only looks
   // at the front of the map.
   const decisions = new Map<number, Decision>();
+  // Ledger calls wait the same way (insertion order is deadline order here too).
+  const ledgerWaiters = new Map<number, LedgerWaiter>();
   let sweepTimer: NodeJS.Timeout | undefined;
   const calls = new Map<number, Waiter>();
   let counters: WorkerCounters = { committed: 0, dropped: 0, retrying: 0 };
@@ -135,16 +140,44 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     w.reject(new AuditUnavailableError(code, message));
   };
 
+  const failLedgerCall = (id: number, err: Error) => {
+    const w = ledgerWaiters.get(id);
+    if (!w) return;
+    ledgerWaiters.delete(id);
+    w.reject(err);
+  };
+
+  /** One timer for every waiting decision and ledger call: it fires at the earliest deadline. */
+  let sweepAt = Infinity;
+  const armSweep = (deadline: number) => {
+    if (sweepTimer && sweepAt <= deadline) return;
+    if (sweepTimer) clearTimeout(sweepTimer);
+    sweepAt = deadline;
+    // Left running when everything is answered (it then finds nothing): no timer work per record.
+    sweepTimer = setTimeout(sweep, Math.max(0, deadline - Date.now()) + 1);
+    sweepTimer.unref();
+  };
+
   const sweep = () => {
     sweepTimer = undefined;
+    sweepAt = Infinity;
     const now = Date.now();
+    let next = Infinity;
     for (const [id, d] of decisions) {
       if (d.deadline > now) {
-        sweepTimer = setTimeout(sweep, d.deadline - now + 1);
-        return;
+        next = d.deadline;
+        break;
       }
       failDecision(id, 'AUDIT_TIMEOUT', `the audit store did not commit within ${commitTimeoutMs} ms`);
     }
+    for (const [id, w] of ledgerWaiters) {
+      if (w.deadline > now) {
+        next = Math.min(next, w.deadline);
+        break;
+      }
+      failLedgerCall(id, new AuditUnavailableError('AUDIT_TIMEOUT', `the audit writer did not answer within ${ledgerTimeoutMs} ms`));
+    }
+    if (next !== Infinity) armSweep(next);
   };
 
   const postOutbox = () => {
@@ -153,10 +186,12 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       clearTimeout(completionTimer);
       completionTimer = undefined;
     }
-    if (!worker || !online || outbox.k.length === 0) return;
+    if (!worker || !online || (outbox.k.length === 0 && outboxCalls.length === 0)) return;
     const batch = outbox;
+    const calls = outboxCalls;
     outbox = emptyBatch();
-    worker.postMessage({ t: 'ops', batch } satisfies ToWorker);
+    outboxCalls = [];
+    worker.postMessage({ t: 'ops', batch, calls } satisfies ToWorker);
   };
 
   const enqueue = (op: AuditOp): boolean => {
@@ -164,22 +199,42 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     if (outbox.k.length >= maxOutbox && op.op !== 'open') return false;
     appendPacked(outbox, op);
     if (postScheduled) return true;
-    if (op.op === 'complete' && op.row.provider == null) {
+    if (op.op === 'complete') {
       // Nobody waits for a completion: it rides with the next decision's message, or leaves within
       // completionDelayMs. A crash meanwhile leaves the decision row open, and the next start
-      // completes it as interrupted — the row of what went upstream is never lost. Metered
-      // completions (tokens and cost) leave at once, like decisions.
+      // completes it as interrupted — the row of what went upstream is never lost. A metered
+      // completion rides with its settlement, which is queued just before it.
       if (!completionTimer) {
         completionTimer = setTimeout(postOutbox, completionDelayMs);
         completionTimer.unref();
       }
       return true;
     }
+    schedulePost();
+    return true;
+  };
+
+  const schedulePost = () => {
+    if (postScheduled) return;
     postScheduled = true;
     // At the end of this turn of the loop: every record the turn's I/O callbacks produced leaves
     // in one message (one commit in the writer) rather than one message per callback.
     setImmediate(postOutbox);
-    return true;
+  };
+
+  /** A ledger call rides in the next message to the writer; the writer's result answers it. */
+  const enqueueLedgerCall = (method: LedgerMethod, args: unknown[]): Promise<unknown> => {
+    if (closed || sealed || !worker || !online) {
+      return Promise.reject(new AuditUnavailableError('AUDIT_WRITER_DOWN', 'the audit writer is not running'));
+    }
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      const deadline = Date.now() + ledgerTimeoutMs;
+      ledgerWaiters.set(id, { resolve, reject, deadline });
+      armSweep(deadline);
+      outboxCalls.push({ id, method, args });
+      schedulePost();
+    });
   };
 
   const call = (msg: ToWorker & { id: number }, timeoutMs: number): Promise<unknown> => {
@@ -204,13 +259,19 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
         return;
       case 'result':
         counters = m.counters;
+        for (const a of m.ledger) {
+          const w = ledgerWaiters.get(a.id);
+          if (!w) continue;
+          ledgerWaiters.delete(a.id);
+          if (a.error !== undefined) w.reject(Object.assign(new Error(a.error), a.code === undefined ? {} : { code: a.code }));
+          else w.resolve(a.value);
+        }
         for (const id of m.acked) {
           const w = decisions.get(id);
           if (!w) continue;
           decisions.delete(id);
           w.resolve();
         }
-        if (decisions.size === 0 && sweepTimer) { clearTimeout(sweepTimer); sweepTimer = undefined; }
         if (m.error) {
           setFailing(m.error.code, m.error.message);
           for (const id of m.failed) failDecision(id, m.error.code, m.error.message);
@@ -255,6 +316,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       worker = undefined;
       online = false;
       for (const id of [...decisions.keys()]) failDecision(id, 'AUDIT_WRITER_DOWN', 'the audit writer stopped');
+      for (const id of [...ledgerWaiters.keys()]) failLedgerCall(id, new Error('the audit writer stopped'));
       for (const [id, c] of calls) { if (c.timer) clearTimeout(c.timer); c.reject(new Error('the audit writer stopped')); calls.delete(id); }
       if (closing) return;
       setFailing('AUDIT_WRITER_DOWN', `the audit writer stopped (exit ${code}); restarting`);
@@ -270,10 +332,9 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
   checkpointer.on('error', (err) => log.warn('WAL checkpointer failed; the writer truncates the WAL at its cap', { error: err.message }));
   checkpointer.unref();
 
-  const ledgerCall = async (method: LedgerMethod, args: unknown[]): Promise<unknown> => {
-    await ready;
-    return call({ t: 'ledger', id: nextId++, method, args }, busyTimeoutMs * 2 + 5000);
-  };
+  const ledgerCall = (method: LedgerMethod, args: unknown[]): Promise<unknown> =>
+    // queued at once when the writer runs (so a settlement and its completion share a message)
+    online ? enqueueLedgerCall(method, args) : ready.then(() => enqueueLedgerCall(method, args));
   const ledger: Ledger = {
     reserve: (r) => ledgerCall('reserve', [r]) as ReturnType<Ledger['reserve']>,
     settle: (s) => ledgerCall('settle', [s]) as ReturnType<Ledger['settle']>,
@@ -294,8 +355,9 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       }
       const id = nextId++;
       return new Promise<void>((resolve, reject) => {
-        decisions.set(id, { resolve, reject, deadline: Date.now() + commitTimeoutMs });
-        if (!sweepTimer) sweepTimer = setTimeout(sweep, commitTimeoutMs + 1);
+        const deadline = Date.now() + commitTimeoutMs;
+        decisions.set(id, { resolve, reject, deadline });
+        armSweep(deadline);
         enqueue({ op: 'open', id, row });
       });
     },
@@ -315,7 +377,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
         detail: closed ? 'closed'
           : failing ? `cannot write since ${new Date(failing.at).toISOString()}: ${failing.code} ${failing.message}`
           : online ? `writing; ${counters.committed} records committed` : 'starting',
-        queued: outbox.k.length + decisions.size + counters.retrying,
+        queued: outbox.k.length + outboxCalls.length + decisions.size + counters.retrying,
         dropped: counters.dropped + localDropped,
         failedDecisions,
         failOpen,
@@ -359,6 +421,8 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
         log.error('audit records dropped at shutdown', { records: outbox.k.length });
         outbox = emptyBatch();
       }
+      for (const c of outboxCalls) failLedgerCall(c.id, new AuditUnavailableError('AUDIT_CLOSED', 'the gateway is shutting down'));
+      outboxCalls = [];
       await w?.terminate();
       await checkpointer.terminate();
     },

@@ -9,14 +9,25 @@ import { formatUsd, usdToMicros } from './prices.ts';
 export type WindowKind = 'month' | 'day';
 
 export interface BudgetWindow {
-  kind: WindowKind;
+  readonly kind: WindowKind;
   /** "month:2026-11" or "day:2026-11-26" — the counter key */
   key: string;
   startsAt: number;
   resetsAt: number;
 }
 
+// The last window of each kind: nearly every request falls in the same month and day.
+const lastWindow: Record<WindowKind, BudgetWindow | undefined> = { month: undefined, day: undefined };
+
 export function budgetWindow(kind: WindowKind, atMs: number): BudgetWindow {
+  const last = lastWindow[kind];
+  if (last !== undefined && atMs >= last.startsAt && atMs < last.resetsAt) return last;
+  const w = Object.freeze(computeWindow(kind, atMs));
+  lastWindow[kind] = w;
+  return w;
+}
+
+function computeWindow(kind: WindowKind, atMs: number): BudgetWindow {
   const d = new Date(atMs);
   const y = d.getUTCFullYear();
   const m = d.getUTCMonth();

@@ -1,8 +1,10 @@
 // Owns: reading token usage from an LLM response as it streams past, chunk by chunk — SSE
 // (Anthropic message_start / cumulative message_delta, OpenAI usage chunks, Responses API
 // response.completed) and JSON bodies — without ever holding the response whole: SSE keeps one
-// bounded line, JSON keeps a bounded head and tail. PURE (bytes in, a reading out).
+// bounded line (framing in sse-frames.ts), JSON keeps a bounded head and tail. PURE (bytes in, a
+// reading out).
 import type { LlmApi } from './endpoints.ts';
+import { anthropicDeltaBytes, createSseFramer, isQuietAnthropicEvent } from './sse-frames.ts';
 
 export interface TokenCounts {
   /** input tokens billed at the base input rate (excludes cache reads and writes) */
@@ -286,69 +288,26 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
   const maxJson = opts.maxJsonBytes ?? 4 * 1024 * 1024;
   const sse = /^\s*text\/event-stream/i.test(contentType ?? '');
   const r: MutableReading = { model: undefined, usage: undefined, usageFinal: false, error: undefined, readable: false, relayedBytes: 0, relayedChunks: 0 };
-  const decoder = new TextDecoder('utf-8');
-
-  // --- SSE state: one partial line, the current event's data lines
-  let line = '';
-  let skipping = false;
-  let afterCR = false;
-  let data: string[] = [];
-  let dataLength = 0;
-  const dispatch = () => {
-    if (data.length > 0) onSseData(api, data.join('\n'), r);
-    data = [];
-    dataLength = 0;
-  };
-  const onLine = (l: string) => {
-    if (l === '') {
-      dispatch();
-      return;
-    }
-    if (l.startsWith('data:')) {
-      const v = l.charCodeAt(5) === 32 ? l.slice(6) : l.slice(5);
-      if (dataLength + v.length > maxLine) {
-        data = [];
-        dataLength = 0;
-        return;
-      }
-      data.push(v);
-      dataLength += v.length;
-    }
-    // event:, id:, retry: and comments carry nothing metering needs (the data has a "type")
-  };
-  const pushText = (text: string) => {
-    let start = 0;
-    for (let i = 0; i < text.length; i++) {
-      const ch = text.charCodeAt(i);
-      if (ch !== 10 && ch !== 13) continue;
-      if (ch === 10 && afterCR && i === start && line === '' && !skipping) {
-        // the \n of a \r\n split across two pushes (or right after \r): not a second line end
-        afterCR = false;
-        start = i + 1;
-        continue;
-      }
-      const piece = text.slice(start, i);
-      if (!skipping) onLine(line + piece);
-      line = '';
-      skipping = false;
-      afterCR = ch === 13;
-      if (ch === 13 && text.charCodeAt(i + 1) === 10) {
-        i++;
-        afterCR = false;
-      }
-      start = i + 1;
-    }
-    if (start < text.length) {
-      afterCR = false;
-      if (!skipping) {
-        line += text.slice(start);
-        if (line.length > maxLine) {
-          line = '';
-          skipping = true;
+  const frames = sse ? createSseFramer({
+    maxLineBytes: maxLine,
+    onEvent(buf, start, end) {
+      if (api === 'anthropic_messages') {
+        // Text deltas, nearly every event of an Anthropic stream, are counted without a JSON parse;
+        // the events metering does not read are not parsed once the stream is known to be readable.
+        const relayed = anthropicDeltaBytes(buf, start, end);
+        if (relayed !== undefined) {
+          r.readable = true;
+          if (relayed > 0) {
+            r.relayedBytes += relayed;
+            r.relayedChunks++;
+          }
+          return;
         }
+        if (r.readable && isQuietAnthropicEvent(buf, start, end)) return;
       }
-    }
-  };
+      onSseData(api, buf.toString('utf8', start, end), r);
+    },
+  }) : undefined;
 
   // --- JSON state: the whole body while small, then a head and a rolling tail
   const chunks: Buffer[] = [];
@@ -401,16 +360,13 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
   return {
     push(chunk) {
       if (finished) return;
-      if (sse) pushText(decoder.decode(chunk, { stream: true }));
+      if (frames) frames.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       else pushJson(chunk);
     },
     finish() {
       if (finished) return finished;
-      if (sse) {
-        pushText(decoder.decode());
-        if (line !== '' && !skipping) onLine(line);
-        dispatch();
-      } else finishJson();
+      if (frames) frames.end();
+      else finishJson();
       finished = {
         model: r.model,
         usage: r.usage ? { ...r.usage } : undefined,

@@ -82,6 +82,13 @@ export interface Exchange {
    */
   settlements: Array<Promise<unknown>>;
   /**
+   * Checks a stage started that must pass before anything goes upstream, left to run alongside the
+   * later stages: the audit stage (the last) awaits them together with its decision row's commit,
+   * so a budget reservation and the decision row reach the store in one message and transaction.
+   * A check rejects with a RequestRefusal. Add them with addAdmissionCheck.
+   */
+  admissionChecks: Array<Promise<void>>;
+  /**
    * Called once when the client side of the exchange is over (before waiting on `settlements`),
    * so a stage can settle work that no response will ever complete (refused after admission).
    */
@@ -131,6 +138,19 @@ export const NO_BODY: ExchangeBody = Object.freeze({
 
 /** One pipeline stage. Throw a RequestRefusal to stop the exchange with that reason. */
 export type Stage = (ex: Exchange) => void | Promise<void>;
+
+/** Registers an admission check (see Exchange.admissionChecks); its rejection is never unhandled. */
+export function addAdmissionCheck(ex: Exchange, check: Promise<void>): void {
+  check.catch(() => undefined);
+  ex.admissionChecks.push(check);
+}
+
+/** Awaits every admission check; the first refusal (in registration order) is thrown. */
+export async function admissionChecksPassed(ex: Exchange): Promise<void> {
+  if (ex.admissionChecks.length === 0) return;
+  const results = await Promise.allSettled(ex.admissionChecks);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
 
 export function newOutcome(): Exchange['outcome'] {
   return { status: undefined, reason: undefined, error: undefined, bytesIn: 0, bytesOut: 0, upstreamMs: undefined };

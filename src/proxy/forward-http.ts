@@ -123,10 +123,19 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
         resolve(r);
       }
     };
-    upstream.on('data', (c: Buffer) => {
-      ex.outcome.bytesOut += c.length;
-      for (const o of observers) safely(() => o.onChunk(c));
-    });
+    const outcome = ex.outcome;
+    upstream.on('data', observers.length === 0
+      ? (c: Buffer) => { outcome.bytesOut += c.length; }
+      : (c: Buffer) => {
+        outcome.bytesOut += c.length;
+        for (let i = 0; i < observers.length; i++) {
+          try {
+            (observers[i] as ResponseObserver).onChunk(c);
+          } catch {
+            // an observer must never break the stream it watches
+          }
+        }
+      });
     upstream.once('end', () => {
       if (!clientGone) res.end();
       settle(clientGone ? { complete: false, error: 'client disconnected during the response' } : { complete: true });

@@ -16,7 +16,7 @@ import type { LeafMinter } from '../tls/leaf-minter.ts';
 import { dial, type DialOptions } from '../upstream/connector.ts';
 import { upstreamRefusal } from '../upstream/upstream-error.ts';
 import type { UpstreamPools } from '../upstream/upstream-pools.ts';
-import { NO_BODY, newOutcome, type Exchange, type ExchangeBody, type Stage, type TunnelContext } from './exchange.ts';
+import { NO_BODY, admissionChecksPassed, newOutcome, type Exchange, type ExchangeBody, type Stage, type TunnelContext } from './exchange.ts';
 import { forwardHttp, hostHeaderValue } from './forward-http.ts';
 import { rawHeaderValues } from './header-filter.ts';
 import { requestFacts } from './request-facts.ts';
@@ -103,6 +103,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       usage: undefined,
       drainOnClientAbort: undefined,
       settlements: [],
+      admissionChecks: [],
       onClientEnd: [],
       notes: {},
     };
@@ -145,6 +146,8 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
 
   async function runStages(stages: readonly Stage[], ex: Exchange): Promise<void> {
     for (const stage of stages) await stage(ex);
+    // The audit stage has awaited them already; this keeps any pipeline fail-closed without one.
+    await admissionChecksPassed(ex);
   }
 
   function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void {

@@ -1,12 +1,13 @@
 // Owns: the audit stage — the LAST admission stage of requests and tunnels: it commits the
-// exchange's decision row before a byte goes upstream (refusing with 503 audit_unavailable when the
-// store cannot write, unless fail-open is configured for a non-metered host), and the exchange-end
-// hook that hands the completed row to the sink.
+// exchange's decision row before a byte goes upstream, together with earlier stages' admission
+// checks (the budget reservation), refusing with 503 audit_unavailable when the store cannot write
+// (unless fail-open is configured for a non-metered host); and the exchange-end hook that hands
+// the completed row to the sink.
 import { buildAuditRow } from '../audit/build-audit-row.ts';
 import type { AuditSink } from '../audit/audit-sink.ts';
 import { RequestRefusal } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Exchange, Stage } from '../proxy/exchange.ts';
+import { admissionChecksPassed, type Exchange, type Stage } from '../proxy/exchange.ts';
 import { providerShapeForHost } from '../proxy/refusal-response.ts';
 
 /** `ex.notes[AUDIT_NOTE]`: set by the audit stage when the exchange passed every admission stage. */
@@ -46,9 +47,17 @@ export function auditDecisionStage(deps: AuditDecisionStageDeps): Stage {
       return;
     }
     try {
-      await deps.sink.commitDecision(buildAuditRow(ex, { now: now(), phase: 'decision', admitted: true, ...(deps.redact ? { redact: deps.redact } : {}) }));
+      const commit = deps.sink.commitDecision(buildAuditRow(ex, { now: now(), phase: 'decision', admitted: true, ...(deps.redact ? { redact: deps.redact } : {}) }));
+      if (ex.admissionChecks.length > 0) {
+        // Earlier stages' checks (a budget reservation) travel with this row; a check's refusal
+        // wins — a row it let through is completed as refused, and nothing goes upstream.
+        commit.catch(() => undefined);
+        await admissionChecksPassed(ex);
+      }
+      await commit;
       ex.notes[AUDIT_NOTE] = { admitted: true, committed: true, failOpen: false } satisfies AuditNote;
     } catch (err) {
+      if (err instanceof RequestRefusal) throw err;
       const code = (err as { code?: unknown }).code;
       const detail = `audit store: ${typeof code === 'string' ? code : 'error'}: ${(err as Error).message}`;
       if (deps.failOpenNonMetered === true && !isMetered(ex)) {

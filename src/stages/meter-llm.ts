@@ -18,7 +18,7 @@ import { settleCharge } from '../metering/settlement.ts';
 import { createUsageParser, type UsageParser } from '../metering/usage-parser.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CompiledPolicySet } from '../policy/types.ts';
-import type { Exchange, Stage } from '../proxy/exchange.ts';
+import { addAdmissionCheck, type Exchange, type Stage } from '../proxy/exchange.ts';
 import { registerProviderShape } from '../proxy/refusal-response.ts';
 import { asciiLower } from '../classify/request-framing.ts';
 
@@ -38,7 +38,11 @@ export interface MeteringNote {
   provider: string;
   model: string;
   reservedMicros: number;
-  /** resolves once the request is settled or released (after the response and any drain) */
+  /**
+   * Resolves once the charge is known (on `ex.usage`) and handed to the ledger, after the response
+   * and any drain. The ledger write is queued ahead of the audit row's completion, so both reach the
+   * writer thread in one message; `ex.settlements` waits on this.
+   */
   settled: Promise<void>;
 }
 
@@ -152,23 +156,24 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
     const reservedMicros = worstCaseMicros(price, request.inputTokenEstimate, maxOut);
     const at = now();
     const lines = budgetLinesFor(deps.current().org, principal, at);
-    let outcome;
-    try {
-      outcome = await ledger.reserve({
-        id: ex.id, at, amountMicros: reservedMicros, lines, provider: endpoint.provider, model: request.model,
-        principal: { kind: principal.kind, subject: principal.subject, team: principal.team, agent: principal.agent, project: principal.project },
-      });
-    } catch (err) {
-      logger.error('cannot reserve budget', { request_id: ex.id, error: String(err) });
-      throw new RequestRefusal('budget_unavailable', 'Tollgate cannot reach its spend store, so it cannot admit metered requests right now.', { detail: String(err) });
-    }
-    if (!outcome.ok) {
+    // The reservation is an admission check: it rides to the store with the decision row (the
+    // audit stage awaits both), and refuses the request when a limit would be passed.
+    const reservation = ledger.reserve({
+      id: ex.id, at, amountMicros: reservedMicros, lines, provider: endpoint.provider, model: request.model,
+      principal: { kind: principal.kind, subject: principal.subject, team: principal.team, agent: principal.agent, project: principal.project },
+    }).then((outcome) => {
+      if (outcome.ok) return;
       const refusedLine: BudgetLine = outcome.line;
       void emitThresholds([{ scope: refusedLine.scope, windowKey: refusedLine.window.key, spentBeforeMicros: outcome.state.spentMicros, spentAfterMicros: outcome.state.spentMicros }], principal.team, 'refused')
         .catch((err: unknown) => logger.error('cannot record a budget threshold', { error: String(err) }));
       throw new RequestRefusal('budget_exceeded', refusalMessage(outcome));
-    }
-    watchResponse(ex, endpoint, request, price, reservedMicros, principal.team);
+    }, (err: unknown) => {
+      logger.error('cannot reserve budget', { request_id: ex.id, error: String(err) });
+      throw new RequestRefusal('budget_unavailable', 'Tollgate cannot reach its spend store, so it cannot admit metered requests right now.', { detail: String(err) });
+    });
+    addAdmissionCheck(ex, reservation);
+    const held = reservation.then(() => true, () => false);
+    watchResponse(ex, endpoint, request, price, reservedMicros, principal.team, held);
   };
 
   function resetOf(windowKey: string): string {
@@ -179,7 +184,8 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
     return new Date(kind === 'month' ? Date.UTC(y, m + 1, 1) : Date.UTC(y, m, (parts[2] ?? 1) + 1)).toISOString();
   }
 
-  function watchResponse(ex: Exchange, endpoint: MeteredEndpoint, request: LlmRequest, price: ModelPrice, reservedMicros: number, team: string): void {
+  /** `held`: whether the reservation was made (a refused or failed one has nothing to settle or release). */
+  function watchResponse(ex: Exchange, endpoint: MeteredEndpoint, request: LlmRequest, price: ModelPrice, reservedMicros: number, team: string, held: Promise<boolean>): void {
     ex.drainOnClientAbort = { maxMs: config.drainMs, maxBytes: config.drainBytes };
     let status: number | undefined;
     let parser: UsageParser | undefined;
@@ -194,12 +200,15 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
     inFlight.set(ex.id, flight);
 
     const settle = async (why: string | undefined) => {
+      if (!(await held)) return;
       const reading = parser && !unreadable ? parser.finish() : undefined;
       const responsePrice = reading?.model ? resolveModelPrice(deps.prices, endpoint.priceTable, reading.model) : undefined;
       const charge = settleCharge({ responseStarted: flight.started, status, reading, request, price: responsePrice ?? price, reservedMicros });
       try {
         if (charge.action === 'release') {
-          await ledger.release(ex.id, now());
+          const released = ledger.release(ex.id, now());
+          resolveSettled();
+          await released;
           return;
         }
         ex.usage = {
@@ -212,7 +221,9 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
           costMicros: charge.costMicros,
           estimated: charge.estimated,
         };
-        const out = await ledger.settle({ id: ex.id, at: now(), costMicros: charge.costMicros, estimated: charge.estimated, tokens: charge.tokens, model: charge.model });
+        const settling = ledger.settle({ id: ex.id, at: now(), costMicros: charge.costMicros, estimated: charge.estimated, tokens: charge.tokens, model: charge.model });
+        resolveSettled();
+        const out = await settling;
         if (charge.estimated) {
           logger.info('metered request charged an estimate', { request_id: ex.id, cost: formatUsd(charge.costMicros), reason: why ?? reading?.error ?? 'no usage reported' });
         }

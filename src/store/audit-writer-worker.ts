@@ -9,9 +9,9 @@
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { OP_OPEN, createAuditWriter, unpackBatch, type PackedBatch, type PackedOp } from './audit-writer.ts';
-import { openDatabase, type Database } from './database.ts';
+import { inImmediateTransaction, openDatabase, type Database } from './database.ts';
 import type { Ledger } from '../ledger/ledger.ts';
-import { createSqliteLedger } from './sqlite-ledger.ts';
+import { createSqliteLedgerSync } from './sqlite-ledger.ts';
 
 /** The Ledger methods the writer thread runs for the proxy (src/audit/sqlite-audit-sink.ts `ledger`). */
 export type LedgerMethod = keyof Ledger;
@@ -35,13 +35,18 @@ export interface AuditWorkerConfig {
 }
 
 export type ToWorker =
-  /** Records in compact form (src/store/audit-writer.ts PackedBatch): one message per tick of the proxy's loop. */
-  | { t: 'ops'; batch: PackedBatch }
+  /**
+   * One message per tick of the proxy's loop: records in compact form (src/store/audit-writer.ts
+   * PackedBatch), and spend-ledger calls, which run first, in order, each in its own transaction.
+   */
+  | { t: 'ops'; batch: PackedBatch; calls: LedgerCall[] }
   | { t: 'flush'; id: number }
   | { t: 'prune'; id: number; cutoff: number | undefined }
   | { t: 'limits'; id: number; maxPageCount?: number | null; queryOnly?: boolean }
-  | { t: 'ledger'; id: number; method: LedgerMethod; args: unknown[] }
   | { t: 'close'; id: number };
+
+export interface LedgerCall { id: number; method: LedgerMethod; args: unknown[] }
+export interface LedgerAnswer { id: number; value?: unknown; error?: string; code?: string }
 
 export interface WorkerCounters {
   committed: number;
@@ -51,7 +56,11 @@ export interface WorkerCounters {
 
 export type FromWorker =
   | { t: 'ready'; orphans: number }
-  | { t: 'result'; acked: number[]; failed: number[]; error: { code: string; message: string } | undefined; counters: WorkerCounters }
+  /**
+   * After a commit: decisions acknowledged or failed, ledger answers. A commit with nothing to
+   * report posts nothing; its counters follow within COUNTERS_MS.
+   */
+  | { t: 'result'; acked: number[]; failed: number[]; error: { code: string; message: string } | undefined; counters: WorkerCounters; ledger: LedgerAnswer[] }
   | { t: 'done'; id: number; value?: unknown; error?: string; code?: string }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
   | { t: 'fatal'; code: string; message: string };
@@ -64,6 +73,9 @@ function errorCode(err: unknown): string {
 }
 
 const OP_NAMES = ['open', 'complete', 'event'] as const;
+
+/** Counters changed by a commit that had nothing else to report reach the proxy within this time. */
+const COUNTERS_MS = 250;
 
 class FileReplaced extends Error {
   readonly code = 'AUDIT_FILE_REPLACED';
@@ -90,7 +102,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   }
   const identity = statSync(cfg.file);
   const writer = createAuditWriter(db);
-  const ledger = createSqliteLedger(db);
+  const ledger = createSqliteLedgerSync(db);
   let orphans = 0;
   if (cfg.closeOrphans) {
     try {
@@ -103,7 +115,9 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
 
   const counters: WorkerCounters = { committed: 0, dropped: 0, retrying: 0 };
   let pending: PackedOp[] = [];
+  let calls: LedgerCall[] = [];
   let retry: PackedOp[] = [];
+  let countersTimer: NodeJS.Timeout | undefined;
   let scheduled = false;
   let retryTimer: NodeJS.Timeout | undefined;
   let failing = false;
@@ -156,8 +170,50 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     else setImmediate(commit);
   }
 
+  const postCounters = () => {
+    countersTimer = undefined;
+    post({ t: 'result', acked: [], failed: [], error: undefined, counters: { ...counters }, ledger: [] });
+  };
+
+  /**
+   * Runs ledger calls in order (each is an IMMEDIATE transaction, or a savepoint inside an outer
+   * one). `inOuter`: an error that may have cost the outer transaction (the store's own trouble, or
+   * no transaction left) is thrown, so the caller rolls everything back and runs the calls alone.
+   */
+  const runLedgerCalls = (work: readonly LedgerCall[], inOuter: boolean): LedgerAnswer[] => {
+    const answers: LedgerAnswer[] = [];
+    for (const c of work) {
+      try {
+        const method = ledger[c.method] as (...args: unknown[]) => unknown;
+        if (typeof method !== 'function') throw new TypeError(`no ledger method ${String(c.method)}`);
+        answers.push({ id: c.id, value: method.apply(ledger, c.args) });
+      } catch (err) {
+        if (inOuter && (ENVIRONMENTAL.test(errorCode(err)) || !db.inTransaction)) throw err;
+        answers.push({ id: c.id, error: (err as Error).message, code: errorCode(err) });
+      }
+    }
+    return answers;
+  };
+
+  /** Ledger calls alone: in one transaction when it goes well, else each on its own. */
+  const runLedgerBatch = (work: readonly LedgerCall[]): LedgerAnswer[] => {
+    if (work.length === 0) return [];
+    if (work.length > 1) {
+      try {
+        return inImmediateTransaction(db, () => runLedgerCalls(work, true));
+      } catch {
+        // rolled back: run them one by one, each answered on its own
+      }
+    }
+    return runLedgerCalls(work, false);
+  };
+
   function commit(): void {
     scheduled = false;
+    const ledgerWork = calls;
+    calls = [];
+    let answers: LedgerAnswer[] | undefined;
+    const wasFailing = failing;
     const fresh = pending;
     pending = [];
     const work = retry.length > 0 ? retry.concat(fresh) : fresh;
@@ -172,6 +228,15 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         if (work.length === 0) {
           // a probe while failing: an empty write transaction tells whether the store writes again
           db.prepare("UPDATE audit_chain SET head_seq = head_seq WHERE chain = 'events'").run();
+        } else if (ledgerWork.length > 0 && !failing) {
+          // The turn's ledger calls and records in one transaction: one commit, and pages both
+          // touch written to the WAL once. Any failure rolls all of it back (handled below, and
+          // the ledger calls then run alone).
+          answers = inImmediateTransaction(db, () => {
+            const a = runLedgerCalls(ledgerWork, true);
+            writer.applyPacked(work);
+            return a;
+          });
         } else {
           writer.applyPacked(work);
         }
@@ -206,7 +271,14 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         }
       }
     }
-    post({ t: 'result', acked, failed, error, counters: { ...counters } });
+    answers ??= runLedgerBatch(ledgerWork);
+    if (acked.length > 0 || failed.length > 0 || error || answers.length > 0 || failing !== wasFailing || flushWaiters.length > 0) {
+      if (countersTimer) { clearTimeout(countersTimer); countersTimer = undefined; }
+      post({ t: 'result', acked, failed, error, counters: { ...counters }, ledger: answers });
+    } else if (!countersTimer) {
+      // completions only: nobody waits for them; the counters follow shortly
+      countersTimer = setTimeout(postCounters, COUNTERS_MS);
+    }
     if (failing || retry.length > 0) scheduleRetry();
     if (pending.length > 0) schedule();
     else if (flushWaiters.length > 0) {
@@ -267,11 +339,13 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         } catch (err) {
           log('error', 'malformed audit batch from the proxy thread', { error: (err as Error).message });
           const failed = m.batch.id.filter((_, i) => m.batch.k[i] === OP_OPEN);
-          post({ t: 'result', acked: [], failed, error: undefined, counters: { ...counters } });
+          const ledgerAnswers = m.calls.map((c) => ({ id: c.id, error: 'malformed batch', code: 'AUDIT_BATCH_MALFORMED' }));
+          post({ t: 'result', acked: [], failed, error: undefined, counters: { ...counters }, ledger: ledgerAnswers });
           return;
         }
         if (pending.length === 0) pending = ops;
         else for (const o of ops) pending.push(o);
+        for (const c of m.calls) calls.push(c);
         schedule();
         return;
       }
@@ -287,15 +361,6 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
           post({ t: 'done', id: m.id, error: `${errorCode(err)}: ${(err as Error).message}` });
         }
         return;
-      case 'ledger': {
-        // The SQLite ledger's methods are synchronous inside (one IMMEDIATE transaction each).
-        const method = ledger[m.method] as (...args: unknown[]) => Promise<unknown>;
-        method.apply(ledger, m.args).then(
-          (value) => post({ t: 'done', id: m.id, value }),
-          (err: unknown) => post({ t: 'done', id: m.id, error: (err as Error).message, code: errorCode(err) }),
-        );
-        return;
-      }
       case 'limits':
         try {
           if (m.maxPageCount !== undefined) db.pragma(`max_page_count = ${m.maxPageCount === null ? 4294967294 : Math.trunc(m.maxPageCount)}`);
@@ -309,6 +374,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         if (pruneTimer) clearTimeout(pruneTimer);
         if (retryTimer) clearTimeout(retryTimer);
         commit();
+        if (countersTimer) clearTimeout(countersTimer);
         if (retry.length > 0) {
           log('error', 'audit records could not be written before shutdown', { records: retry.length });
           counters.dropped += retry.length;

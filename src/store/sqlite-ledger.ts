@@ -10,6 +10,13 @@ import { inImmediateTransaction } from './database.ts';
 interface CounterRow { spent_micros: number; reserved_micros: number }
 interface OpenRow { id: string; reserved_micros: number; lines: string; state: string }
 
+/** Thrown inside the reservation's transaction to roll its holds back. */
+class Refused extends Error {
+  constructor(readonly verdict: Extract<ReserveOutcome, { ok: false }>) {
+    super('budget exceeded');
+  }
+}
+
 function parseRefs(json: string, id: string): LedgerLineRef[] {
   const v: unknown = JSON.parse(json);
   if (!Array.isArray(v)) throw new Error(`ledger_requests.lines of ${id} is not an array`);
@@ -19,19 +26,58 @@ function parseRefs(json: string, id: string): LedgerLineRef[] {
   });
 }
 
+/** The Ledger's methods, synchronous (what the audit writer thread runs for the proxy). */
+export type SyncLedger = { [K in keyof Ledger]: (...args: Parameters<Ledger[K]>) => Awaited<ReturnType<Ledger[K]>> };
+
 /** The database must have been opened with openDatabase (migration 3 applied). */
 export function createSqliteLedger(db: Database): Ledger {
+  const l = createSqliteLedgerSync(db);
+  return {
+    reserve: async (r) => l.reserve(r),
+    settle: async (s) => l.settle(s),
+    release: async (id, at) => l.release(id, at),
+    lineStates: async (refs) => l.lineStates(refs),
+    markThreshold: async (ref, percent, at) => l.markThreshold(ref, percent, at),
+    settleOpenReservations: async (at) => l.settleOpenReservations(at),
+  };
+}
+
+/** The database must have been opened with openDatabase (migration 3 applied). */
+export function createSqliteLedgerSync(db: Database): SyncLedger {
   const getCounter = db.prepare<[string, string], CounterRow>('SELECT spent_micros, reserved_micros FROM budget_counters WHERE scope = ? AND window_key = ?');
-  // Positional parameters throughout: binding is markedly cheaper than by name (this runs on the
-  // proxy's loop, twice per metered request).
-  const addReserved = db.prepare<[string, string, number, number]>(
-    `INSERT INTO budget_counters (scope, window_key, reserved_micros) VALUES (?, ?, ?)
-     ON CONFLICT (scope, window_key) DO UPDATE SET reserved_micros = reserved_micros + ?`,
-  );
-  /** Moves a reservation to spend and returns the line's spend after it (one statement per line). */
-  const applySettle = db.prepare<[number, number, string, string], { spent_micros: number }>(
-    'UPDATE budget_counters SET reserved_micros = max(0, reserved_micros - ?), spent_micros = spent_micros + ? WHERE scope = ? AND window_key = ? RETURNING spent_micros',
-  );
+  // One statement for all of a request's lines (a request has 4–8: org, team, user or agent,
+  // project, each monthly and daily), prepared once per line count. Positional parameters
+  // throughout: binding is markedly cheaper than by name. This runs twice per metered request.
+  const byLineCount = <T>(make: (n: number) => T): ((n: number) => T) => {
+    const made = new Map<number, T>();
+    return (n) => {
+      let st = made.get(n);
+      if (st === undefined) {
+        st = make(n);
+        made.set(n, st);
+      }
+      return st;
+    };
+  };
+  const rowValues = (n: number, row: string) => Array.from({ length: n }, () => row).join(', ');
+  /** Holds the amount on every line, returning each line's state after it. */
+  const addReserved = byLineCount((n) => db.prepare<unknown[], CounterRow & { scope: string; window_key: string }>(
+    `INSERT INTO budget_counters (scope, window_key, reserved_micros) VALUES ${rowValues(n, '(?, ?, ?)')}
+     ON CONFLICT (scope, window_key) DO UPDATE SET reserved_micros = reserved_micros + excluded.reserved_micros
+     RETURNING scope, window_key, spent_micros, reserved_micros`,
+  ));
+  /** Moves a reservation to spend on every line, returning each line's spend after it. */
+  const applySettle = byLineCount((n) => db.prepare<unknown[], { scope: string; window_key: string; spent_micros: number }>(
+    `UPDATE budget_counters SET reserved_micros = max(0, reserved_micros - ?), spent_micros = spent_micros + ?
+     WHERE (scope, window_key) IN (VALUES ${rowValues(n, '(?, ?)')}) RETURNING scope, window_key, spent_micros`,
+  ));
+  const settleLines = (refs: readonly LedgerLineRef[], reservedMicros: number, costMicros: number): Map<string, number> => {
+    const args: unknown[] = [reservedMicros, costMicros];
+    for (const ref of refs) args.push(ref.scope, ref.windowKey);
+    const after = new Map<string, number>();
+    for (const r of applySettle(refs.length).all(...args)) after.set(lineKey({ scope: r.scope, windowKey: r.window_key }), r.spent_micros);
+    return after;
+  };
   const insertRequest = db.prepare<unknown[]>(
     `INSERT INTO ledger_requests (id, state, created_at, principal_kind, subject, team, agent, project, provider, model, reserved_micros, lines)
      VALUES (?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -57,33 +103,44 @@ export function createSqliteLedger(db: Database): Ledger {
     const changed = markSettled.run(
       s.at, s.costMicros, s.estimated ? 1 : 0, s.input, s.output, s.cacheRead, s.cacheWrite, s.model ?? null, row.id,
     );
-    if (changed.changes !== 1) return [];
-    const lines: LineChange[] = [];
-    for (const ref of refs) {
+    if (changed.changes !== 1 || refs.length === 0) return [];
+    const spentAfter = settleLines(refs, row.reserved_micros, s.costMicros);
+    return refs.map((ref) => {
       // The counter row exists (the reservation created it), so RETURNING gives its spend after.
-      const after = applySettle.get(row.reserved_micros, s.costMicros, ref.scope, ref.windowKey)?.spent_micros ?? s.costMicros;
-      lines.push({ ...ref, spentBeforeMicros: after - s.costMicros, spentAfterMicros: after });
-    }
-    return lines;
+      const after = spentAfter.get(lineKey(ref)) ?? s.costMicros;
+      return { ...ref, spentBeforeMicros: after - s.costMicros, spentAfterMicros: after };
+    });
   };
 
   return {
-    async reserve(r) {
+    reserve(r) {
       assertMicros(r.amountMicros, 'amountMicros');
-      return inImmediateTransaction(db, (): ReserveOutcome => {
-        const refs = r.lines.map((l) => ({ scope: l.scope, windowKey: l.window.key }));
-        const states = new Map(refs.map((ref) => [lineKey(ref), stateOf(ref)]));
-        const verdict = checkAdmission(admissionLines(r.lines, states), r.amountMicros);
-        if (!verdict.ok) return verdict;
-        insertRequest.run(
-          r.id, r.at, r.principal.kind, r.principal.subject, r.principal.team, r.principal.agent ?? null, r.principal.project ?? null,
-          r.provider, r.model, r.amountMicros, JSON.stringify(refs.map((x) => [x.scope, x.windowKey])),
-        );
-        for (const ref of refs) addReserved.run(ref.scope, ref.windowKey, r.amountMicros, r.amountMicros);
-        return { ok: true };
-      });
+      const refs = r.lines.map((l) => ({ scope: l.scope, windowKey: l.window.key }));
+      try {
+        return inImmediateTransaction(db, (): ReserveOutcome => {
+          // Hold first, then check each line's state before the hold; a refusal rolls the hold back.
+          const states = new Map<string, LineState>();
+          if (refs.length > 0) {
+            const args: unknown[] = [];
+            for (const ref of refs) args.push(ref.scope, ref.windowKey, r.amountMicros);
+            for (const c of addReserved(refs.length).all(...args)) {
+              states.set(lineKey({ scope: c.scope, windowKey: c.window_key }), { spentMicros: c.spent_micros, reservedMicros: c.reserved_micros - r.amountMicros });
+            }
+          }
+          const verdict = checkAdmission(admissionLines(r.lines, states), r.amountMicros);
+          if (!verdict.ok) throw new Refused(verdict);
+          insertRequest.run(
+            r.id, r.at, r.principal.kind, r.principal.subject, r.principal.team, r.principal.agent ?? null, r.principal.project ?? null,
+            r.provider, r.model, r.amountMicros, JSON.stringify(refs.map((x) => [x.scope, x.windowKey])),
+          );
+          return { ok: true };
+        });
+      } catch (err) {
+        if (err instanceof Refused) return err.verdict;
+        throw err;
+      }
     },
-    async settle(s) {
+    settle(s) {
       assertMicros(s.costMicros, 'costMicros');
       return inImmediateTransaction(db, () => {
         const row = getOpen.get(s.id);
@@ -95,22 +152,23 @@ export function createSqliteLedger(db: Database): Ledger {
         return { settled: lines.length > 0 || parseRefs(row.lines, row.id).length === 0, lines };
       });
     },
-    async release(id, at) {
+    release(id, at) {
       return inImmediateTransaction(db, () => {
         const row = getOpen.get(id);
         if (!row) return false;
         if (markReleased.run(at, id).changes !== 1) return false;
-        for (const ref of parseRefs(row.lines, id)) applySettle.get(row.reserved_micros, 0, ref.scope, ref.windowKey);
+        const refs = parseRefs(row.lines, id);
+        if (refs.length > 0) settleLines(refs, row.reserved_micros, 0);
         return true;
       });
     },
-    async lineStates(refs) {
+    lineStates(refs) {
       return new Map(refs.map((r) => [lineKey(r), stateOf(r)]));
     },
-    async markThreshold(ref, percent, at) {
+    markThreshold(ref, percent, at) {
       return insertThreshold.run(ref.scope, ref.windowKey, percent, at).changes === 1;
     },
-    async settleOpenReservations(at) {
+    settleOpenReservations(at) {
       return inImmediateTransaction(db, () => {
         let n = 0;
         for (const row of listOpen.all()) {

@@ -7,6 +7,9 @@ import t from 'tap';
 import { budgetLinesFor } from '../../../src/metering/budget.ts';
 import { openDatabase } from '../../../src/store/database.ts';
 import { createSqliteLedger } from '../../../src/store/sqlite-ledger.ts';
+import { createSqliteAuditSink } from '../../../src/audit/sqlite-audit-sink.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
+import { row as auditRow } from '../../unit/audit/fixtures.ts';
 import { CONTRACT_ORG, ledgerContract } from '../../unit/ledger/ledger-contract.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-ledger-'));
@@ -21,6 +24,40 @@ const fresh = () => {
 };
 
 await ledgerContract(t, () => createSqliteLedger(fresh()));
+
+// The gateway's ledger: the same contract through the audit writer thread, where ledger calls ride
+// in the writer's batches (with decision rows) and are answered in its results.
+const sinks: Array<{ close(): Promise<void> }> = [];
+t.teardown(async () => { for (const s of sinks) await s.close(); });
+await ledgerContract(t, async () => {
+  const file = path.join(dir, `w${n++}.db`);
+  fresh().close();
+  const sink = createSqliteAuditSink({ file, logger: createLogger({ level: 'error', write: () => undefined }) });
+  sinks.push(sink);
+  await sink.ready;
+  return sink.ledger;
+});
+
+t.test('writer thread: a reservation and a decision row sent in one tick are both answered', async (t) => {
+  const file = path.join(dir, 'tick.db');
+  fresh().close();
+  const sink = createSqliteAuditSink({ file, logger: createLogger({ level: 'error', write: () => undefined }) });
+  sinks.push(sink);
+  await sink.ready;
+  const lines = budgetLinesFor(CONTRACT_ORG, principal, AT);
+  const reserved = sink.ledger.reserve({ id: 'tick-1', at: AT, amountMicros: 1_000, lines, principal, provider: 'anthropic', model: 'm' });
+  const committed = sink.commitDecision(auditRow({ request_id: 'tick-1', ended_at: null, status: null, duration_ms: null, upstream_ms: null, bytes_out: 0 }));
+  t.same(await reserved, { ok: true });
+  await committed;
+  const settled = sink.ledger.settle({ id: 'tick-1', at: AT, costMicros: 400, estimated: false, tokens: zero });
+  sink.complete(auditRow({ request_id: 'tick-1', cost_micros: 400 }));
+  t.match(await settled, { settled: true });
+  await sink.flush();
+  const db = openDatabase(file);
+  dbs.push(db);
+  t.match(db.prepare("SELECT state, cost_micros FROM ledger_requests WHERE id = 'tick-1'").get(), { state: 'settled', cost_micros: 400 });
+  t.match(db.prepare("SELECT cost_micros, seq FROM audit_requests WHERE request_id = 'tick-1'").get(), { cost_micros: 400 });
+});
 
 const AT = Date.parse('2026-11-26T10:00:00Z');
 const principal = { kind: 'agent' as const, subject: 'bot', agent: 'bot', team: 'a' };

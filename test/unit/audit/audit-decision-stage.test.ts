@@ -4,6 +4,7 @@ import t from 'tap';
 import { createMemoryAuditSink } from '../../../src/audit/memory-audit-sink.ts';
 import { RequestRefusal } from '../../../src/errors.ts';
 import { AUDIT_NOTE, auditDecisionStage, auditExchangeEnd } from '../../../src/stages/audit-decision.ts';
+import { addAdmissionCheck, admissionChecksPassed } from '../../../src/proxy/exchange.ts';
 import { exchange, T0 } from './fixtures.ts';
 
 const now = () => T0 + 5;
@@ -61,4 +62,41 @@ t.test('an intercepted tunnel forwards nothing itself: no decision row; a direct
   sink.failing = undefined;
   await auditDecisionStage({ sink, now })(direct);
   t.match(sink.decisions[0], { kind: 'tunnel', method: 'CONNECT', decision: 'direct' });
+});
+
+t.test('admission checks of earlier stages (the budget reservation) are awaited with the decision row', async (t) => {
+  const budget = new RequestRefusal('budget_exceeded', 'Budget exceeded for team sre');
+  const cases: Array<{ why: string; check: () => Promise<void>; failing?: string; want: string | undefined }> = [
+    { why: 'a passing check: admitted', check: () => Promise.resolve(), want: undefined },
+    { why: 'a refusing check: its refusal, though the row was committed', check: () => Promise.reject(budget), want: 'budget_exceeded' },
+    { why: 'a slow refusing check still decides', check: () => new Promise((_, rej) => setTimeout(() => rej(budget), 20)), want: 'budget_exceeded' },
+    { why: 'the store cannot write and the check passes: audit_unavailable', check: () => Promise.resolve(), failing: 'SQLITE_FULL', want: 'audit_unavailable' },
+    { why: 'both fail: the check (the client can act on it) wins', check: () => Promise.reject(budget), failing: 'SQLITE_FULL', want: 'budget_exceeded' },
+  ];
+  for (const c of cases) {
+    const sink = createMemoryAuditSink();
+    if (c.failing) sink.failing = c.failing;
+    const ex = exchange({ host: 'api.anthropic.com' });
+    addAdmissionCheck(ex, c.check());
+    const err = await refusalOf(auditDecisionStage({ sink, now })(ex));
+    if (c.want === undefined) {
+      t.equal(err, undefined, c.why);
+      t.match(ex.notes[AUDIT_NOTE], { admitted: true, committed: true }, `${c.why}: admitted`);
+    } else {
+      t.match(err, { reason: c.want }, c.why);
+      t.equal(ex.notes[AUDIT_NOTE], undefined, `${c.why}: not admitted, so its end row is not an allow`);
+    }
+  }
+});
+
+t.test('a check that rejects before anyone awaits it is never an unhandled rejection', async (t) => {
+  let unhandled = 0;
+  const onUnhandled = () => { unhandled++; };
+  process.on('unhandledRejection', onUnhandled);
+  const ex = exchange();
+  addAdmissionCheck(ex, Promise.reject(new RequestRefusal('budget_exceeded', 'x')));
+  await new Promise((r) => setTimeout(r, 10));
+  process.off('unhandledRejection', onUnhandled);
+  t.equal(unhandled, 0);
+  t.match(await refusalOf(admissionChecksPassed(ex)), { reason: 'budget_exceeded' }, 'and the pipeline still sees it');
 });

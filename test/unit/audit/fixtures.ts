@@ -12,7 +12,7 @@ export function exchange(over: Partial<Exchange> = {}): Exchange {
     principal: { kind: 'user', id: 'tok_abc', subject: 'ann@acme.example', team: 'sre', project: 'production' },
     decision: { effect: 'allow', reason: 'allowed', rule: 'policies/sre.yaml:12', explanation: 'allowed by rule', intercept: true },
     target: { address: '140.82.112.5', port: 443, source: 'dns' },
-    outcome: newOutcome(), body: NO_BODY, usage: undefined, drainOnClientAbort: undefined, settlements: [], onClientEnd: [], responseObservers: [], notes: {},
+    outcome: newOutcome(), body: NO_BODY, usage: undefined, drainOnClientAbort: undefined, settlements: [], admissionChecks: [], onClientEnd: [], responseObservers: [], notes: {},
     ...over,
   };
 }

@@ -116,6 +116,17 @@ for (const row of rows) {
   });
 }
 
+t.test('chunks as Uint8Array views (not Buffers) read the same', async (t) => {
+  const body = Buffer.from(`data: ${JSON.stringify({ type: 'message_start', message: { model: 'u8', usage: { input_tokens: 3, output_tokens: 1 } } })}\n\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"abcdef"}}\n\n`);
+  const p = createUsageParser('anthropic_messages', SSE);
+  const ab = new ArrayBuffer(body.length + 8);
+  const view = new Uint8Array(ab, 4, body.length);
+  view.set(body);
+  p.push(view.subarray(0, 10));
+  p.push(view.subarray(10));
+  t.match(p.finish(), { model: 'u8', usage: tokens(3, 1), relayedOutputTokens: 2, readable: true });
+});
+
 t.test('finish is idempotent and a push after it is ignored', async (t) => {
   for (const contentType of [SSE, 'application/json']) {
     const p = createUsageParser('openai_chat', contentType);

@@ -34,7 +34,7 @@ function exchange(over: Partial<Exchange> & { team?: string; effect?: 'allow' | 
     principal: team === undefined ? undefined : { kind: 'agent', id: 'tok1', subject: 'agent:bot', team },
     decision: effect === undefined ? undefined : { effect, reason: 'allowed', rule: 'p.yaml:1', explanation: '', intercept: false },
     target: undefined, outcome: { ...newOutcome(), status: 200, reason }, body: NO_BODY, usage: undefined, drainOnClientAbort: undefined,
-    settlements: [], onClientEnd: [], responseObservers: [], notes: {},
+    settlements: [], admissionChecks: [], onClientEnd: [], responseObservers: [], notes: {},
     ...rest,
   };
   return ex;

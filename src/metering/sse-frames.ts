@@ -1,0 +1,263 @@
+// Owns: Server-Sent-Events framing over raw bytes — lines split on LF, CR or CRLF (also across
+// chunk boundaries), `data:` lines joined per event, events handed out as bytes — and the fast
+// reading of Anthropic's text deltas, the bulk of every streamed answer, without a JSON parse.
+// Working on bytes means no text decoding for the many events metering only counts. PURE.
+
+const LF = 10;
+const CR = 13;
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+const DATA = Buffer.from('data:');
+
+export interface SseFramerOptions {
+  /** Longest line (and longest event data) kept; longer ones are skipped. */
+  maxLineBytes: number;
+  /**
+   * Called once per event with its data lines joined by "\n": bytes `start` to `end` of `buf` (a
+   * view of the pushed chunk: copy what you keep).
+   */
+  onEvent: (buf: Buffer, start: number, end: number) => void;
+}
+
+export interface SseFramer {
+  push(chunk: Buffer): void;
+  /** The stream ended: a last line without its line end still counts, and so does its event. */
+  end(): void;
+}
+
+function matchAt(b: Buffer, at: number, end: number, lit: Buffer): boolean {
+  if (at + lit.length > end) return false;
+  for (let i = 0; i < lit.length; i++) if (b[at + i] !== lit[i]) return false;
+  return true;
+}
+
+export function createSseFramer(opts: SseFramerOptions): SseFramer {
+  const { maxLineBytes, onEvent } = opts;
+  // the first bytes, held until they show whether the stream starts with a byte-order mark
+  let head: Buffer | undefined = Buffer.alloc(0);
+  // a line cut by a chunk boundary (copied: the chunk is not kept)
+  let partial: Buffer[] = [];
+  let partialBytes = 0;
+  let skipping = false;
+  let afterCR = false;
+  // The current event's data. One line (the usual case) is kept as a range of the buffer it is in
+  // — the current chunk, until the chunk is left; more lines are copied and joined.
+  let one: Buffer | undefined;
+  let oneStart = 0;
+  let oneEnd = 0;
+  let many: Buffer[] | undefined;
+  let dataBytes = 0;
+
+  const clear = () => {
+    one = undefined;
+    many = undefined;
+    dataBytes = 0;
+  };
+
+  const dispatch = () => {
+    if (many) {
+      const joined = Buffer.concat(many);
+      clear();
+      onEvent(joined, 0, joined.length);
+    } else if (one) {
+      const b = one;
+      clear();
+      onEvent(b, oneStart, oneEnd);
+    }
+  };
+
+  const onLine = (b: Buffer, start: number, end: number) => {
+    if (start === end) {
+      dispatch();
+      return;
+    }
+    if (!matchAt(b, start, end, DATA)) return; // event:, id:, retry: and comments carry nothing metering needs
+    const from = b[start + 5] === 32 ? start + 6 : start + 5;
+    const joinedBytes = one || many ? dataBytes + 1 + (end - from) : end - from;
+    if (joinedBytes > maxLineBytes) {
+      clear();
+      return;
+    }
+    dataBytes = joinedBytes;
+    if (one) {
+      many = [Buffer.from(one.subarray(oneStart, oneEnd))];
+      one = undefined;
+    }
+    if (!many) {
+      one = b;
+      oneStart = from;
+      oneEnd = end;
+      return;
+    }
+    many.push(Buffer.from('\n'), Buffer.from(b.subarray(from, end)));
+  };
+
+  const keepPartial = (piece: Buffer) => {
+    if (skipping || piece.length === 0) return;
+    partialBytes += piece.length;
+    if (partialBytes > maxLineBytes) {
+      partial = [];
+      partialBytes = 0;
+      skipping = true;
+      return;
+    }
+    partial.push(Buffer.from(piece));
+  };
+
+  const endLine = (chunk: Buffer, start: number, end: number) => {
+    if (!skipping) {
+      if (partial.length === 0) onLine(chunk, start, end);
+      else {
+        partial.push(chunk.subarray(start, end));
+        const line = Buffer.concat(partial, partialBytes + end - start);
+        onLine(line, 0, line.length);
+      }
+    }
+    partial = [];
+    partialBytes = 0;
+    skipping = false;
+  };
+
+  const scan = (chunk: Buffer): void => {
+    let pos = 0;
+    if (afterCR && chunk.length > 0) {
+      // the LF of a CRLF split across two chunks is not a second line end
+      if (chunk[0] === LF) pos = 1;
+      afterCR = false;
+    }
+    let nextCR = chunk.indexOf(CR, pos);
+    while (pos < chunk.length) {
+      let end = chunk.indexOf(LF, pos);
+      if (nextCR !== -1 && nextCR < pos) nextCR = chunk.indexOf(CR, pos);
+      if (nextCR !== -1 && (end === -1 || nextCR < end)) end = nextCR;
+      if (end === -1) {
+        keepPartial(chunk.subarray(pos));
+        break;
+      }
+      endLine(chunk, pos, end);
+      pos = end + 1;
+      if (chunk[end] === CR) {
+        if (pos === chunk.length) afterCR = true;
+        else if (chunk[pos] === LF) pos++;
+      }
+    }
+    if (one === chunk) {
+      // an event still open when the chunk is left: keep a copy, not a view of the chunk
+      one = Buffer.from(chunk.subarray(oneStart, oneEnd));
+      oneStart = 0;
+      oneEnd = one.length;
+    }
+  };
+
+  return {
+    push(input) {
+      let chunk = input;
+      if (head !== undefined) {
+        // a leading byte-order mark is not part of the first line, even when it arrives cut
+        head = Buffer.concat([head, chunk]);
+        const n = Math.min(head.length, BOM.length);
+        if (head.subarray(0, n).equals(BOM.subarray(0, n)) && head.length < BOM.length) return;
+        chunk = matchAt(head, 0, head.length, BOM) ? head.subarray(BOM.length) : head;
+        head = undefined;
+      }
+      scan(chunk);
+    },
+    end() {
+      head = undefined; // at most a cut byte-order mark: no line
+      if (!skipping && partial.length > 0) {
+        const line = Buffer.concat(partial, partialBytes);
+        onLine(line, 0, line.length);
+      }
+      partial = [];
+      partialBytes = 0;
+      dispatch();
+    },
+  };
+}
+
+// --- Anthropic text deltas, read without a JSON parse --------------------------------------------
+//
+// {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}
+//
+// Exactly this layout (what the Messages API sends, whatever the delta type) is read here; any other
+// byte sequence returns undefined and the caller parses the JSON — the fast reading never decides
+// what a parse would have read differently.
+
+const DELTA_HEAD = Buffer.from('{"type":"content_block_delta","index":');
+const DELTA_MID = Buffer.from(',"delta":{"type":"');
+const RELAYED_KEYS = [Buffer.from('text'), Buffer.from('partial_json'), Buffer.from('thinking')];
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 0x20;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
+}
+
+/** The end of a JSON string starting after its opening quote at `at`, and its UTF-8 length once unescaped; -1 if invalid. */
+function scanString(b: Buffer, at: number, end: number): number {
+  let n = 0;
+  for (let i = at; i < end; i++) {
+    const c = b[i] as number;
+    if (c === 34) {
+      scanned = n;
+      return i + 1;
+    }
+    if (c < 0x20) return -1;
+    if (c !== 92) {
+      n++;
+      continue;
+    }
+    if (++i >= end) return -1;
+    const e = b[i];
+    if (e === 117 /* u */) {
+      let cp = 0;
+      for (let k = 1; k <= 4; k++) {
+        const h = i + k < end ? hexDigit(b[i + k] as number) : -1;
+        if (h < 0) return -1;
+        cp = cp * 16 + h;
+      }
+      i += 4;
+      // a surrogate half counts 2, so a pair counts the 4 bytes of its code point
+      n += cp < 0x80 ? 1 : cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff) ? 2 : 3;
+    } else if (e === 34 || e === 92 || e === 47 || e === 98 || e === 102 || e === 110 || e === 114 || e === 116) n++;
+    else return -1;
+  }
+  return -1;
+}
+// scanString's second result (the unescaped UTF-8 length), without an object per call
+let scanned = 0;
+
+/**
+ * An Anthropic `content_block_delta` event in the API's own layout, in bytes `start` to `end` of
+ * `b`: the UTF-8 length of the relayed text (text, partial_json or thinking; 0 for other delta
+ * kinds). Undefined when the bytes are not exactly that layout — then parse them as JSON.
+ */
+export function anthropicDeltaBytes(b: Buffer, start = 0, end = b.length): number | undefined {
+  if (!matchAt(b, start, end, DELTA_HEAD)) return undefined;
+  let i = start + DELTA_HEAD.length;
+  const digits = i;
+  while (i < end && (b[i] as number) >= 48 && (b[i] as number) <= 57) i++;
+  if (i === digits || (i - digits > 1 && b[digits] === 48 /* a leading 0 */) || !matchAt(b, i, end, DELTA_MID)) return undefined;
+  const typeEnd = scanString(b, i + DELTA_MID.length, end);
+  if (typeEnd < 0 || typeEnd + 2 > end || b[typeEnd] !== 44 /* , */ || b[typeEnd + 1] !== 34 /* " */) return undefined;
+  const keyStart = typeEnd + 2;
+  let keyEnd = keyStart;
+  while (keyEnd < end && b[keyEnd] !== 34 && b[keyEnd] !== 92) keyEnd++;
+  if (keyEnd + 3 > end || b[keyEnd] !== 34 || b[keyEnd + 1] !== 58 /* : */ || b[keyEnd + 2] !== 34) return undefined;
+  const valueEnd = scanString(b, keyEnd + 3, end);
+  if (valueEnd < 0 || valueEnd + 2 !== end || b[valueEnd] !== 125 || b[valueEnd + 1] !== 125) return undefined;
+  const relayed = RELAYED_KEYS.some((k) => k.length === keyEnd - keyStart && matchAt(b, keyStart, keyEnd, k));
+  return relayed ? scanned : 0;
+}
+
+// Anthropic events metering does not read (once a stream has been seen to be readable, they change
+// nothing): content_block_start, content_block_stop and ping.
+const QUIET_EVENTS = ['content_block_start', 'content_block_stop', 'ping'].map((t) => Buffer.from(`{"type":"${t}"`));
+
+/** True for a content_block_start, content_block_stop or ping event in the API's layout (type first). */
+export function isQuietAnthropicEvent(b: Buffer, start = 0, end = b.length): boolean {
+  for (const q of QUIET_EVENTS) {
+    const after = start + q.length;
+    if (after < end && matchAt(b, start, end, q) && (b[after] === 44 || b[after] === 125)) return true;
+  }
+  return false;
+}
