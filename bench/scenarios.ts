@@ -482,6 +482,8 @@ export const scenarios: Scenario[] = [
         const ratio = sum((p) => p.m.rps) / sum((p) => p.u.rps);
         const pairRatios = pairs.map((p) => p.m.rps / p.u.rps).sort((x, y) => x - y);
         const medianPair = ((pairRatios[1] as number) + (pairRatios[2] as number)) / 2;
+        // Judged: the median of the pairs' ratios (this machine has slow and fast phases lasting
+        // seconds; the runs of a pair are back to back). The ratio of the totals is reported too.
         const [first, ...rest] = pairs as [{ u: RunStats; m: RunStats }, ...Array<{ u: RunStats; m: RunStats }>];
         return {
           id: this.id, title: 'SSE 100 events @8: not metered ("direct" column) vs metered ("Tollgate")',
@@ -493,8 +495,8 @@ export const scenarios: Scenario[] = [
             stream_bytes: Math.round(first.m.bytes / Math.max(1, first.m.requests)),
             metered_streams_per_s: round(mean((p) => p.m.rps), 1),
             unmetered_streams_per_s: round(mean((p) => p.u.rps), 1),
-            throughput_metered_vs_unmetered_pct: round(ratio * 100, 1),
-            median_pair_ratio_pct: round(medianPair * 100, 1),
+            throughput_metered_vs_unmetered_pct: round(medianPair * 100, 1),
+            ratio_of_totals_pct: round(ratio * 100, 1),
             pair_ratios_pct: pairs.map((p) => round((p.m.rps / p.u.rps) * 100, 1)).join(' '),
             p50_ms_unmetered: round(mean((p) => p.u.p50Ms), 2),
             p50_ms_metered: round(mean((p) => p.m.p50Ms), 2),

@@ -198,20 +198,21 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     if (closed || sealed) return false;
     if (outbox.k.length >= maxOutbox && op.op !== 'open') return false;
     appendPacked(outbox, op);
-    if (postScheduled) return true;
-    if (op.op === 'complete') {
-      // Nobody waits for a completion: it rides with the next decision's message, or leaves within
-      // completionDelayMs. A crash meanwhile leaves the decision row open, and the next start
-      // completes it as interrupted — the row of what went upstream is never lost. A metered
-      // completion rides with its settlement, which is queued just before it.
-      if (!completionTimer) {
-        completionTimer = setTimeout(postOutbox, completionDelayMs);
-        completionTimer.unref();
-      }
-      return true;
-    }
-    schedulePost();
+    if (op.op === 'complete') postSoon();
+    else schedulePost();
     return true;
+  };
+
+  /**
+   * Nobody waits for a completion (or a settlement): it rides with the next decision's message, or
+   * leaves within completionDelayMs. A crash meanwhile leaves the decision row open, and the next
+   * start completes it as interrupted — the row of what went upstream is never lost — and charges
+   * an unsettled reservation in full, flagged as an estimate.
+   */
+  const postSoon = () => {
+    if (postScheduled || completionTimer) return;
+    completionTimer = setTimeout(postOutbox, completionDelayMs);
+    completionTimer.unref();
   };
 
   const schedulePost = () => {
@@ -222,7 +223,10 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     setImmediate(postOutbox);
   };
 
-  /** A ledger call rides in the next message to the writer; the writer's result answers it. */
+  /**
+   * A ledger call rides in the next message to the writer; the writer's result answers it. Only a
+   * reservation holds a request back: settlements and threshold marks leave like completions.
+   */
   const enqueueLedgerCall = (method: LedgerMethod, args: unknown[]): Promise<unknown> => {
     if (closed || sealed || !worker || !online) {
       return Promise.reject(new AuditUnavailableError('AUDIT_WRITER_DOWN', 'the audit writer is not running'));
@@ -233,7 +237,8 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       ledgerWaiters.set(id, { resolve, reject, deadline });
       armSweep(deadline);
       outboxCalls.push({ id, method, args });
-      schedulePost();
+      if (method === 'settle' || method === 'release' || method === 'markThreshold') postSoon();
+      else schedulePost();
     });
   };
 

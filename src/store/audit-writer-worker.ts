@@ -57,8 +57,9 @@ export interface WorkerCounters {
 export type FromWorker =
   | { t: 'ready'; orphans: number }
   /**
-   * After a commit: decisions acknowledged or failed, ledger answers. A commit with nothing to
-   * report posts nothing; its counters follow within COUNTERS_MS.
+   * After a commit: decisions acknowledged or failed, ledger answers. A commit with nothing anyone
+   * waits for (completions, settlements) posts nothing; its counters and answers follow within
+   * COUNTERS_MS.
    */
   | { t: 'result'; acked: number[]; failed: number[]; error: { code: string; message: string } | undefined; counters: WorkerCounters; ledger: LedgerAnswer[] }
   | { t: 'done'; id: number; value?: unknown; error?: string; code?: string }
@@ -76,6 +77,9 @@ const OP_NAMES = ['open', 'complete', 'event'] as const;
 
 /** Counters changed by a commit that had nothing else to report reach the proxy within this time. */
 const COUNTERS_MS = 250;
+
+/** Ledger calls no request waits on: their answers may wait for the next result (≤ COUNTERS_MS). */
+const LATE_METHODS: ReadonlySet<LedgerMethod> = new Set<LedgerMethod>(['settle', 'release', 'markThreshold']);
 
 class FileReplaced extends Error {
   readonly code = 'AUDIT_FILE_REPLACED';
@@ -170,9 +174,18 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     else setImmediate(commit);
   }
 
+  // Answers nobody holds a request back for (settlements, releases, threshold marks): they ride
+  // with the next result, or leave with the counters.
+  let lateAnswers: LedgerAnswer[] = [];
+  const takeLate = (): LedgerAnswer[] => {
+    const a = lateAnswers;
+    lateAnswers = [];
+    return a;
+  };
+
   const postCounters = () => {
     countersTimer = undefined;
-    post({ t: 'result', acked: [], failed: [], error: undefined, counters: { ...counters }, ledger: [] });
+    post({ t: 'result', acked: [], failed: [], error: undefined, counters: { ...counters }, ledger: takeLate() });
   };
 
   /**
@@ -272,11 +285,16 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
       }
     }
     answers ??= runLedgerBatch(ledgerWork);
-    if (acked.length > 0 || failed.length > 0 || error || answers.length > 0 || failing !== wasFailing || flushWaiters.length > 0) {
+    let awaited = false;
+    for (let i = 0; i < answers.length; i++) {
+      if (!LATE_METHODS.has((ledgerWork[i] as LedgerCall).method)) awaited = true;
+      lateAnswers.push(answers[i] as LedgerAnswer);
+    }
+    if (acked.length > 0 || failed.length > 0 || error || awaited || failing !== wasFailing || flushWaiters.length > 0) {
       if (countersTimer) { clearTimeout(countersTimer); countersTimer = undefined; }
-      post({ t: 'result', acked, failed, error, counters: { ...counters }, ledger: answers });
+      post({ t: 'result', acked, failed, error, counters: { ...counters }, ledger: takeLate() });
     } else if (!countersTimer) {
-      // completions only: nobody waits for them; the counters follow shortly
+      // completions and settlements only: nobody waits for them; the counters follow shortly
       countersTimer = setTimeout(postCounters, COUNTERS_MS);
     }
     if (failing || retry.length > 0) scheduleRetry();
@@ -375,6 +393,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         if (retryTimer) clearTimeout(retryTimer);
         commit();
         if (countersTimer) clearTimeout(countersTimer);
+        if (lateAnswers.length > 0) postCounters();
         if (retry.length > 0) {
           log('error', 'audit records could not be written before shutdown', { records: retry.length });
           counters.dropped += retry.length;

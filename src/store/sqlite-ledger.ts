@@ -2,7 +2,7 @@
 // migration 3). Every read-modify-write runs in one BEGIN IMMEDIATE transaction, so concurrent
 // admissions — in this process or another on the same file — serialise on the write lock and can
 // never both take the last of a budget.
-import { admissionLines, assertMicros, lineKey, type Ledger, type LedgerLineRef, type LineChange, type ReserveOutcome } from '../ledger/ledger.ts';
+import { admissionLines, assertMicros, lineKey, type Ledger, type LedgerLineRef, type LineChange, type ReservationRequest, type ReserveOutcome, type SettleOutcome, type SettleRequest } from '../ledger/ledger.ts';
 import { checkAdmission, type LineState } from '../metering/budget.ts';
 import type { Database } from './database.ts';
 import { inImmediateTransaction } from './database.ts';
@@ -112,29 +112,50 @@ export function createSqliteLedgerSync(db: Database): SyncLedger {
     });
   };
 
+  // Transaction functions made once (better-sqlite3 builds four wrappers per db.transaction call);
+  // run with .immediate(), they are savepoints inside the writer thread's batch transaction.
+  const reserveTx = db.transaction((r: ReservationRequest, refs: readonly LedgerLineRef[]): ReserveOutcome => {
+    // Hold first, then check each line's state before the hold; a refusal rolls the hold back.
+    const states = new Map<string, LineState>();
+    if (refs.length > 0) {
+      const args: unknown[] = [];
+      for (const ref of refs) args.push(ref.scope, ref.windowKey, r.amountMicros);
+      for (const c of addReserved(refs.length).all(...args)) {
+        states.set(lineKey({ scope: c.scope, windowKey: c.window_key }), { spentMicros: c.spent_micros, reservedMicros: c.reserved_micros - r.amountMicros });
+      }
+    }
+    const verdict = checkAdmission(admissionLines(r.lines, states), r.amountMicros);
+    if (!verdict.ok) throw new Refused(verdict);
+    insertRequest.run(
+      r.id, r.at, r.principal.kind, r.principal.subject, r.principal.team, r.principal.agent ?? null, r.principal.project ?? null,
+      r.provider, r.model, r.amountMicros, JSON.stringify(refs.map((x) => [x.scope, x.windowKey])),
+    );
+    return { ok: true };
+  });
+  const settleTx = db.transaction((s: SettleRequest): SettleOutcome => {
+    const row = getOpen.get(s.id);
+    if (!row) return { settled: false, lines: [] };
+    const lines = settleRow(row, {
+      at: s.at, costMicros: s.costMicros, estimated: s.estimated, model: s.model,
+      input: s.tokens.inputTokens, output: s.tokens.outputTokens, cacheRead: s.tokens.cacheReadTokens, cacheWrite: s.tokens.cacheWriteTokens,
+    });
+    return { settled: lines.length > 0 || parseRefs(row.lines, row.id).length === 0, lines };
+  });
+  const releaseTx = db.transaction((id: string, at: number): boolean => {
+    const row = getOpen.get(id);
+    if (!row) return false;
+    if (markReleased.run(at, id).changes !== 1) return false;
+    const refs = parseRefs(row.lines, id);
+    if (refs.length > 0) settleLines(refs, row.reserved_micros, 0);
+    return true;
+  });
+
   return {
     reserve(r) {
       assertMicros(r.amountMicros, 'amountMicros');
       const refs = r.lines.map((l) => ({ scope: l.scope, windowKey: l.window.key }));
       try {
-        return inImmediateTransaction(db, (): ReserveOutcome => {
-          // Hold first, then check each line's state before the hold; a refusal rolls the hold back.
-          const states = new Map<string, LineState>();
-          if (refs.length > 0) {
-            const args: unknown[] = [];
-            for (const ref of refs) args.push(ref.scope, ref.windowKey, r.amountMicros);
-            for (const c of addReserved(refs.length).all(...args)) {
-              states.set(lineKey({ scope: c.scope, windowKey: c.window_key }), { spentMicros: c.spent_micros, reservedMicros: c.reserved_micros - r.amountMicros });
-            }
-          }
-          const verdict = checkAdmission(admissionLines(r.lines, states), r.amountMicros);
-          if (!verdict.ok) throw new Refused(verdict);
-          insertRequest.run(
-            r.id, r.at, r.principal.kind, r.principal.subject, r.principal.team, r.principal.agent ?? null, r.principal.project ?? null,
-            r.provider, r.model, r.amountMicros, JSON.stringify(refs.map((x) => [x.scope, x.windowKey])),
-          );
-          return { ok: true };
-        });
+        return reserveTx.immediate(r, refs);
       } catch (err) {
         if (err instanceof Refused) return err.verdict;
         throw err;
@@ -142,25 +163,10 @@ export function createSqliteLedgerSync(db: Database): SyncLedger {
     },
     settle(s) {
       assertMicros(s.costMicros, 'costMicros');
-      return inImmediateTransaction(db, () => {
-        const row = getOpen.get(s.id);
-        if (!row) return { settled: false, lines: [] };
-        const lines = settleRow(row, {
-          at: s.at, costMicros: s.costMicros, estimated: s.estimated, model: s.model,
-          input: s.tokens.inputTokens, output: s.tokens.outputTokens, cacheRead: s.tokens.cacheReadTokens, cacheWrite: s.tokens.cacheWriteTokens,
-        });
-        return { settled: lines.length > 0 || parseRefs(row.lines, row.id).length === 0, lines };
-      });
+      return settleTx.immediate(s);
     },
     release(id, at) {
-      return inImmediateTransaction(db, () => {
-        const row = getOpen.get(id);
-        if (!row) return false;
-        if (markReleased.run(at, id).changes !== 1) return false;
-        const refs = parseRefs(row.lines, id);
-        if (refs.length > 0) settleLines(refs, row.reserved_micros, 0);
-        return true;
-      });
+      return releaseTx.immediate(id, at);
     },
     lineStates(refs) {
       return new Map(refs.map((r) => [lineKey(r), stateOf(r)]));
