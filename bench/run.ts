@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchDecisions, formatDecisions, type DecisionResults } from './decide.ts';
+import { benchUsageParse, formatUsageParse, type UsageParseResults } from './usage-parse.ts';
 import { classifyFailure } from './lib/failures.ts';
 import { INTERCEPT_HOST, METERED_HOST, TUNNEL_HOST, startBenchGateway, tail, type BenchGateway } from './lib/gateway.ts';
 import { selfCpuMicros } from './lib/proc.ts';
@@ -116,12 +117,20 @@ async function main(): Promise<number> {
     }
   }
 
+  let usageParse: UsageParseResults | undefined;
+  if (!only || only.has('parse') || only.has('10')) {
+    out('  usage parser … ');
+    usageParse = benchUsageParse();
+    out('done\n');
+  }
+
   const targets = judgeTargets(results);
   if (results.length > 0) {
     out('\n' + formatScenarios(results) + '\n');
     out(formatTargets(targets) + '\n');
   }
   if (decisions) out(formatDecisions(decisions) + '\n');
+  if (usageParse) out(formatUsageParse(usageParse) + '\n');
   let profile: ReturnType<typeof summariseProfiles> | undefined;
   if (args['cpu-prof']) {
     profile = summariseProfiles(profDir, 25);
@@ -138,6 +147,7 @@ async function main(): Promise<number> {
     scenarios: results,
     targets,
     decisions: decisions ?? null,
+    usage_parse: usageParse ?? null,
     profile: profile ?? null,
   };
   mkdirSync(path.dirname(args.out), { recursive: true });

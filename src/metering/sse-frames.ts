@@ -7,6 +7,9 @@ const LF = 10;
 const CR = 13;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 const DATA = Buffer.from('data:');
+// V8's own search (a builtin): Buffer#indexOf crosses into C++ on every call, which costs more than
+// the search itself on short SSE lines.
+const byteIndexOf = Uint8Array.prototype.indexOf;
 
 export interface SseFramerOptions {
   /** Longest line (and longest event data) kept; longer ones are skipped. */
@@ -124,10 +127,10 @@ export function createSseFramer(opts: SseFramerOptions): SseFramer {
       if (chunk[0] === LF) pos = 1;
       afterCR = false;
     }
-    let nextCR = chunk.indexOf(CR, pos);
+    let nextCR = byteIndexOf.call(chunk, CR, pos);
     while (pos < chunk.length) {
-      let end = chunk.indexOf(LF, pos);
-      if (nextCR !== -1 && nextCR < pos) nextCR = chunk.indexOf(CR, pos);
+      let end = byteIndexOf.call(chunk, LF, pos);
+      if (nextCR !== -1 && nextCR < pos) nextCR = byteIndexOf.call(chunk, CR, pos);
       if (nextCR !== -1 && (end === -1 || nextCR < end)) end = nextCR;
       if (end === -1) {
         keepPartial(chunk.subarray(pos));
@@ -245,8 +248,8 @@ export function anthropicDeltaBytes(b: Buffer, start = 0, end = b.length): numbe
   if (keyEnd + 3 > end || b[keyEnd] !== 34 || b[keyEnd + 1] !== 58 /* : */ || b[keyEnd + 2] !== 34) return undefined;
   const valueEnd = scanString(b, keyEnd + 3, end);
   if (valueEnd < 0 || valueEnd + 2 !== end || b[valueEnd] !== 125 || b[valueEnd + 1] !== 125) return undefined;
-  const relayed = RELAYED_KEYS.some((k) => k.length === keyEnd - keyStart && matchAt(b, keyStart, keyEnd, k));
-  return relayed ? scanned : 0;
+  for (const k of RELAYED_KEYS) if (k.length === keyEnd - keyStart && matchAt(b, keyStart, keyEnd, k)) return scanned;
+  return 0;
 }
 
 // Anthropic events metering does not read (once a stream has been seen to be readable, they change
