@@ -5,6 +5,14 @@
 import net from 'node:net';
 import tls from 'node:tls';
 
+/**
+ * How much an upstream socket buffers before it asks its writer to wait (default 16 KiB). A request
+ * body arrives in TLS records of 16 KiB: with the default, every record filled the buffer, paused
+ * the client's stream until 'drain', and uploads crawled at one record per loop turn. Still a
+ * bound: a 1 GiB upload never holds more than this (plus one record) in memory.
+ */
+const UPSTREAM_HIGH_WATER_MARK = 256 * 1024;
+
 export interface DialTarget {
   /** The vetted IP address to dial. */
   address: string;
@@ -110,6 +118,8 @@ export async function dial(target: DialTarget, opts: DialOptions, trust?: Upstre
         ...(choice?.context ? { secureContext: choice.context } : {}),
         ALPNProtocols: opts.alpn ?? ['http/1.1'],
         rejectUnauthorized: true,
+        // documented for tls.connect (Node ≥ 12); not in @types/node's ConnectionOptions
+        ...({ highWaterMark: UPSTREAM_HIGH_WATER_MARK } as object),
         // verify against the real host name (or the IP literal when there is no name)
         checkServerIdentity: (_host, cert) => tls.checkServerIdentity(target.servername, cert),
       });
@@ -119,7 +129,8 @@ export async function dial(target: DialTarget, opts: DialOptions, trust?: Upstre
       resolve(raw);
       return;
     } else {
-      socket = net.connect({ host: target.address, port: target.port });
+      // net.Socket hands its options to stream.Duplex, which takes highWaterMark
+      socket = net.connect({ host: target.address, port: target.port, ...({ highWaterMark: UPSTREAM_HIGH_WATER_MARK } as object) });
       socket.once('connect', () => { clearTimeout(timer); socket.off('error', fail); resolve(socket); });
     }
     socket.once('error', fail);
