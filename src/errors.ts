@@ -38,6 +38,7 @@ export const REASONS = {
   project_ambiguous: { status: 403, text: 'The request could act for more than one project; name one in the proxy user name (<team>.<project>).' },
   credential_insecure: { status: 403, text: 'Credentials for this host are only sent over https on port 443.' },
   placeholder_required: { status: 403, text: 'This host expects the placeholder key configured for the gateway.' },
+  credential_unavailable: { status: 503, text: 'A credential this request needs is not configured on the gateway.' },
 } as const satisfies Record<string, { status: number; text: string }>;
 
 export type ReasonCode = keyof typeof REASONS;

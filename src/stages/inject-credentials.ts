@@ -35,9 +35,9 @@ export function injectCredentialsStage(deps: { secrets: SecretSource; current: (
     let headers = ex.headers.filter(([n]) => !remove.has(asciiLower(n)));
     for (const h of plan.setHeaders) {
       const secret = deps.secrets.get(h.secret);
-      if (secret === undefined) throw new RequestRefusal('internal_error', `The secret "${h.secret}" bound for ${ex.host} is not configured on the gateway.`, { status: 503 });
+      if (secret === undefined) throw new RequestRefusal('credential_unavailable', `The secret "${h.secret}" bound for ${ex.host} is not configured on the gateway.`);
       const value = renderHeaderValue(h, secret);
-      if (value === null) throw new RequestRefusal('internal_error', `The secret "${h.secret}" cannot be sent in a header.`, { status: 503 });
+      if (value === null) throw new RequestRefusal('credential_unavailable', `The secret "${h.secret}" cannot be sent in a header.`);
       headers.push([h.name, value]);
     }
     if (plan.removeQuery.length || plan.setQuery.length) {
@@ -45,14 +45,14 @@ export function injectCredentialsStage(deps: { secrets: SecretSource; current: (
       const parts = ex.query ? ex.query.split('&').filter((p) => !drop.has(p.split('=')[0] ?? '')) : [];
       for (const q of plan.setQuery) {
         const secret = deps.secrets.get(q.secret);
-        if (secret === undefined) throw new RequestRefusal('internal_error', `The secret "${q.secret}" bound for ${ex.host} is not configured on the gateway.`, { status: 503 });
+        if (secret === undefined) throw new RequestRefusal('credential_unavailable', `The secret "${q.secret}" bound for ${ex.host} is not configured on the gateway.`);
         parts.push(renderQueryPair(q, secret));
       }
       ex.query = parts.join('&');
     }
     if (plan.aws) {
       const raw = deps.secrets.get(plan.aws.secret);
-      if (raw === undefined) throw new RequestRefusal('internal_error', `The secret "${plan.aws.secret}" bound for ${ex.host} is not configured on the gateway.`, { status: 503 });
+      if (raw === undefined) throw new RequestRefusal('credential_unavailable', `The secret "${plan.aws.secret}" bound for ${ex.host} is not configured on the gateway.`);
       const fromClient = clientAws ? parseAwsAuthorization(clientAws) : null;
       const inferred = inferRegionService(ex.host);
       const region = plan.aws.region ?? fromClient?.region ?? inferred?.region;

@@ -183,6 +183,20 @@ t.test('a redirect is passed back, never followed with the credential', async (t
   await redirecting.close();
 });
 
+t.test('dev mode, a bound secret with no value: 503 credential_unavailable, and nothing reaches the host', async (t) => {
+  const tg3 = await startTestGateway({ dev: true, upstreams: { 'api.github.com': gh.port }, upstreamCaPem: pki.caPem, alphaRules: '  - { host: api.github.com, action: allow }', alphaCredentials: '  - { host: api.github.com, bearer: { secret: not-provisioned } }' });
+  t.teardown(() => tg3.stop());
+  t.match(tg3.logText(), /dev mode: these secrets have no value/, 'the start warns');
+  const a = new ProxyAgent({ uri: tg3.proxyUrl, requestTls: { ca: tg3.caPem } });
+  const before = gh.seen.length;
+  const res = await request('https://api.github.com/user', { dispatcher: a });
+  t.equal(res.statusCode, 503);
+  t.equal(res.headers['x-tollgate-reason'], 'credential_unavailable');
+  t.match(await res.body.text(), /not-provisioned.*not configured on the gateway/);
+  t.equal(gh.seen.length, before, 'nothing was forwarded without its credential');
+  await a.close();
+});
+
 t.test('a name that resolves to a private address is refused unless a rule names the address', async (t) => {
   const res = await rawExchange(tg.proxyPort, `GET http://svc.internal.test:${canary.port}/ HTTP/1.1\r\nHost: svc.internal.test:${canary.port}\r\nProxy-Authorization: ${tg.proxyAuth}\r\n\r\n`);
   t.match(res.text, /^HTTP\/1\.1 403/);
