@@ -99,7 +99,8 @@ if (asked.ok) {
     diagnosis = null;
   }
 }
-process.stdout.write(`${JSON.stringify({ ...summary, cordons, diagnosis: diagnosis === null ? outcome(asked) : 'ok' })}\n`);
+const diagnosisState = diagnosis !== null ? 'ok' : asked.ok ? `HTTP ${asked.status} with no text in the reply` : outcome(asked);
+process.stdout.write(`${JSON.stringify({ ...summary, cordons, diagnosis: diagnosisState })}\n`);
 
 const lines = [
   `:rotating_light: Kubernetes API check failed for ${kube}`,

@@ -5,6 +5,7 @@
 // Run alone: node --import tsx bench/usage-parse.ts
 import { pathToFileURL } from 'node:url';
 import { createUsageParser } from '../src/metering/usage-parser.ts';
+import { STREAM_HEAD, streamDelta, streamTail } from './lib/anthropic-stream.ts';
 
 export interface UsageParseResults {
   events: number;
@@ -19,21 +20,9 @@ export interface UsageParseResults {
   correct: boolean;
 }
 
-const ev = (name: string, data: unknown) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
-
 /** The chunks of the stream bench/lib/upstream-server.ts sends for `x-bench-events: n`. */
 export function benchStream(n: number): Buffer[] {
-  const chunks = [Buffer.from(
-    ev('message_start', { type: 'message_start', message: { id: 'msg_bench', type: 'message', role: 'assistant', content: [], model: 'claude-haiku-4-5-20251001', stop_reason: null, stop_sequence: null, usage: { input_tokens: 25, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } })
-    + ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
-  )];
-  for (let i = 0; i < n; i++) chunks.push(Buffer.from(ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: `token ${i} of the benchmark stream ` } })));
-  chunks.push(Buffer.from(
-    ev('content_block_stop', { type: 'content_block_stop', index: 0 })
-    + ev('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: n } })
-    + ev('message_stop', { type: 'message_stop' }),
-  ));
-  return chunks;
+  return [STREAM_HEAD, ...Array.from({ length: n }, (_, i) => streamDelta(i)), streamTail(n)].map((t) => Buffer.from(t));
 }
 
 function baseline(chunks: readonly Buffer[]): number {

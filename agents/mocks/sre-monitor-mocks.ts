@@ -170,7 +170,13 @@ function answer(host: string, method: string, url: string, body: string, healthy
   }
   if (host === SLACK_HOST && method === 'POST' && url.startsWith('/services/')) return { status: 200, json: 'ok' };
   if (host === ANTHROPIC_HOST && method === 'POST' && url === '/v1/messages') {
-    const model = (JSON.parse(body || '{}') as { model?: string }).model ?? 'claude-haiku-4-5';
+    let request: { model?: string };
+    try {
+      request = JSON.parse(body || '{}') as { model?: string };
+    } catch {
+      return { status: 400, json: { type: 'error', error: { type: 'invalid_request_error', message: 'the body is not JSON' } } };
+    }
+    const model = request.model ?? 'claude-haiku-4-5';
     const text = 'node-2 stopped reporting (NodeStatusUnknown): its kubelet is down or the node lost its network. Check the instance status in EC2, then `journalctl -u kubelet` on the node.';
     return {
       status: 200,

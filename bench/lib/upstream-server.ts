@@ -7,6 +7,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { STREAM_HEAD, streamDelta, streamTail } from './anthropic-stream.ts';
 
 const KiB = Buffer.alloc(1024, 'a');
 const MiB = Buffer.alloc(1024 * 1024, 'b');
@@ -73,22 +74,18 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
  */
 function anthropicStream(req: IncomingMessage, res: ServerResponse): void {
   const n = Math.max(1, Number(req.headers['x-bench-events'] ?? 100));
-  const ev = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
-  res.write(ev('message_start', { type: 'message_start', message: { id: 'msg_bench', type: 'message', role: 'assistant', content: [], model: 'claude-haiku-4-5-20251001', stop_reason: null, stop_sequence: null, usage: { input_tokens: 25, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } })
-    + ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }));
+  res.write(STREAM_HEAD);
   let i = 0;
   const next = () => {
     if (res.destroyed) return;
     if (i < n) {
-      res.write(ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: `token ${i} of the benchmark stream ` } }));
+      res.write(streamDelta(i));
       i++;
       setImmediate(next);
       return;
     }
-    res.end(ev('content_block_stop', { type: 'content_block_stop', index: 0 })
-      + ev('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: n } })
-      + ev('message_stop', { type: 'message_stop' }));
+    res.end(streamTail(n));
   };
   next();
 }

@@ -1,7 +1,8 @@
 // Owns: the supervisor's status file (<data_dir>/agents/status.json): what each agent is doing,
 // when it last started, beat and exited, how often it was restarted and why it was stopped.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../store/write-file-atomic.ts';
 
 export type AgentState = 'starting' | 'running' | 'waiting' | 'backoff' | 'stopped';
 
@@ -44,9 +45,7 @@ export function statusFilePath(dataDir: string): string {
 
 export function writeStatusFile(file: string, status: StatusFile): void {
   mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(status, null, 2)}\n`);
-  renameSync(tmp, file);
+  writeFileAtomic(file, `${JSON.stringify(status, null, 2)}\n`, 0o644);
 }
 
 export function readStatusFile(file: string): StatusFile | undefined {

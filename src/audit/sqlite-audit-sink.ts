@@ -7,7 +7,7 @@
 // gateway's Ledger: its operations run on the writer thread (see audit-writer-worker.ts).
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
-import { appendPacked, type AuditOp, type PackedBatch } from '../store/audit-writer.ts';
+import { LATE_LEDGER_METHODS, appendPacked, type AuditOp, type PackedBatch } from '../store/audit-writer.ts';
 import type { AuditWorkerConfig, FromWorker, LedgerCall, LedgerMethod, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
 import type { CheckpointerConfig } from '../store/wal-checkpointer-worker.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -237,7 +237,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       ledgerWaiters.set(id, { resolve, reject, deadline });
       armSweep(deadline);
       outboxCalls.push({ id, method, args });
-      if (method === 'settle' || method === 'release' || method === 'markThreshold') postSoon();
+      if (LATE_LEDGER_METHODS.has(method)) postSoon();
       else schedulePost();
     });
   };

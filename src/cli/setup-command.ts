@@ -66,7 +66,7 @@ function setupKubectlCommand(opts: SetupOptions): void {
   const r = setupKubectl({ project: opts.project, team: opts.team, caFile: opts.caFile, configFile: opts.config, kubeconfig: opts.kubeconfig, print: opts.print });
   const notes = r.skipped.map((s) => `note: connection ${s.connection} skipped: ${s.reason}\n`).join('');
   if (!r.written) {
-    process.stdout.write(`# ${r.file} after \`tollgate setup kubectl\` (not written: --print; credentials in URLs shown as ***, users' secrets as REDACTED, comments left out)\n${r.redactedText}${notes}`);
+    process.stdout.write(`# ${r.file} after \`tollgate setup kubectl\` (not written: --print; credentials in URLs shown as ***, users' secrets as REDACTED, comments left out)\n${r.redactedText ?? ''}${notes}`);
     return;
   }
   const kc = r.file.includes(' ') ? `'${r.file}'` : r.file;

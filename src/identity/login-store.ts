@@ -93,7 +93,8 @@ export function writeLoginCa(pem: string, env: Env = process.env): string {
   const dir = loginStoreDir(env);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, 'ca.pem');
-  // The CA is trusted by every tool the user points at the gateway: same care as a secret.
+  // Every tool the user points at the gateway trusts this CA: written atomically and never through
+  // a planted link, though it is public (0644).
   writeFileAtomic(file, pem, 0o644);
   return file;
 }

@@ -34,12 +34,12 @@ export function claudeCodeEnv(input: ClaudeSettingsInput, hasApiKeyHelper: boole
 }
 
 /**
- * The first URL credentials in `text` hidden: `//user:secret@` → `//user:***@` (the user name is the
+ * Every URL's credentials in `text` hidden: `//user:secret@` → `//user:***@` (the user name is the
  * scope), and where there is no password — `tollgate env` without a team writes `//TOKEN:@` — the
  * user name is the secret: `//***:@`.
  */
 export function redactProxyUrl(text: string): string {
-  return text.replace(/\/\/([^:@/\s]*)(:[^@/\s]*)?@/, (_m, user: string, pass: string | undefined) =>
+  return text.replace(/\/\/([^:@/\s]*)(:[^@/\s]*)?@/g, (_m, user: string, pass: string | undefined) =>
     (pass === undefined || pass === ':' ? `//***${pass ?? ''}@` : `//${user}:***@`));
 }
 

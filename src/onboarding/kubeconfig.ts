@@ -175,8 +175,9 @@ export function mergeKubeconfigDocument(doc: Document, entries: KubeEntries): st
       const name = nameOf(item);
       if (typeof name !== 'string' || !name.startsWith('tollgate-') || ours.has(name)) continue;
       const cluster = (item as YAMLMap).get('cluster', true);
-      const old = isMap(cluster) ? cluster.get('proxy-url') : undefined;
-      if (!isMap(cluster) || typeof old !== 'string') continue;
+      if (!isMap(cluster)) continue;
+      const old = cluster.get('proxy-url');
+      if (typeof old !== 'string') continue;
       const next = refreshProxyUrl(old, fresh);
       if (next === undefined) changes.push(`kept cluster ${name}: its proxy-url names another gateway, so its token was not refreshed`);
       else if (next !== old) {
@@ -196,7 +197,7 @@ export function mergeKubeconfigDocument(doc: Document, entries: KubeEntries): st
   return changes;
 }
 
-export const REDACTED = 'REDACTED';
+const REDACTED = 'REDACTED';
 
 /** The fields of a kubeconfig user that hold no secret; every other value of a user is replaced. */
 const USER_KEEP = new Set(['username', 'client-certificate', 'client-key', 'tokenFile', 'as', 'as-uid', 'as-groups', 'extensions']);

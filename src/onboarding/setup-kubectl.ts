@@ -65,8 +65,8 @@ export interface SetupKubectlResult {
   contexts: string[];
   changes: string[];
   skipped: Array<{ connection: string; reason: string }>;
-  /** The merged kubeconfig with every secret redacted (what --print shows). */
-  redactedText: string;
+  /** With `print`: the merged kubeconfig with every secret redacted (what --print shows). */
+  redactedText?: string;
 }
 
 export function setupKubectl(opts: SetupKubectlOptions): SetupKubectlResult {
@@ -98,9 +98,8 @@ export function setupKubectl(opts: SetupKubectlOptions): SetupKubectlResult {
     if (err instanceof KubeconfigShapeError) throw new TollgateError('TOLLGATE_ERR_USAGE', `${file} is not a kubeconfig tollgate can merge into: ${err.message}; fix or move it, or pass --kubeconfig`);
     throw err;
   }
-  const redactedText = redactedKubeconfig(doc).toString(KUBECONFIG_STRINGIFY);
-  const result = { file, written: false, contexts: entries.contexts.map((c) => c.name), changes, skipped: entries.skipped, redactedText };
-  if (opts.print) return result;
+  const result = { file, written: false, contexts: entries.contexts.map((c) => c.name), changes, skipped: entries.skipped };
+  if (opts.print) return { ...result, redactedText: redactedKubeconfig(doc).toString(KUBECONFIG_STRINGIFY) };
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   writeFileAtomic(file, doc.toString(KUBECONFIG_STRINGIFY));
   return { ...result, written: true };

@@ -1,7 +1,8 @@
 // Owns: finding the system's trusted roots and writing the bundle file (system roots + Tollgate's
 // CA) that CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, SSL_CERT_FILE and friends point at.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../store/write-file-atomic.ts';
 import { rootCertificates } from 'node:tls';
 import { buildCaBundle } from './build-ca-bundle.ts';
 
@@ -28,8 +29,6 @@ export function readSystemCaPem(files: readonly string[] = SYSTEM_CA_FILES): str
 /** Writes the bundle atomically (mode 0644: it holds only public certificates) and returns its path. */
 export function writeCaBundle(dest: string, tollgateCaPem: string, systemPem: string = readSystemCaPem()): string {
   mkdirSync(path.dirname(dest), { recursive: true });
-  const tmp = `${dest}.${process.pid}.tmp`;
-  writeFileSync(tmp, buildCaBundle(systemPem, tollgateCaPem), { mode: 0o644 });
-  renameSync(tmp, dest);
+  writeFileAtomic(dest, buildCaBundle(systemPem, tollgateCaPem), 0o644);
   return dest;
 }

@@ -8,7 +8,7 @@
 // src/audit/sqlite-audit-sink.ts.
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { OP_OPEN, createAuditWriter, unpackBatch, type PackedBatch, type PackedOp } from './audit-writer.ts';
+import { LATE_LEDGER_METHODS, OP_OPEN, createAuditWriter, unpackBatch, type PackedBatch, type PackedOp } from './audit-writer.ts';
 import { inImmediateTransaction, openDatabase, type Database } from './database.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import { createSqliteLedgerSync } from './sqlite-ledger.ts';
@@ -37,7 +37,8 @@ export interface AuditWorkerConfig {
 export type ToWorker =
   /**
    * One message per tick of the proxy's loop: records in compact form (src/store/audit-writer.ts
-   * PackedBatch), and spend-ledger calls, which run first, in order, each in its own transaction.
+   * PackedBatch), and spend-ledger calls, which run first, in order, each a savepoint of the
+   * commit's one transaction.
    */
   | { t: 'ops'; batch: PackedBatch; calls: LedgerCall[] }
   | { t: 'flush'; id: number }
@@ -77,9 +78,6 @@ const OP_NAMES = ['open', 'complete', 'event'] as const;
 
 /** Counters changed by a commit that had nothing else to report reach the proxy within this time. */
 const COUNTERS_MS = 250;
-
-/** Ledger calls no request waits on: their answers may wait for the next result (≤ COUNTERS_MS). */
-const LATE_METHODS: ReadonlySet<LedgerMethod> = new Set<LedgerMethod>(['settle', 'release', 'markThreshold']);
 
 class FileReplaced extends Error {
   readonly code = 'AUDIT_FILE_REPLACED';
@@ -287,7 +285,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     answers ??= runLedgerBatch(ledgerWork);
     let awaited = false;
     for (let i = 0; i < answers.length; i++) {
-      if (!LATE_METHODS.has((ledgerWork[i] as LedgerCall).method)) awaited = true;
+      if (!LATE_LEDGER_METHODS.has((ledgerWork[i] as LedgerCall).method)) awaited = true;
       lateAnswers.push(answers[i] as LedgerAnswer);
     }
     if (acked.length > 0 || failed.length > 0 || error || awaited || failing !== wasFailing || flushWaiters.length > 0) {

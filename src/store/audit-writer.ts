@@ -30,6 +30,13 @@ export interface PackedOp { k: OpKind; id: number; v: unknown[] }
 /** Many ops in one message: kinds, ids and every op's values one after the other. */
 export interface PackedBatch { k: number[]; id: number[]; v: unknown[] }
 
+/**
+ * Ledger calls (method names of src/ledger/ledger.ts) no request waits on — settlements, releases,
+ * threshold marks: the sink sends them like completions, and the writer answers them with its next
+ * result (or within its counters interval).
+ */
+export const LATE_LEDGER_METHODS: ReadonlySet<string> = new Set(['settle', 'release', 'markThreshold']);
+
 export const REQUEST_WIDTH = AUDIT_REQUEST_COLUMNS.length;
 export const EVENT_WIDTH = AUDIT_EVENT_COLUMNS.length;
 

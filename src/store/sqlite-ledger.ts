@@ -45,8 +45,8 @@ export function createSqliteLedger(db: Database): Ledger {
 /** The database must have been opened with openDatabase (migration 3 applied). */
 export function createSqliteLedgerSync(db: Database): SyncLedger {
   const getCounter = db.prepare<[string, string], CounterRow>('SELECT spent_micros, reserved_micros FROM budget_counters WHERE scope = ? AND window_key = ?');
-  // One statement for all of a request's lines (a request has 4–8: org, team, user or agent,
-  // project, each monthly and daily), prepared once per line count. Positional parameters
+  // One statement for all of a request's lines (6: the organisation, the team, and the user or
+  // agent, each monthly and daily; see budgetLinesFor), prepared once per line count. Positional parameters
   // throughout: binding is markedly cheaper than by name. This runs twice per metered request.
   const byLineCount = <T>(make: (n: number) => T): ((n: number) => T) => {
     const made = new Map<number, T>();

@@ -13,19 +13,25 @@ export interface CheckpointerConfig {
 }
 
 function run(cfg: CheckpointerConfig): void {
-  let db: ReturnType<typeof openDatabase>;
-  try {
-    db = openDatabase(cfg.file, { busyTimeoutMs: 0 });
-    db.pragma('wal_autocheckpoint = 0');
-  } catch {
-    // The writer reports an unusable store; without this thread the WAL is still bounded by the
-    // writer's own truncation at its cap.
-    return;
-  }
+  let db: ReturnType<typeof openDatabase> | undefined;
+  // Opened on the first tick that can: opening migrates in a write transaction, which waits (on
+  // this thread only) while the writer or a CLI verb holds the lock, and a failure is tried again
+  // next tick rather than leaving the WAL to the writer's truncation for good.
+  const connection = (): ReturnType<typeof openDatabase> | undefined => {
+    if (db) return db;
+    try {
+      db = openDatabase(cfg.file, { busyTimeoutMs: 5000 });
+      db.pragma('busy_timeout = 0'); // a checkpoint never waits: a busy one is retried next tick
+      db.pragma('wal_autocheckpoint = 0');
+    } catch {
+      db = undefined; // the writer reports an unusable store
+    }
+    return db;
+  };
   // Runs until the sink terminates the thread (the connection closes with it).
   setInterval(() => {
     try {
-      db.pragma('wal_checkpoint(PASSIVE)');
+      connection()?.pragma('wal_checkpoint(PASSIVE)');
     } catch {
       // busy (another checkpoint) or the store is failing: the next tick tries again
     }

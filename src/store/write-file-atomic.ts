@@ -1,5 +1,6 @@
-// Owns: replacing a file that holds a secret (the kubeconfig, Claude Code's settings, the login store) so that it is
-// never half written, never readable by others, and never written through a link someone planted:
+// Owns: replacing a file others rely on — secrets (the kubeconfig, Claude Code's settings, the login
+// store; mode 0600, never readable by others) and public files tools trust or read (the CA bundle,
+// the agents' status; 0644) — so that it is never half written and never written through a link:
 // a temporary file next to it with a random name, created exclusively (O_EXCL: an existing name,
 // a symbolic link included, fails instead of being followed) with the final mode, flushed to
 // disk, then renamed over the target (a link at the target is replaced, not written through).

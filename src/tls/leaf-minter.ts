@@ -55,10 +55,12 @@ export async function createLeafMinter(ca: CertificateAuthority, opts: { maxEntr
     ],
   })).rawData));
   const caKey = KeyObject.from(ca.signingKey);
+  // the template's signature algorithm names the hash: 'SHA-256' → 'sha256'
+  const digest = ca.signingAlgorithm.hash.replace('-', '').toLowerCase();
   const signTbs = (tbs: Buffer) => new Promise<Buffer>((resolve, reject) => {
-    // The callback form runs on libuv's thread pool, off the event loop. SHA-256 with the CA's key:
-    // ECDSA (DER-encoded signature, as X.509 wants) or RSASSA-PKCS1-v1_5.
-    sign('sha256', tbs, caKey, (err, sig) => (err ? reject(err) : resolve(sig)));
+    // The callback form runs on libuv's thread pool, off the event loop. The CA's key: ECDSA
+    // (DER-encoded signature, as X.509 wants) or RSASSA-PKCS1-v1_5.
+    sign(digest, tbs, caKey, (err, sig) => (err ? reject(err) : resolve(sig)));
   });
 
   async function mint(host: string, kind: 'dns' | 'ipv4' | 'ipv6'): Promise<SecureContext> {

@@ -12,6 +12,9 @@ import tls from 'node:tls';
  * bound: a 1 GiB upload never holds more than this (plus one record) in memory.
  */
 const UPSTREAM_HIGH_WATER_MARK = 256 * 1024;
+// documented for tls.connect (Node ≥ 12) and taken by net.Socket (it hands its options to
+// stream.Duplex); not in @types/node's option types
+const BUFFERING = { highWaterMark: UPSTREAM_HIGH_WATER_MARK } as object;
 
 export interface DialTarget {
   /** The vetted IP address to dial. */
@@ -118,8 +121,7 @@ export async function dial(target: DialTarget, opts: DialOptions, trust?: Upstre
         ...(choice?.context ? { secureContext: choice.context } : {}),
         ALPNProtocols: opts.alpn ?? ['http/1.1'],
         rejectUnauthorized: true,
-        // documented for tls.connect (Node ≥ 12); not in @types/node's ConnectionOptions
-        ...({ highWaterMark: UPSTREAM_HIGH_WATER_MARK } as object),
+        ...BUFFERING,
         // verify against the real host name (or the IP literal when there is no name)
         checkServerIdentity: (_host, cert) => tls.checkServerIdentity(target.servername, cert),
       });
@@ -129,8 +131,7 @@ export async function dial(target: DialTarget, opts: DialOptions, trust?: Upstre
       resolve(raw);
       return;
     } else {
-      // net.Socket hands its options to stream.Duplex, which takes highWaterMark
-      socket = net.connect({ host: target.address, port: target.port, ...({ highWaterMark: UPSTREAM_HIGH_WATER_MARK } as object) });
+      socket = net.connect({ host: target.address, port: target.port, ...BUFFERING });
       socket.once('connect', () => { clearTimeout(timer); socket.off('error', fail); resolve(socket); });
     }
     socket.once('error', fail);

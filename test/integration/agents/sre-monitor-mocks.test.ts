@@ -13,6 +13,7 @@ import { ANTHROPIC_HOST, ensureMockCa, KUBE_HOST, SLACK_HOST, startMockUpstreams
 import { checkSandboxSupport } from '../../../src/sandbox/sandbox-support.ts';
 import { cliInProcess } from '../../helpers/cli-in-process.ts';
 import { unusedPort } from '../../helpers/unused-port.ts';
+import { until } from '../../helpers/cli-process.ts';
 
 const repo = path.resolve(import.meta.dirname, '../../..');
 const BIN = path.join(repo, 'bin/tollgate');
@@ -43,14 +44,6 @@ function tollgate(args: string[], ready: RegExp): Promise<{ child: ChildProcess;
     child.stdout!.on('data', () => { if (ready.test(out)) { clearTimeout(timer); resolve({ child, output: () => out }); } });
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`tollgate ${args[0]} exited ${code}: ${out}`)); });
   });
-}
-
-async function until(what: string, check: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const stopped = (c: ChildProcess) => new Promise<void>((resolve) => {

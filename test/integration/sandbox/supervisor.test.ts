@@ -17,16 +17,9 @@ import { HOLDER_SCRIPT } from '../../../src/cli/run-command.ts';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
+import { sleep, until } from '../../helpers/cli-process.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Runs `node -e SCRIPT` directly (the supervisor logic does not depend on the sandbox). */
 const plainLauncher = (tokens: string[]): AgentLauncher => async (agent, token) => {

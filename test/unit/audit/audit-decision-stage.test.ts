@@ -86,6 +86,7 @@ t.test('admission checks of earlier stages (the budget reservation) are awaited 
       t.match(err, { reason: c.want }, c.why);
       t.equal(ex.notes[AUDIT_NOTE], undefined, `${c.why}: not admitted, so its end row is not an allow`);
     }
+    if (!c.failing) t.equal(sink.decisions.length, 1, `${c.why}: the decision row went to the store alongside the check`);
   }
 });
 

@@ -111,6 +111,8 @@ t.test('Claude Code settings: merged into env, nothing else touched', async (t) 
   t.throws(() => mergeClaudeSettings([], input), /not a JSON object/);
   t.throws(() => mergeClaudeSettings({ env: 'x' }, input), /"env" that is not an object/);
   t.equal(redactProxyUrl('http://a:b@h:1'), 'http://a:***@h:1');
+  t.equal(redactProxyUrl('http://tg_x:@h:1'), 'http://***:@h:1', 'without a team the user name is the token');
+  t.equal(redactProxyUrl('see http://a:b@h and http://tg_c:d@h'), 'see http://a:***@h and http://tg_c:***@h', 'every URL in the text');
 });
 
 t.test('restart backoff doubles up to the ceiling', async (t) => {
