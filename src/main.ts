@@ -30,6 +30,7 @@ import { ensureCertificateAuthority, type CertificateAuthority } from './tls/cer
 import { createLeafMinter } from './tls/leaf-minter.ts';
 import { createUpstreamTrust, type DialOptions } from './upstream/connector.ts';
 import { createConnectionTrust } from './upstream/connection-trust.ts';
+import { createOutboundDispatcher, fetchVia } from './upstream/outbound-dispatcher.ts';
 import { createHostResolver } from './upstream/resolver.ts';
 import { createUpstreamPools } from './upstream/upstream-pools.ts';
 import { labelSetsFromConfig } from './metrics/label-sets.ts';
@@ -126,6 +127,8 @@ export interface GatewayParts {
   metrics?: MetricCatalogue;
   /** Upstream trust pinned per host (org.yaml connections with `ca:`). */
   pinnedTrust?: DialOptions['pinnedTrust'];
+  /** The upstream trust when the caller built it already (else built from config). */
+  trust?: tls.SecureContext;
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, parts: GatewayParts): Promise<RunningGateway> {
@@ -137,7 +140,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
   const resolver = createHostResolver({ upstreams: config.upstreams, servers: config.dns.servers, timeoutMs: config.dns.timeoutMs });
   const dialOptions = {
     connectTimeoutMs: config.timeouts.connectMs,
-    trust: createUpstreamTrust(upstreamTrust(config)),
+    trust: parts.trust ?? createUpstreamTrust(upstreamTrust(config)),
     pinnedTrust: parts.pinnedTrust,
     upstreamProxy: config.upstreamProxy ? new URL(config.upstreamProxy) : undefined,
   };
@@ -296,8 +299,13 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       onTouchError: (err) => logger.warn('cannot record token use', { error: String(err) }),
     });
     const limiter = createAuthFailureLimiter();
+    // One upstream trust (parsing the roots costs ~100 ms of CPU) for proxied traffic and for the
+    // gateway's own calls out (IdP, webhooks), which leave through upstream_proxy too.
+    const trust = createUpstreamTrust(upstreamTrust(config));
+    const outbound = createOutboundDispatcher({ upstreamProxy: config.upstreamProxy, trust, connectTimeoutMs: config.timeouts.connectMs });
+    cleanup.push(() => outbound.close().catch(() => undefined));
     const sso = await startSso(config, logger, {
-      dev: opts.dev, tokens, org: () => policy.current().org,
+      dev: opts.dev, tokens, org: () => policy.current().org, issuerDeps: { fetch: fetchVia(outbound) },
       audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())),
     });
     cleanup.push(() => sso.close());
@@ -312,7 +320,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())), logger: logger.child({ component: 'admin-api' }),
     });
     // Threshold webhooks: queued in tollgate.db, posted off the request path (docs/metering.md).
-    const alerts = webhookNotifierFromConfig({ db, config, secrets, logger: logger.child({ component: 'alerts' }),
+    const alerts = webhookNotifierFromConfig({ db, config, secrets, logger: logger.child({ component: 'alerts' }), dispatcher: outbound,
       onGiveUp: (i) => auditSink.event(buildAuditEvent({ type: 'alert_failed', actor: 'gateway', detail: { ...i } }, Date.now())) });
     let alertsStarted = false;
     cleanup.push(() => alerts.close(alertsStarted ? undefined : 0));
@@ -325,6 +333,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
         adminApi, ...createDashboardRoutes({ authenticate: sso.authenticateAdmin })],
       metrics,
       pinnedTrust: (host) => connectionTrust.choose(host),
+      trust,
       tunnelStages: [authenticate, decidePolicy],
       requestStages: [authenticate, decidePolicy],
       // auditStage stays LAST: the decision row is committed just before the first byte goes upstream.

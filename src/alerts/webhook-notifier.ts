@@ -5,7 +5,7 @@
 // through `upstream_proxy` when one is set). Failed attempts are retried with exponential backoff,
 // a bounded number of times; rows still pending at start-up are resumed. The URL is a secret: it is
 // never logged, never stored, and scrubbed from any error text.
-import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { GatewayConfig } from '../config/gateway-config.ts';
 import type { SecretSource } from '../credentials/secret-source.ts';
 import type { ThresholdEvent } from '../metering/budget.ts';
@@ -255,14 +255,15 @@ export function createWebhookNotifier(deps: WebhookNotifierDeps): WebhookNotifie
   };
 }
 
-/** Builds the notifier from tollgate.yaml on tollgate.db; posts go through `upstream_proxy` when one is set. */
+/**
+ * Builds the notifier from tollgate.yaml on tollgate.db. `dispatcher`: the gateway's outbound client
+ * (src/upstream/outbound-dispatcher.ts: through `upstream_proxy` when one is set); its owner closes it.
+ */
 export function webhookNotifierFromConfig(deps: {
-  db: Database; config: GatewayConfig; secrets: SecretSource; logger: Logger; onGiveUp?: (info: GiveUpInfo) => void;
+  db: Database; config: GatewayConfig; secrets: SecretSource; logger: Logger; dispatcher: Dispatcher; onGiveUp?: (info: GiveUpInfo) => void;
 }): WebhookNotifier & { close(graceMs?: number): Promise<void> } {
   const alerts = deps.config.alerts;
-  const dispatcher: Dispatcher = deps.config.upstreamProxy
-    ? new ProxyAgent({ uri: deps.config.upstreamProxy, connect: { timeout: deps.config.timeouts.connectMs } })
-    : new Agent({ connect: { timeout: deps.config.timeouts.connectMs }, keepAliveTimeout: 10_000 });
+  const dispatcher = deps.dispatcher;
   for (const w of alerts.webhooks) {
     if (w.url.kind === 'secret' && !deps.secrets.has(w.url.secret)) {
       deps.logger.warn('alert webhook secret has no value; its deliveries wait and retry until it is set', { webhook: w.name, secret: w.url.secret });
@@ -276,7 +277,6 @@ export function webhookNotifierFromConfig(deps: {
     ...notifier,
     async close(graceMs?: number) {
       await notifier.close(graceMs);
-      await dispatcher.close().catch(() => undefined);
     },
   };
 }

@@ -54,7 +54,7 @@ export const GatewayConfigSchema = Type.Object(
       dir: Type.Optional(Type.String({ minLength: 1, description: 'Folder with one file per secret (secrets/github-token); the environment wins', default: './secrets' })),
     }, { additionalProperties: false, description: 'Where named secrets are read from' })),
     upstreams: Type.Optional(Type.Record(Type.String({ minLength: 1 }), hostPort('address:port dialled for this host name'), { description: 'hostname → address to dial instead of resolving it (policy, audit, SNI and certificate checks still use the name)' })),
-    upstream_proxy: Type.Optional(Type.String({ pattern: '^https?://', description: 'Corporate proxy for upstream traffic (http://host:port); asked to CONNECT to the address Tollgate resolved and vetted' })),
+    upstream_proxy: Type.Optional(Type.String({ pattern: '^https?://', description: "Corporate proxy (http:// or https://, user:password allowed) for upstream traffic and the gateway's own calls to the IdP and webhooks; asked to CONNECT to the address Tollgate resolved and vetted" })),
     tls: Type.Optional(Type.Object({
       upstream_ca: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Extra CA files trusted for upstream TLS, next to Node\'s bundled roots and the system bundle' })),
     }, { additionalProperties: false, description: 'Upstream TLS' })),

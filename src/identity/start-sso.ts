@@ -44,7 +44,10 @@ export async function startSso(config: GatewayConfig, logger: Logger, opts: Star
       issuer: devIssuer.issuer, users: devIssuer.users.map((u) => `${u.email} (${u.groups.join(', ')})`),
     });
   }
-  const issuers = createIssuerRegistry(issuerSettings, { ...opts.issuerDeps, ...(opts.now ? { now: opts.now } : {}) });
+  // The embedded dev issuer is in this process: it is always called directly, never through
+  // `upstream_proxy` (the outbound fetch in issuerDeps).
+  const { fetch: outboundFetch, ...localDeps } = { ...opts.issuerDeps, ...(opts.now ? { now: opts.now } : {}) };
+  const issuers = createIssuerRegistry(issuerSettings, (s) => (devIssuer && s === devIssuer.settings ? localDeps : { ...localDeps, ...(outboundFetch ? { fetch: outboundFetch } : {}) }));
   const sessions = createAdminSessions({ ttlMs: config.sso.sessionTtlMs });
   const nonces = createLoginNonces();
   const login = createSsoLogin({

@@ -48,14 +48,30 @@ function isIp(s: string): boolean {
   return net.isIP(s) !== 0;
 }
 
-function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number): Promise<net.Socket> {
+/**
+ * A socket to `address:port` through the corporate proxy (HTTP CONNECT). An https:// proxy is
+ * reached over TLS, verified against the upstream trust like any upstream.
+ */
+function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number, trust: tls.SecureContext | undefined): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const proxyPort = Number(proxy.port || (proxy.protocol === 'https:' ? 443 : 80));
-    const sock = net.connect({ host: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxyPort });
+    const overTls = proxy.protocol === 'https:';
+    const proxyPort = Number(proxy.port || (overTls ? 443 : 80));
+    const proxyHost = proxy.hostname.replace(/^\[|\]$/g, '');
+    const sock = overTls
+      ? tls.connect({
+        host: proxyHost, port: proxyPort, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'],
+        ...(isIp(proxyHost) ? {} : { servername: proxyHost }),
+        ...(trust ? { secureContext: trust } : {}),
+      })
+      : net.connect({ host: proxyHost, port: proxyPort });
     const authority = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
     const timer = setTimeout(() => sock.destroy(Object.assign(new Error('upstream proxy timeout'), { code: 'TOLLGATE_CONNECT_TIMEOUT' })), timeoutMs);
-    sock.once('error', (e) => { clearTimeout(timer); reject(e); });
-    sock.once('connect', () => {
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      // Name the proxy (never its credentials), not the upstream, as what failed.
+      reject(e.code?.startsWith('TOLLGATE_') ? e : Object.assign(new Error(`upstream proxy ${proxyHost}:${proxyPort} failed: ${e.code ?? e.message}`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
+    });
+    sock.once(overTls ? 'secureConnect' : 'connect', () => {
       let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
       if (proxy.username) {
         const cred = Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64');
@@ -106,7 +122,7 @@ export async function dial(target: DialTarget, opts: DialOptions, trust?: Upstre
   if (choice?.failure !== undefined) {
     throw Object.assign(new Error(choice.failure), { code: 'ERR_TLS_PINNED_CA_UNAVAILABLE' });
   }
-  const raw = opts.upstreamProxy ? await viaProxy(opts.upstreamProxy, target.address, target.port, opts.connectTimeoutMs) : undefined;
+  const raw = opts.upstreamProxy ? await viaProxy(opts.upstreamProxy, target.address, target.port, opts.connectTimeoutMs, opts.trust) : undefined;
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
     const timer = setTimeout(() => {

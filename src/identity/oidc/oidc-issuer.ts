@@ -133,8 +133,9 @@ export interface IssuerRegistry {
   get(name: string): OidcIssuer | undefined;
 }
 
-export function createIssuerRegistry(settings: readonly SsoIssuerConfig[], deps: OidcIssuerDeps = {}): IssuerRegistry {
-  const issuers = settings.map((s) => createOidcIssuer(s, deps));
+/** `deps`: the same for every issuer, or chosen per issuer. */
+export function createIssuerRegistry(settings: readonly SsoIssuerConfig[], deps: OidcIssuerDeps | ((s: SsoIssuerConfig) => OidcIssuerDeps) = {}): IssuerRegistry {
+  const issuers = settings.map((s) => createOidcIssuer(s, typeof deps === 'function' ? deps(s) : deps));
   const byName = new Map(issuers.map((i) => [i.settings.name, i]));
   return { list: () => issuers, get: (name) => byName.get(name) };
 }
