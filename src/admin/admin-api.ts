@@ -10,6 +10,7 @@ import type { StoredAuditRequest } from '../audit/audit-record.ts';
 import type { AuditEventInput } from '../audit/build-audit-row.ts';
 import type { PolicyStatus } from '../config/policy-reloader.ts';
 import { NAME_PATTERN } from '../identity/scope.ts';
+import { tokenRevokedEvent } from '../identity/token-events.ts';
 import type { TokenService } from '../identity/token-service.ts';
 import type { BudgetStatus } from '../ledger/budget-status.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -254,10 +255,7 @@ export function createAdminApi(deps: AdminApiDeps): AdminRoute {
           : undefined;
         if (target === undefined) return sendError(res, 400, 'bad_request', `${usage} Token ids look like tok_ and 16 hex digits; agent names are lower case letters, digits and hyphens.`);
         const revoked = await deps.tokens.revoke(target, now);
-        deps.audit({
-          type: 'token_revoked', actor: actorOf(admin),
-          detail: { by: 'admin_api', via: admin.via, target: { [field]: value }, token_ids: revoked.map((r) => r.id), subjects: [...new Set(revoked.map((r) => r.subject))] },
-        });
+        deps.audit(tokenRevokedEvent(target, revoked, actorOf(admin), { by: 'admin_api', via: admin.via }));
         deps.logger.info('admin token revocation', { actor: admin.email, target: { [field]: value }, revoked: revoked.length });
         sendJson(res, 200, { revoked: revoked.map((r) => ({ id: r.id, kind: r.kind, subject: r.subject })) });
       },

@@ -14,6 +14,7 @@ import type { IssuerRegistry } from '../identity/oidc/oidc-issuer.ts';
 import { OidcError } from '../identity/oidc/oidc-error.ts';
 import { createAuthorizationSecrets } from '../identity/oidc/pkce.ts';
 import type { SsoAuditHook, SsoLogin } from '../identity/sso-login.ts';
+import { tokenRevokedEvent } from '../identity/token-events.ts';
 import type { TokenService } from '../identity/token-service.ts';
 import { isAdminGroup } from '../config/org-config.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -187,10 +188,7 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
       await deps.tokens.revoke({ id: v.record.id }, now());
       deps.logger.info('sso_logout', { event: 'token_revoked', token_id: v.record.id, subject: v.record.subject, source: source(req) });
       try {
-        deps.audit?.({
-          type: 'token_revoked', actor: `${v.record.kind}:${v.record.subject}`,
-          detail: { by: 'logout', target: { id: v.record.id }, token_ids: [v.record.id], subjects: [v.record.subject] },
-        });
+        deps.audit?.(tokenRevokedEvent({ id: v.record.id }, [v.record], `${v.record.kind}:${v.record.subject}`, 'logout'));
       } catch (err) {
         deps.logger.error('cannot write the sign-out audit event', { token_id: v.record.id, error: String(err) });
       }

@@ -2,7 +2,7 @@
 // starts, reused while more than half their lifetime remains, rotated (new token, old one revoked)
 // after that. Tokens earlier supervisor runs left active are revoked on the first issue. Each issue
 // and revocation is recorded (`token_issued`, `token_revoked`, by `supervisor`).
-import type { AuditEventInput } from '../audit/build-audit-row.ts';
+import type { BestEffortAudit } from '../audit/audit-commands.ts';
 import { tokenIssuedEvent, tokenRevokedEvent } from '../identity/token-events.ts';
 import type { TokenService } from '../identity/token-service.ts';
 import type { SupervisedAgent } from './agent-spec.ts';
@@ -14,12 +14,13 @@ export interface AgentTokenSourceOptions {
   ttlMs?: number;
   now?: () => number;
   /**
-   * Records the token events; must not throw (`tollgate agents` passes bestEffortAuditor: a failed
-   * write is logged). Unlike `tollgate token issue`, an agent token is not held back when its event
-   * cannot be written: it is never shown to anyone, and every request made with it is audited by
-   * the gateway, which fails closed when it cannot write.
+   * Records the token events. Called unguarded: a BestEffortAudit never throws (bestEffortAuditor
+   * hands a failed write to its error callback; `tollgate agents` logs it). Unlike `tollgate token
+   * issue`, an agent token is not held back when its event cannot be written: it is never shown to
+   * anyone, and every request made with it is audited by the gateway, which fails closed when it
+   * cannot write.
    */
-  audit?: (event: AuditEventInput) => void;
+  audit?: BestEffortAudit;
   /** Actor of those events (`cli:<os user>` of whoever runs the supervisor). Default `supervisor`. */
   actor?: string;
 }

@@ -5,6 +5,7 @@
 // Launching (the sandbox), tokens, budgets and the audit trail come in as interfaces, so tests use twins.
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import type { BestEffortAudit } from '../audit/audit-commands.ts';
 import type { AuditEventInput } from '../audit/build-audit-row.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { SupervisedAgent } from './agent-spec.ts';
@@ -49,12 +50,12 @@ export interface SupervisorOptions {
   logger?: Logger;
   now?: () => number;
   /**
-   * Records `agent_started` and `agent_stopped` (`tollgate agents`: straight into tollgate.db, see
-   * bestEffortAuditor). Expected not to throw; if it does, the failure is logged and the agent
-   * runs on regardless: agents are not requests, the gateway audits (and fails closed on) every
-   * request an agent makes.
+   * Records `agent_started` and `agent_stopped` (`tollgate agents`: straight into tollgate.db).
+   * Called unguarded: a BestEffortAudit never throws (bestEffortAuditor hands a failed write to
+   * its error callback), so the agents run on regardless — agents are not requests, the gateway
+   * audits (and fails closed on) every request an agent makes.
    */
-  audit?: (event: AuditEventInput) => void;
+  audit?: BestEffortAudit;
   /** Actor of those events: who runs the supervisor (`cli:<os user>`). Default `supervisor`. */
   actor?: string;
 }
@@ -96,13 +97,7 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
   const actor = opts.actor ?? 'supervisor';
   let stopping = false;
 
-  const audit = (event: AuditEventInput) => {
-    try {
-      opts.audit?.(event);
-    } catch (err) {
-      logger?.error('agent audit event not written', { type: event.type, error: (err as Error).message });
-    }
-  };
+  const audit = (event: AuditEventInput) => opts.audit?.(event);
   const scope = (a: SupervisedAgent) => ({ agent: a.key, team: a.team, project: a.project ?? null });
 
   const slots: Slot[] = opts.agents.map((agent) => {

@@ -1,6 +1,7 @@
 // Owns: the library side of `tollgate audit …` — parse the filters, open tollgate.db, run the
 // query, export, verification or pruning, and write the output. The CLI (src/cli/audit-commands.ts)
-// only parses arguments and maps results to exit codes.
+// only parses arguments and maps results to exit codes. Also how processes other than the gateway
+// (CLI verbs, the agent supervisor) append audit events, and their actor.
 import { userInfo } from 'node:os';
 import { parseDuration } from '../identity/parse-duration.ts';
 import { TollgateError } from '../errors.ts';
@@ -146,20 +147,30 @@ export function createEventAppender(db: Database, clock: () => number = Date.now
   };
 }
 
+declare const neverThrows: unique symbol;
+
+/**
+ * An audit callback that never throws: a failed write has gone to its error callback. The agent
+ * supervisor and the agent token source call theirs unguarded and take only this type, which
+ * only bestEffortAuditor makes: the one guard both rely on.
+ */
+export type BestEffortAudit = ((event: AuditEventInput) => void) & { readonly [neverThrows]: true };
+
 /**
  * The audit callback of a long-running process other than the gateway (the agent supervisor):
  * each event is written at once through createEventAppender; a failed write goes to `onError`
  * and is never thrown, so the process keeps running (its events are not held for a retry).
  */
-export function bestEffortAuditor(db: Database, onError: (err: Error, event: AuditEventInput) => void): (event: AuditEventInput) => void {
+export function bestEffortAuditor(db: Database, onError: (err: Error, event: AuditEventInput) => void): BestEffortAudit {
   const append = createEventAppender(db);
-  return (event) => {
+  const audit = (event: AuditEventInput): void => {
     try {
       append([event]);
     } catch (err) {
       onError(err as Error, event);
     }
   };
+  return audit as BestEffortAudit;
 }
 
 /** Appends events from a process other than the gateway (CLI verbs): same chain, same transaction rules. */

@@ -67,7 +67,8 @@ export function registerAgentCommands(program: Command): void {
       const caBundlePath = writeCaBundle(path.join(agentsDir(config.dataDir), 'ca-bundle.pem'), readFileSync(config.ca.cert, 'utf8'));
       const db = openDatabase(databasePath(config), { busyTimeoutMs: config.audit.busyTimeoutMs });
       // agent_started / agent_stopped and the agent tokens' events go straight into tollgate.db's
-      // event chain (alongside a running gateway); a failed write is logged, the agents run on.
+      // event chain (alongside a running gateway); a failed write is logged, the agents run on
+      // (bestEffortAuditor is the only guard: the supervisor and the token source have none).
       const audit = bestEffortAuditor(db, (err, event) => logger.error('audit event not written', { type: event.type, error: err.message }));
       const actor = cliActor();
       const host = config.listen.proxy.host === '0.0.0.0' || config.listen.proxy.host === '::' ? '127.0.0.1' : config.listen.proxy.host;

@@ -71,13 +71,14 @@ export function connectionServerProblem(server: string, hosts: readonly string[]
   if (url.protocol !== 'https:') return `server "${server}" must use https:// (the gateway intercepts and verifies the API server's TLS)`;
   if (url.username !== '' || url.password !== '') return 'server must not carry credentials; the gateway injects the bound token';
   if (url.search !== '' || url.hash !== '') return `server "${server}" must not have a query or fragment`;
+  const bare = url.hostname.replace(/^\[|\]$/g, ''); // an IPv6 literal without its brackets
   if (url.port !== '') {
     return `server "${server}" names port ${url.port}, but the gateway sends credentials only over https on port 443 ` +
       '(any other port is refused as credential_insecure), so kubectl could not reach it through the gateway; ' +
       `write https://${url.hostname}${url.pathname === '/' ? '' : url.pathname} and, since the API server listens on ${url.port}, ` +
-      `have the gateway dial it there with upstreams: { ${url.hostname.replace(/^\[|\]$/g, '')}: <address>:${url.port} } in tollgate.yaml`;
+      `have the gateway dial it there with upstreams: { ${bare}: <address>:${url.port} } in tollgate.yaml`;
   }
-  const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  const host = bare.replace(/\.$/, '');
   const ip = parseRequestIp(host);
   for (const h of hosts) {
     const r = parseHostPattern(h);

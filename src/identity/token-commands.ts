@@ -142,7 +142,6 @@ export async function tokenIssue(opts: TokenIssueOptions): Promise<TokenIssueRes
   const now = opts.now ?? Date.now();
   const actor = opts.issuedBy ?? cliActor();
   let issued;
-  let auditError: unknown;
   try {
     issued = await withService(opts.dbFile, opts, (svc, db) => {
       const appendEvents = createEventAppender(db, () => now);
@@ -163,17 +162,15 @@ export async function tokenIssue(opts: TokenIssueOptions): Promise<TokenIssueRes
         try {
           appendEvents([tokenIssuedEvent(t.record, actor, 'cli')]);
         } catch (err) {
-          auditError = err;
-          throw err;
+          throw auditUnavailable(opts.dbFile, storeFailure(err) ?? (err as Error).message, 'no token was issued', err);
         }
         return t;
       });
     });
   } catch (err) {
     // Tokens live in the audit store's file: any failure to open or write it means no event.
-    const why = storeFailure(err) ?? (auditError === err ? (err as Error).message : undefined);
-    if (why === undefined) throw err;
-    throw auditUnavailable(opts.dbFile, why, 'no token was issued', err);
+    const why = storeFailure(err);
+    throw why === undefined ? err : auditUnavailable(opts.dbFile, why, 'no token was issued', err);
   }
   (opts.write ?? ((s: string) => process.stdout.write(s)))(`${issued.token}\n`);
   return { token: issued.token, id: issued.record.id, expiresAt: issued.record.expiresAt };

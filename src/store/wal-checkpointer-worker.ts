@@ -10,6 +10,8 @@ import { openDatabase } from './database.ts';
 export interface CheckpointerConfig {
   file: string;
   intervalMs: number;
+  /** How long an attempt to open waits for the write lock before the next tick tries again. Default 5000. */
+  openBusyTimeoutMs?: number;
 }
 
 function run(cfg: CheckpointerConfig): void {
@@ -20,7 +22,7 @@ function run(cfg: CheckpointerConfig): void {
   const connection = (): ReturnType<typeof openDatabase> | undefined => {
     if (db) return db;
     try {
-      db = openDatabase(cfg.file, { busyTimeoutMs: 5000 });
+      db = openDatabase(cfg.file, { busyTimeoutMs: cfg.openBusyTimeoutMs ?? 5000 });
       db.pragma('busy_timeout = 0'); // a checkpoint never waits: a busy one is retried next tick
       db.pragma('wal_autocheckpoint = 0');
     } catch {

@@ -3,8 +3,8 @@
 // auth-provider and exec configuration), every tollgate-* cluster of the same gateway gets the new
 // token, the file stays YAML that kubectl (YAML 1.1) still reads with its comments and quoted
 // strings, and the file (and Claude Code's settings) are replaced by an exclusive temporary file
-// renamed into place, never written through a planted link. And org.yaml refuses a `server:` on
-// a port the gateway sends no credentials to.
+// renamed into place, never written through a planted link. (org.yaml's checks of `server:` are
+// in test/unit/onboarding/kubeconfig.test.ts.)
 import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -12,7 +12,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { parseOrgConfig } from '../../../src/config/org-config.ts';
 import { writeFileAtomic } from '../../../src/store/write-file-atomic.ts';
 import { cliInProcess } from '../../helpers/cli-in-process.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
@@ -241,20 +240,4 @@ t.test('writeFileAtomic: mode 0600 whatever was there, nothing left behind when 
   writeFileSync(path.join(adir, 'd', 'x'), '');
   t.throws(() => writeFileAtomic(path.join(adir, 'd'), 'data'), 'a non-empty directory cannot be replaced');
   t.same(readdirSync(adir).sort(), ['d', 'f'], 'the temporary file was removed');
-});
-
-t.test('org.yaml refuses a kubernetes server: on a port other than 443, where it is written', async (t) => {
-  const org = (server: string) => `organization: X\nprojects:\n  p:\n    name: P\n    connections:\n      - { name: k, kind: kubernetes, hosts: [k.example.com], server: "${server}" }\nteams:\n  a: { name: A, idp_groups: [a] }\n`;
-  for (const server of ['https://k.example.com', 'https://k.example.com:443', 'https://k.example.com/k8s/clusters/c-1']) {
-    t.ok(parseOrgConfig('org.yaml', org(server)).ok, server);
-  }
-  const r = parseOrgConfig('org.yaml', org('https://k.example.com:6443'));
-  t.notOk(r.ok);
-  if (!r.ok) {
-    const p = r.problems[0]!;
-    t.equal(`${p.file}:${p.line}`, 'org.yaml:6');
-    t.ok(p.col > 1);
-    t.match(p.message, /port 6443, but the gateway sends credentials only over https on port 443 .*credential_insecure/);
-    t.match(p.message, /write https:\/\/k\.example\.com and.*upstreams: \{ k\.example\.com: <address>:6443 \}/);
-  }
 });

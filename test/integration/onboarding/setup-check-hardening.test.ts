@@ -7,22 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { findAuditRow } from '../../../src/onboarding/find-audit-row.ts';
-import { proxyEndpoint } from '../../../src/onboarding/setup-check.ts';
 import { cliInProcess } from '../../helpers/cli-in-process.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-check-hard-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-t.test('a proxy URL without a port: 443 for https, 80 for http', async (t) => {
-  const table: Array<[string, string, number]> = [
-    ['https://a:b@gw.example', 'gw.example', 443],
-    ['http://a:b@gw.example', 'gw.example', 80],
-    ['https://gw.example:3128', 'gw.example', 3128],
-    ['http://[::1]:3128', '::1', 3128],
-  ];
-  for (const [url, host, port] of table) t.same(proxyEndpoint(new URL(url)), { host, port }, url);
-});
 
 t.test('setup --check claude-code probes an https proxy URL without a port on 443', async (t) => {
   const ca = await makeTestCa('Setup Check Hardening CA');

@@ -14,7 +14,7 @@ import type { SupervisedAgent } from '../../../src/agents/agent-spec.ts';
 import { readStatusFile } from '../../../src/agents/agent-status.ts';
 import { createAgentTokenSource } from '../../../src/agents/agent-tokens.ts';
 import { createSupervisor, type AgentLauncher, type BudgetProbe } from '../../../src/agents/supervisor.ts';
-import { bestEffortAuditor, createEventAppender } from '../../../src/audit/audit-commands.ts';
+import { bestEffortAuditor } from '../../../src/audit/audit-commands.ts';
 import { createTokenService } from '../../../src/identity/token-service.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { openDatabase, type Database } from '../../../src/store/database.ts';
@@ -113,18 +113,18 @@ t.test('an audit store that cannot be written is logged; the agents run on', asy
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger({ level: 'debug', write: (l) => { logs.push(JSON.parse(l) as Record<string, unknown>); } });
   const tokenErrors: string[] = [];
-  const append = createEventAppender(db);
   const sup = createSupervisor({
     agents: [agentOf('beat', 'console.log("beat")', 150)],
     launch: plainLauncher([], []),
     tokens: createAgentTokenSource(createTokenService(createSqliteTokenStore(db), { cacheTtlMs: 0 }), { audit: bestEffortAuditor(db, (err) => tokenErrors.push(err.message)) }),
     budget: { exhausted: async () => ({ exhausted: false }) }, dataDir: dir, logger,
-    audit: (e) => append([e]), // throws: the supervisor's own guard logs it
+    // as `tollgate agents` does: the auditor is the only guard, the supervisor has none of its own
+    audit: bestEffortAuditor(db, (err, event) => logger.error('audit event not written', { type: event.type, error: err.message })),
   });
   sup.start();
   await until('three runs', () => sup.status()[0]!.restarts === 0 && (readStatusFile(sup.statusFile)?.agents[0]?.lastExit?.code === 0) && logs.filter((l) => l['msg'] === 'agent exited').length >= 3);
   await sup.stop();
-  const failed = logs.filter((l) => l['msg'] === 'agent audit event not written');
+  const failed = logs.filter((l) => l['msg'] === 'audit event not written');
   t.ok(failed.some((l) => l['type'] === 'agent_started') && failed.some((l) => l['type'] === 'agent_stopped'), 'each lost event is logged');
   t.match(failed[0], { level: 'error', error: /simulated audit store failure/ });
   t.match(tokenErrors, [/simulated audit store failure/], 'the token event failure reached its error callback');

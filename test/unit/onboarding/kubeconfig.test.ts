@@ -24,7 +24,7 @@ const input = {
     { name: 'eks', kind: 'kubernetes', server: 'https://prod.gr7.eu-west-1.eks.amazonaws.com' },
     { name: 'aws', kind: 'aws' },
     { name: 'old-cluster', kind: 'kubernetes' },
-    { name: 'gke', kind: 'kubernetes', server: 'https://10.0.0.9:6443' },
+    { name: 'gke', kind: 'kubernetes', server: 'https://10.0.0.9:443' },
   ],
 };
 
@@ -32,7 +32,7 @@ t.test('entries: kubernetes connections with a server only; proxy-url, CA data, 
   const e = kubeconfigEntries(input);
   t.same(e.clusters, [
     { name: 'tollgate-production-eks', cluster: { server: 'https://prod.gr7.eu-west-1.eks.amazonaws.com', 'certificate-authority-data': Buffer.from(CA).toString('base64'), 'proxy-url': PROXY } },
-    { name: 'tollgate-production-gke', cluster: { server: 'https://10.0.0.9:6443', 'certificate-authority-data': Buffer.from(CA).toString('base64'), 'proxy-url': PROXY } },
+    { name: 'tollgate-production-gke', cluster: { server: 'https://10.0.0.9:443', 'certificate-authority-data': Buffer.from(CA).toString('base64'), 'proxy-url': PROXY } },
   ]);
   t.same(e.contexts.map((c) => c['context']), [{ cluster: 'tollgate-production-eks', user: 'tollgate' }, { cluster: 'tollgate-production-gke', user: 'tollgate' }]);
   t.same(e.users, [{ name: 'tollgate', user: { token: 'tollgate-placeholder' } }], 'no credential: the gateway swaps the placeholder for the bound token');
@@ -48,7 +48,7 @@ t.test('merge: keeps other entries and settings, replaces ours, sets the current
       t.equal(m.config['apiVersion'], 'v1');
       t.equal(m.config['kind'], 'Config');
       t.equal(m.config['current-context'], 'tollgate-production-eks');
-      t.same(m.changes, ['added cluster and context tollgate-production-eks (https://prod.gr7.eu-west-1.eks.amazonaws.com)', 'added cluster and context tollgate-production-gke (https://10.0.0.9:6443)', 'current-context = tollgate-production-eks']);
+      t.same(m.changes, ['added cluster and context tollgate-production-eks (https://prod.gr7.eu-west-1.eks.amazonaws.com)', 'added cluster and context tollgate-production-gke (https://10.0.0.9:443)', 'current-context = tollgate-production-eks']);
     }],
     ['an existing kubeconfig', {
       apiVersion: 'v1', kind: 'Config', preferences: { colors: true }, 'current-context': 'minikube',
@@ -89,13 +89,18 @@ t.test('the YAML round-trips', async (t) => {
 });
 
 t.test('org.yaml server: https URL whose host is one of the connection\'s hosts', async (t) => {
-  const hosts = ['*.gr7.eu-west-1.eks.amazonaws.com', '10.0.0.0/24', 'k8s.internal.example'];
+  const hosts = ['*.gr7.eu-west-1.eks.amazonaws.com', '10.0.0.0/24', 'k8s.internal.example', 'fd00::1'];
   const table: Array<[string, RegExp | null]> = [
     ['https://prod.gr7.eu-west-1.eks.amazonaws.com', null],
     ['https://PROD.gr7.eu-west-1.eks.amazonaws.com.', null],
     ['https://10.0.0.9', null],
     ['https://k8s.internal.example:443', null],
-    ['https://10.0.0.9:6443', /port 6443, but the gateway sends credentials only over https on port 443/],
+    ['https://10.0.0.9:6443', /port 6443, but the gateway sends credentials only over https on port 443 .*credential_insecure.*write https:\/\/10\.0\.0\.9 and.*upstreams: \{ 10\.0\.0\.9: <address>:6443 \}/],
+    ['https://k8s.internal.example:6443/k8s', /write https:\/\/k8s\.internal\.example\/k8s and.*upstreams: \{ k8s\.internal\.example: <address>:6443 \}/],
+    ['https://[fd00::1]', null],
+    ['https://[fd00::1]:443', null],
+    ['https://[fd00::1]:6443', /write https:\/\/\[fd00::1\] and.*upstreams: \{ fd00::1: <address>:6443 \}/],
+    ['https://[fd00::2]', /^server host fd00::2 is not one of/],
     ['https://k8s.internal.example/k8s/clusters/c-1', null],
     ['http://prod.gr7.eu-west-1.eks.amazonaws.com', /must use https/],
     ['https://admin:pw@k8s.internal.example', /must not carry credentials/],
@@ -114,14 +119,16 @@ t.test('org.yaml server: https URL whose host is one of the connection\'s hosts'
 
 t.test('org.yaml: server: is checked where it is written', async (t) => {
   const org = (conn: string) => `organization: X\nprojects:\n  p:\n    name: P\n    connections:\n      - ${conn}\nteams:\n  a: { name: A, idp_groups: [a] }\n`;
-  const ok = parseOrgConfig('org.yaml', org('{ name: k, kind: kubernetes, hosts: [k.example.com], server: "https://k.example.com/k8s" }'));
-  t.ok(ok.ok);
-  if (ok.ok) t.equal(ok.parsed.org.projects.get('p')?.connections[0]?.server, 'https://k.example.com/k8s');
+  for (const server of ['https://k.example.com', 'https://k.example.com:443', 'https://k.example.com/k8s/clusters/c-1']) {
+    const ok = parseOrgConfig('org.yaml', org(`{ name: k, kind: kubernetes, hosts: [k.example.com], server: "${server}" }`));
+    t.ok(ok.ok, server);
+    if (ok.ok) t.equal(ok.parsed.org.projects.get('p')?.connections[0]?.server, server, `${server} is kept as written`);
+  }
   const cases: Array<[string, RegExp]> = [
     ['{ name: k, kind: kubernetes, hosts: [k.example.com], server: "https://other.example.com" }', /^org\.yaml:6:\d+: server host other\.example\.com is not one of/],
     ['{ name: k, kind: aws, hosts: [k.example.com], server: "https://k.example.com" }', /^org\.yaml:6:\d+: server: belongs to kind: kubernetes connections/],
     ['{ name: k, kind: kubernetes, hosts: [k.example.com], server: "k.example.com" }', /^org\.yaml:6:\d+: /],
-    ['{ name: k, kind: kubernetes, hosts: [k.example.com], server: "https://k.example.com:6443" }', /^org\.yaml:6:\d+: server "https:\/\/k\.example\.com:6443" names port 6443/],
+    ['{ name: k, kind: kubernetes, hosts: [k.example.com], server: "https://k.example.com:6443" }', /^org\.yaml:6:([2-9]|\d{2,}): server "https:\/\/k\.example\.com:6443" names port 6443, but the gateway sends credentials only over https on port 443 .*credential_insecure.*write https:\/\/k\.example\.com and.*upstreams: \{ k\.example\.com: <address>:6443 \}/],
   ];
   for (const [conn, expected] of cases) {
     const r = parseOrgConfig('org.yaml', org(conn));

@@ -1,9 +1,10 @@
 // The verdicts of `tollgate setup --check` (pure): what each probe outcome, audit lookup and
-// Claude Code settings file makes of each check line, and the exit status they imply.
+// Claude Code settings file makes of each check line, the exit status they imply, and where a
+// proxy URL sends the probe.
 import t from 'tap';
 import type { AuditLookup } from '../../../src/onboarding/find-audit-row.ts';
 import type { ProbeResult } from '../../../src/onboarding/gateway-probe.ts';
-import { evaluateAudit, evaluateClaudeSettings, evaluateProbe, formatChecks } from '../../../src/onboarding/setup-check.ts';
+import { evaluateAudit, evaluateClaudeSettings, evaluateProbe, formatChecks, proxyEndpoint } from '../../../src/onboarding/setup-check.ts';
 
 const ctx = { proxy: '127.0.0.1:3128', caFile: '/home/u/.config/tollgate/ca-bundle.pem', probeHost: 'tollgate-setup-check.invalid' };
 const none: ProbeResult = { unreachable: undefined, connect: undefined, tls: undefined, inner: undefined, error: undefined };
@@ -75,4 +76,14 @@ t.test('formatting: one line per check, hints under failures, a verdict', async 
   const text = formatChecks([{ status: 'ok', text: 'a' }, { status: 'fail', text: 'b', hint: 'do c' }, { status: 'skip', text: 'd', hint: 'maybe e' }]);
   t.equal(text, 'ok    a\nFAIL  b\n      hint: do c\nskip  d\n      hint: maybe e\n1 check(s) FAILED.\n');
   t.equal(formatChecks([{ status: 'ok', text: 'a' }, { status: 'skip', text: 'b' }]), 'ok    a\nskip  b\n1 check(s) passed, 1 skipped.\n');
+});
+
+t.test('a proxy URL without a port: 443 for https, 80 for http', async (t) => {
+  const table: Array<[string, string, number]> = [
+    ['https://a:b@gw.example', 'gw.example', 443],
+    ['http://a:b@gw.example', 'gw.example', 80],
+    ['https://gw.example:3128', 'gw.example', 3128],
+    ['http://[::1]:3128', '::1', 3128],
+  ];
+  for (const [url, host, port] of table) t.same(proxyEndpoint(new URL(url)), { host, port }, url);
 });

@@ -117,6 +117,11 @@ t.test('two leaves share the key and differ in serial', async (t) => {
   t.not(a1.serialNumber, c.serialNumber);
   const spki = (x: X509Certificate) => x.publicKey.export({ type: 'spki', format: 'der' }).toString('hex');
   t.equal(spki(a1), spki(c), 'one leaf key for every host of a minter');
+  const serials = await Promise.all(['c', 'd', 'e', 'f', 'g', 'h'].map(async (h) => (await mintedLeaf(`${h}.example.com`, 'dns', ca, one)).serialNumber));
+  for (const s of [a1.serialNumber, c.serialNumber, ...serials]) {
+    t.ok(/^[0-9A-F]{2,32}$/.test(s) && (s.length < 32 || parseInt(s.slice(0, 2), 16) < 0x80), `${s}: positive, at most 16 bytes (no 0x00 sign byte)`);
+  }
+  t.equal(new Set(serials).size, serials.length, 'every leaf its own serial');
 });
 
 t.test('an RSA CA signs its leaves with RSASSA-PKCS1-v1_5 (SHA-256)', async (t) => {
