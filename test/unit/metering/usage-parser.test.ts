@@ -71,15 +71,37 @@ for (const row of rows) {
     const bytes = fixture(row.name);
     const variants: Array<[string, Buffer]> = [['LF', bytes], ['CRLF', Buffer.from(bytes.toString('utf8').replace(/\n/g, '\r\n'))]];
     for (const [ends, b] of variants) {
+      // SSE is framed a batch at a time: batches smaller than, equal to and larger than the chunks
       for (const size of [1, 2, 7, 64, 1000, b.length]) {
-        const got = read(row.api, row.contentType, b, size);
-        t.match(got, row.want, `${ends}, chunks of ${size}`);
-        if (row.want.usage) t.same(got.usage, row.want.usage, `${ends}, chunks of ${size}: exact usage`);
-        if (row.minRelayed !== undefined) t.ok(got.relayedOutputTokens >= row.minRelayed, `relayed ≥ ${row.minRelayed} (${got.relayedOutputTokens})`);
+        for (const batchBytes of [undefined, 1, 5, 64]) {
+          const how = `${ends}, chunks of ${size}${batchBytes === undefined ? '' : `, batches of ${batchBytes}`}`;
+          const got = read(row.api, row.contentType, b, size, batchBytes === undefined ? {} : { batchBytes });
+          t.match(got, row.want, how);
+          if (row.want.usage) t.same(got.usage, row.want.usage, `${how}: exact usage`);
+          if (row.minRelayed !== undefined) t.ok(got.relayedOutputTokens >= row.minRelayed, `${how}: relayed ≥ ${row.minRelayed} (${got.relayedOutputTokens})`);
+        }
       }
     }
   });
 }
+
+t.test('SSE chunks are copied when gathered: a caller may reuse its buffer after push', async (t) => {
+  const bytes = fixture('anthropic/stream-basic.sse');
+  const p = createUsageParser('anthropic_messages', SSE);
+  const reused = Buffer.alloc(50);
+  for (let i = 0; i < bytes.length; i += 50) {
+    const n = bytes.copy(reused, 0, i, i + 50);
+    p.push(reused.subarray(0, n));
+    reused.fill(0x7b); // overwritten at once, as a pooled read buffer would be
+  }
+  p.push(new Uint8Array(0));
+  t.same(p.finish().usage, tokens(25, 15));
+  // a plain Uint8Array larger than a batch is framed as it is, after the gathered bytes
+  const q = createUsageParser('anthropic_messages', SSE, { batchBytes: 64 });
+  q.push(bytes.subarray(0, 10));
+  q.push(new Uint8Array(bytes.buffer, bytes.byteOffset + 10, bytes.length - 10));
+  t.same(q.finish().usage, tokens(25, 15));
+});
 
 t.test('multi-byte characters split across chunks are counted once, intact', async (t) => {
   const text = '日本語のテキスト'.repeat(10);
