@@ -1,7 +1,7 @@
 // Owns: the proxy listener — plain absolute-form requests, CONNECT (intercepted, direct or
 // denied-but-readable), WebSocket upgrades, inner requests of intercepted tunnels — and the
 // bookkeeping of every socket and exchange so that shutdown can drain and then close.
-import { randomUUID } from 'node:crypto';
+import { newRequestId } from './request-id.ts';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -79,7 +79,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   function newExchange(kind: Exchange['kind'], via: Exchange['via'], req: IncomingMessage, tunnel: TunnelContext | undefined): Exchange {
     activeExchanges++;
     return {
-      id: randomUUID(),
+      id: newRequestId(),
       startedAt: Date.now(),
       kind,
       via,

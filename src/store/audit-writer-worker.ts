@@ -15,6 +15,10 @@ import { createSqliteLedgerSync } from './sqlite-ledger.ts';
 
 /** The Ledger methods the writer thread runs for the proxy (src/audit/sqlite-audit-sink.ts `ledger`). */
 export type LedgerMethod = keyof Ledger;
+/** The Ledger contract's methods: the only ones a message may call (the writer's ledger has more). */
+const LEDGER_METHODS: ReadonlySet<string> = new Set(Object.keys({
+  reserve: true, settle: true, release: true, lineStates: true, markThreshold: true, settleOpenReservations: true,
+} satisfies Record<LedgerMethod, true>));
 
 export interface AuditWorkerConfig {
   file: string;
@@ -195,8 +199,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     const answers: LedgerAnswer[] = [];
     for (const c of work) {
       try {
+        if (!LEDGER_METHODS.has(c.method)) throw new TypeError(`no ledger method ${String(c.method)}`);
         const method = ledger[c.method] as (...args: unknown[]) => unknown;
-        if (typeof method !== 'function') throw new TypeError(`no ledger method ${String(c.method)}`);
         answers.push({ id: c.id, value: method.apply(ledger, c.args) });
       } catch (err) {
         if (inOuter && (ENVIRONMENTAL.test(errorCode(err)) || !db.inTransaction)) throw err;
@@ -211,9 +215,10 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     if (work.length === 0) return [];
     if (work.length > 1) {
       try {
-        return inImmediateTransaction(db, () => runLedgerCalls(work, true));
+        return inImmediateTransaction(db, () => ledger.inBatch(() => runLedgerCalls(work, true)));
       } catch {
         // rolled back: run them one by one, each answered on its own
+        ledger.forget();
       }
     }
     return runLedgerCalls(work, false);
@@ -244,7 +249,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
           // touch written to the WAL once. Any failure rolls all of it back (handled below, and
           // the ledger calls then run alone).
           answers = inImmediateTransaction(db, () => {
-            const a = runLedgerCalls(ledgerWork, true);
+            const a = ledger.inBatch(() => runLedgerCalls(ledgerWork, true));
             writer.applyPacked(work);
             return a;
           });
@@ -256,6 +261,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         if (failing) log('info', 'audit store writes again', { records: work.length });
         failing = false;
       } catch (err) {
+        // rolled back: the ledger's lines in memory may include calls that never committed
+        if (ledgerWork.length > 0) ledger.forget();
         const code = errorCode(err);
         const message = (err as Error).message;
         if (!ENVIRONMENTAL.test(code) && work.length > 1) {

@@ -1,21 +1,13 @@
 // Owns: the Ledger on tollgate.db (tables ledger_requests, budget_counters, budget_thresholds;
 // migration 3). Every read-modify-write runs in one BEGIN IMMEDIATE transaction, so concurrent
 // admissions — in this process or another on the same file — serialise on the write lock and can
-// never both take the last of a budget.
+// never both take the last of a budget; a connection decides on lines it holds in memory only
+// while no other connection has committed since it read them.
 import { admissionLines, assertMicros, lineKey, type Ledger, type LedgerLineRef, type LineChange, type ReservationRequest, type ReserveOutcome, type SettleOutcome, type SettleRequest } from '../ledger/ledger.ts';
 import { checkAdmission, type LineState } from '../metering/budget.ts';
 import type { Database } from './database.ts';
-import { inImmediateTransaction } from './database.ts';
 
-interface CounterRow { spent_micros: number; reserved_micros: number }
 interface OpenRow { id: string; reserved_micros: number; lines: string; state: string }
-
-/** Thrown inside the reservation's transaction to roll its holds back. */
-class Refused extends Error {
-  constructor(readonly verdict: Extract<ReserveOutcome, { ok: false }>) {
-    super('budget exceeded');
-  }
-}
 
 function parseRefs(json: string, id: string): LedgerLineRef[] {
   const v: unknown = JSON.parse(json);
@@ -42,42 +34,42 @@ export function createSqliteLedger(db: Database): Ledger {
   };
 }
 
-/** The database must have been opened with openDatabase (migration 3 applied). */
-export function createSqliteLedgerSync(db: Database): SyncLedger {
-  const getCounter = db.prepare<[string, string], CounterRow>('SELECT spent_micros, reserved_micros FROM budget_counters WHERE scope = ? AND window_key = ?');
-  // One statement for all of a request's lines (6: the organisation, the team, and the user or
-  // agent, each monthly and daily; see budgetLinesFor), prepared once per line count. Positional parameters
-  // throughout: binding is markedly cheaper than by name. This runs twice per metered request.
-  const byLineCount = <T>(make: (n: number) => T): ((n: number) => T) => {
-    const made = new Map<number, T>();
-    return (n) => {
-      let st = made.get(n);
-      if (st === undefined) {
-        st = make(n);
-        made.set(n, st);
-      }
-      return st;
-    };
-  };
-  const rowValues = (n: number, row: string) => Array.from({ length: n }, () => row).join(', ');
-  // RETURNING rows come back as arrays (raw): no object per row to build.
-  /** Holds the amount on every line, returning each line's [scope, window_key, spent, reserved] after it. */
-  const addReserved = byLineCount((n) => db.prepare<unknown[], [string, string, number, number]>(
-    `INSERT INTO budget_counters (scope, window_key, reserved_micros) VALUES ${rowValues(n, '(?, ?, ?)')}
-     ON CONFLICT (scope, window_key) DO UPDATE SET reserved_micros = reserved_micros + excluded.reserved_micros
-     RETURNING scope, window_key, spent_micros, reserved_micros`,
-  ).raw(true));
-  /** Moves a reservation to spend on every line, returning each line's [scope, window_key, spent] after it. */
-  const applySettle = byLineCount((n) => db.prepare<unknown[], [string, string, number]>(
-    `UPDATE budget_counters SET reserved_micros = max(0, reserved_micros - ?), spent_micros = spent_micros + ?
-     WHERE (scope, window_key) IN (VALUES ${rowValues(n, '(?, ?)')}) RETURNING scope, window_key, spent_micros`,
-  ).raw(true));
-  const settleLines = (refs: readonly LedgerLineRef[], reservedMicros: number, costMicros: number): Map<string, number> => {
-    const args: unknown[] = [reservedMicros, costMicros];
-    for (const ref of refs) args.push(ref.scope, ref.windowKey);
-    const after = new Map<string, number>();
-    for (const [scope, windowKey, spent] of applySettle(refs.length).all(...args)) after.set(lineKey({ scope, windowKey }), spent);
-    return after;
+/**
+ * The writer thread's extras: `inBatch` runs several calls inside the caller's transaction and
+ * writes the budget lines they changed once, at its end; `forget` drops what this connection
+ * holds in memory (the caller's transaction rolled back after calls had changed it).
+ */
+export type SyncLedgerWriter = SyncLedger & {
+  inBatch<T>(fn: () => T): T;
+  forget(): void;
+};
+
+/**
+ * The database must have been opened with openDatabase (migration 3 applied).
+ *
+ * Budget lines are held in memory while this connection is the only one writing them: a
+ * reservation is one INSERT (its ledger_requests row), a settlement one UPDATE of that row, and
+ * the lines a transaction changed are written once, before it commits, with their new totals —
+ * so budget_counters always holds exactly what the committed rows add up to. Whenever another
+ * connection has committed since (PRAGMA data_version, read under the write lock), the lines are
+ * read again before anything is decided on them.
+ */
+export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
+  const getCounter = db.prepare<[string, string], [number, number]>('SELECT spent_micros, reserved_micros FROM budget_counters WHERE scope = ? AND window_key = ?').raw(true);
+  const dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck(true);
+  // Prepared once per row count (positional parameters: binding is markedly cheaper than by name).
+  const MAX_ROWS = 32;
+  const writeLinesStatements = new Map<number, ReturnType<typeof db.prepare<unknown[]>>>();
+  const writeLinesFor = (n: number) => {
+    let st = writeLinesStatements.get(n);
+    if (st === undefined) {
+      st = db.prepare<unknown[]>(
+        `INSERT INTO budget_counters (scope, window_key, spent_micros, reserved_micros) VALUES ${Array.from({ length: n }, () => '(?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (scope, window_key) DO UPDATE SET spent_micros = excluded.spent_micros, reserved_micros = excluded.reserved_micros`,
+      );
+      writeLinesStatements.set(n, st);
+    }
+    return st;
   };
   const insertRequest = db.prepare<unknown[]>(
     `INSERT INTO ledger_requests (id, state, created_at, principal_kind, subject, team, agent, project, provider, model, reserved_micros, lines)
@@ -94,96 +86,189 @@ export function createSqliteLedgerSync(db: Database): SyncLedger {
   const markReleased = db.prepare<[number, string]>("UPDATE ledger_requests SET state = 'released', settled_at = ? WHERE id = ? AND state = 'reserved'");
   const insertThreshold = db.prepare<[string, string, number, number]>('INSERT OR IGNORE INTO budget_thresholds (scope, window_key, percent, at) VALUES (?, ?, ?, ?)');
 
-  const stateOf = (ref: LedgerLineRef): LineState => {
-    const row = getCounter.get(ref.scope, ref.windowKey);
-    return { spentMicros: row?.spent_micros ?? 0, reservedMicros: row?.reserved_micros ?? 0 };
-  };
+  // --- what this connection holds: budget lines (valid for `version`), the lines changed in the
+  // open transaction, and the reservations it made (so a settlement needs no read back)
+  const lines = new Map<string, { ref: LedgerLineRef; state: LineState }>();
+  let version: number | undefined;
+  const changed = new Set<string>();
+  const held = new Map<string, { refs: LedgerLineRef[]; amount: number }>();
+  const MAX_HELD = 100_000;
+  let batching = false;
 
-  const settleRow = (row: OpenRow, s: { at: number; costMicros: number; estimated: boolean; input: number; output: number; cacheRead: number; cacheWrite: number; model: string | undefined }): LineChange[] => {
-    const refs = parseRefs(row.lines, row.id);
-    const changed = markSettled.run(
-      s.at, s.costMicros, s.estimated ? 1 : 0, s.input, s.output, s.cacheRead, s.cacheWrite, s.model ?? null, row.id,
-    );
-    if (changed.changes !== 1 || refs.length === 0) return [];
-    const spentAfter = settleLines(refs, row.reserved_micros, s.costMicros);
-    return refs.map((ref) => {
-      // The counter row exists (the reservation created it), so RETURNING gives its spend after.
-      const after = spentAfter.get(lineKey(ref)) ?? s.costMicros;
-      return { ...ref, spentBeforeMicros: after - s.costMicros, spentAfterMicros: after };
-    });
+  const forget = () => {
+    lines.clear();
+    changed.clear();
+    held.clear();
+    version = undefined;
   };
-
-  // Transaction functions made once (better-sqlite3 builds four wrappers per db.transaction call);
-  // run with .immediate(), they are savepoints inside the writer thread's batch transaction.
-  const reserveTx = db.transaction((r: ReservationRequest, refs: readonly LedgerLineRef[]): ReserveOutcome => {
-    // Hold first, then check each line's state before the hold; a refusal rolls the hold back.
-    const states = new Map<string, LineState>();
-    if (refs.length > 0) {
-      const args: unknown[] = [];
-      for (const ref of refs) args.push(ref.scope, ref.windowKey, r.amountMicros);
-      for (const [scope, windowKey, spent, reserved] of addReserved(refs.length).all(...args)) {
-        states.set(lineKey({ scope, windowKey }), { spentMicros: spent, reservedMicros: reserved - r.amountMicros });
-      }
+  /** Under the write lock: drop the lines when another connection committed since they were read. */
+  const fresh = () => {
+    const v = dataVersion.get() as number;
+    if (v !== version) {
+      // (`held` stays: a reservation another connection settled meanwhile no longer matches
+      // `state = 'reserved'`, so it is never charged twice)
+      lines.clear();
+      version = v;
     }
+  };
+  const line = (ref: LedgerLineRef) => {
+    const k = lineKey(ref);
+    let l = lines.get(k);
+    if (l === undefined) {
+      const row = getCounter.get(ref.scope, ref.windowKey);
+      l = { ref: { scope: ref.scope, windowKey: ref.windowKey }, state: { spentMicros: row?.[0] ?? 0, reservedMicros: row?.[1] ?? 0 } };
+      lines.set(k, l);
+    }
+    return l;
+  };
+  /** Writes the changed lines' totals (inside the transaction that changed them). */
+  const writeLines = () => {
+    if (changed.size === 0) return;
+    const keys = [...changed];
+    changed.clear();
+    for (let i = 0; i < keys.length; i += MAX_ROWS) {
+      const part = keys.slice(i, i + MAX_ROWS);
+      const args: unknown[] = [];
+      for (const k of part) {
+        const l = lines.get(k) as { ref: LedgerLineRef; state: LineState };
+        args.push(l.ref.scope, l.ref.windowKey, l.state.spentMicros, l.state.reservedMicros);
+      }
+      writeLinesFor(part.length).run(args);
+    }
+  };
+  /** Runs `fn` in a transaction of its own (or a savepoint of the caller's), writing its lines at the end unless batching. */
+  const transact = <A extends unknown[], T>(fn: (...a: A) => T) => {
+    const tx = db.transaction((...a: A): T => {
+      fresh();
+      const out = fn(...a);
+      if (!batching) writeLines();
+      return out;
+    });
+    return (...a: A): T => {
+      const nested = db.inTransaction;
+      try {
+        return tx.immediate(...a);
+      } catch (err) {
+        // Rolled back. A call changes memory only after everything that can fail has succeeded, so
+        // within a batch the failed call left memory as it was; otherwise its lines were being
+        // written (alone) when it failed, and memory may be ahead of the file.
+        if (!nested || !batching) forget();
+        throw err;
+      }
+    };
+  };
+
+  const moveToSpend = (refs: readonly LedgerLineRef[], reservedMicros: number, costMicros: number): LineChange[] =>
+    refs.map((ref) => {
+      const l = line(ref);
+      const before = l.state.spentMicros;
+      l.state.reservedMicros = Math.max(0, l.state.reservedMicros - reservedMicros);
+      l.state.spentMicros = before + costMicros;
+      changed.add(lineKey(ref));
+      return { ...ref, spentBeforeMicros: before, spentAfterMicros: l.state.spentMicros };
+    });
+
+  /** The open reservation `id`: as this connection made it, else as stored. */
+  const openReservation = (id: string): { refs: LedgerLineRef[]; amount: number } | undefined => {
+    const mine = held.get(id);
+    if (mine !== undefined) {
+      held.delete(id);
+      return mine;
+    }
+    const row = getOpen.get(id);
+    return row ? { refs: parseRefs(row.lines, row.id), amount: row.reserved_micros } : undefined;
+  };
+
+  const settleOne = (id: string, s: { at: number; costMicros: number; estimated: boolean; input: number; output: number; cacheRead: number; cacheWrite: number; model: string | undefined }): SettleOutcome => {
+    const open = openReservation(id);
+    if (!open) return { settled: false, lines: [] };
+    for (const ref of open.refs) line(ref); // read before anything is written: nothing fails after
+    const done = markSettled.run(s.at, s.costMicros, s.estimated ? 1 : 0, s.input, s.output, s.cacheRead, s.cacheWrite, s.model ?? null, id);
+    if (done.changes !== 1) return { settled: false, lines: [] };
+    return { settled: true, lines: moveToSpend(open.refs, open.amount, s.costMicros) };
+  };
+
+  const reserve = transact((r: ReservationRequest, refs: readonly LedgerLineRef[]): ReserveOutcome => {
+    const states = new Map<string, LineState>();
+    for (const ref of refs) states.set(lineKey(ref), { ...line(ref).state });
     const verdict = checkAdmission(admissionLines(r.lines, states), r.amountMicros);
-    if (!verdict.ok) throw new Refused(verdict);
+    if (!verdict.ok) return verdict;
     insertRequest.run(
       r.id, r.at, r.principal.kind, r.principal.subject, r.principal.team, r.principal.agent ?? null, r.principal.project ?? null,
       r.provider, r.model, r.amountMicros, JSON.stringify(refs.map((x) => [x.scope, x.windowKey])),
     );
+    for (const ref of refs) {
+      line(ref).state.reservedMicros += r.amountMicros;
+      changed.add(lineKey(ref));
+    }
+    if (held.size >= MAX_HELD) held.clear(); // settlements then read their row back
+    held.set(r.id, { refs: [...refs], amount: r.amountMicros });
     return { ok: true };
   });
-  const settleTx = db.transaction((s: SettleRequest): SettleOutcome => {
-    const row = getOpen.get(s.id);
-    if (!row) return { settled: false, lines: [] };
-    const lines = settleRow(row, {
-      at: s.at, costMicros: s.costMicros, estimated: s.estimated, model: s.model,
-      input: s.tokens.inputTokens, output: s.tokens.outputTokens, cacheRead: s.tokens.cacheReadTokens, cacheWrite: s.tokens.cacheWriteTokens,
-    });
-    return { settled: lines.length > 0 || parseRefs(row.lines, row.id).length === 0, lines };
-  });
-  const releaseTx = db.transaction((id: string, at: number): boolean => {
-    const row = getOpen.get(id);
-    if (!row) return false;
+  const settle = transact((s: SettleRequest): SettleOutcome => settleOne(s.id, {
+    at: s.at, costMicros: s.costMicros, estimated: s.estimated, model: s.model,
+    input: s.tokens.inputTokens, output: s.tokens.outputTokens, cacheRead: s.tokens.cacheReadTokens, cacheWrite: s.tokens.cacheWriteTokens,
+  }));
+  const release = transact((id: string, at: number): boolean => {
+    const open = openReservation(id);
+    if (!open) return false;
+    for (const ref of open.refs) line(ref);
     if (markReleased.run(at, id).changes !== 1) return false;
-    const refs = parseRefs(row.lines, id);
-    if (refs.length > 0) settleLines(refs, row.reserved_micros, 0);
+    moveToSpend(open.refs, open.amount, 0);
     return true;
+  });
+  const settleOpen = transact((at: number): number => {
+    let n = 0;
+    for (const row of listOpen.all()) {
+      held.delete(row.id);
+      settleOne(row.id, { at, costMicros: row.reserved_micros, estimated: true, input: 0, output: 0, cacheRead: 0, cacheWrite: 0, model: undefined });
+      n++;
+    }
+    return n;
   });
 
   return {
     reserve(r) {
       assertMicros(r.amountMicros, 'amountMicros');
-      const refs = r.lines.map((l) => ({ scope: l.scope, windowKey: l.window.key }));
-      try {
-        return reserveTx.immediate(r, refs);
-      } catch (err) {
-        if (err instanceof Refused) return err.verdict;
-        throw err;
-      }
+      return reserve(r, r.lines.map((l) => ({ scope: l.scope, windowKey: l.window.key })));
     },
     settle(s) {
       assertMicros(s.costMicros, 'costMicros');
-      return settleTx.immediate(s);
+      return settle(s);
     },
     release(id, at) {
-      return releaseTx.immediate(id, at);
+      return release(id, at);
     },
     lineStates(refs) {
-      return new Map(refs.map((r) => [lineKey(r), stateOf(r)]));
+      // from the file (another process, the CLI, reads what the gateway committed), except lines
+      // this connection changed in a transaction still open
+      return new Map(refs.map((r) => {
+        const mine = changed.has(lineKey(r)) ? lines.get(lineKey(r)) : undefined;
+        if (mine) return [lineKey(r), { ...mine.state }];
+        const row = getCounter.get(r.scope, r.windowKey);
+        return [lineKey(r), { spentMicros: row?.[0] ?? 0, reservedMicros: row?.[1] ?? 0 }];
+      }));
     },
     markThreshold(ref, percent, at) {
       return insertThreshold.run(ref.scope, ref.windowKey, percent, at).changes === 1;
     },
     settleOpenReservations(at) {
-      return inImmediateTransaction(db, () => {
-        let n = 0;
-        for (const row of listOpen.all()) {
-          settleRow(row, { at, costMicros: row.reserved_micros, estimated: true, input: 0, output: 0, cacheRead: 0, cacheWrite: 0, model: undefined });
-          n++;
-        }
-        return n;
-      });
+      return settleOpen(at);
     },
+    inBatch(fn) {
+      if (batching) return fn();
+      batching = true;
+      try {
+        const out = fn();
+        writeLines();
+        return out;
+      } catch (err) {
+        forget();
+        throw err;
+      } finally {
+        batching = false;
+      }
+    },
+    forget,
   };
 }
