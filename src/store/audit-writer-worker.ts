@@ -98,8 +98,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     // on its own connection, so a decision never waits for pages being copied and synced.
     // journal_size_limit bounds the WAL file; maybeCheckpoint truncates a WAL past its cap.
     db.pragma('wal_autocheckpoint = 0');
-    // This connection only appends: a larger page cache keeps the random-key request_id index
-    // (UUIDs) in memory as the table grows; sorts and temporary b-trees stay in memory.
+    // This connection only appends: a larger page cache keeps the indexes' recent pages in memory
+    // as the tables grow; sorts and temporary b-trees stay in memory.
     db.pragma('cache_size = -32768'); // KiB: 32 MiB
     db.pragma('temp_store = MEMORY');
   } catch (err) {

@@ -52,7 +52,9 @@ export type SyncLedgerWriter = SyncLedger & {
  * the lines a transaction changed are written once, before it commits, with their new totals —
  * so budget_counters always holds exactly what the committed rows add up to. Whenever another
  * connection has committed since (PRAGMA data_version, read under the write lock), the lines are
- * read again before anything is decided on them.
+ * read again before anything is decided on them. data_version does not see writes made on this
+ * same connection: nothing else may write the ledger tables through it (the writer thread's
+ * connection has this one ledger).
  */
 export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
   const getCounter = db.prepare<[string, string], [number, number]>('SELECT spent_micros, reserved_micros FROM budget_counters WHERE scope = ? AND window_key = ?').raw(true);
@@ -105,6 +107,8 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
   const fresh = () => {
     const v = dataVersion.get() as number;
     if (v !== version) {
+      // under the write lock no other connection commits: never in the middle of a transaction
+      if (changed.size > 0) throw new Error('budget lines changed by another connection inside an open transaction');
       // (`held` stays: a reservation another connection settled meanwhile no longer matches
       // `state = 'reserved'`, so it is never charged twice)
       lines.clear();
@@ -169,22 +173,29 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
     });
 
   /** The open reservation `id`: as this connection made it, else as stored. */
+  /** The open reservation `id` (as this connection made it, else as stored), its lines read. */
   const openReservation = (id: string): { refs: LedgerLineRef[]; amount: number } | undefined => {
-    const mine = held.get(id);
-    if (mine !== undefined) {
-      held.delete(id);
-      return mine;
+    let open = held.get(id);
+    if (open === undefined) {
+      const row = getOpen.get(id);
+      if (!row) return undefined;
+      open = { refs: parseRefs(row.lines, row.id), amount: row.reserved_micros };
     }
-    const row = getOpen.get(id);
-    return row ? { refs: parseRefs(row.lines, row.id), amount: row.reserved_micros } : undefined;
+    for (const ref of open.refs) line(ref);
+    return open;
   };
 
-  const settleOne = (id: string, s: { at: number; costMicros: number; estimated: boolean; input: number; output: number; cacheRead: number; cacheWrite: number; model: string | undefined }): SettleOutcome => {
+  type Charge = { at: number; costMicros: number; estimated: boolean; input: number; output: number; cacheRead: number; cacheWrite: number; model: string | undefined };
+  /** Marks the row settled (what can fail); the caller then moves the lines (what cannot). */
+  const markOne = (id: string, open: { refs: LedgerLineRef[]; amount: number }, s: Charge): boolean => {
+    const done = markSettled.run(s.at, s.costMicros, s.estimated ? 1 : 0, s.input, s.output, s.cacheRead, s.cacheWrite, s.model ?? null, id).changes === 1;
+    held.delete(id);
+    return done;
+  };
+
+  const settleOne = (id: string, s: Charge): SettleOutcome => {
     const open = openReservation(id);
-    if (!open) return { settled: false, lines: [] };
-    for (const ref of open.refs) line(ref); // read before anything is written: nothing fails after
-    const done = markSettled.run(s.at, s.costMicros, s.estimated ? 1 : 0, s.input, s.output, s.cacheRead, s.cacheWrite, s.model ?? null, id);
-    if (done.changes !== 1) return { settled: false, lines: [] };
+    if (!open || !markOne(id, open, s)) return { settled: false, lines: [] };
     return { settled: true, lines: moveToSpend(open.refs, open.amount, s.costMicros) };
   };
 
@@ -212,19 +223,22 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
   const release = transact((id: string, at: number): boolean => {
     const open = openReservation(id);
     if (!open) return false;
-    for (const ref of open.refs) line(ref);
-    if (markReleased.run(at, id).changes !== 1) return false;
+    const done = markReleased.run(at, id).changes === 1;
+    held.delete(id);
+    if (!done) return false;
     moveToSpend(open.refs, open.amount, 0);
     return true;
   });
   const settleOpen = transact((at: number): number => {
-    let n = 0;
+    // every row marked first (what can fail), then the lines moved (what cannot)
+    const marked: Array<{ refs: LedgerLineRef[]; amount: number }> = [];
     for (const row of listOpen.all()) {
-      held.delete(row.id);
-      settleOne(row.id, { at, costMicros: row.reserved_micros, estimated: true, input: 0, output: 0, cacheRead: 0, cacheWrite: 0, model: undefined });
-      n++;
+      const open = { refs: parseRefs(row.lines, row.id), amount: row.reserved_micros };
+      for (const ref of open.refs) line(ref);
+      if (markOne(row.id, open, { at, costMicros: row.reserved_micros, estimated: true, input: 0, output: 0, cacheRead: 0, cacheWrite: 0, model: undefined })) marked.push(open);
     }
-    return n;
+    for (const open of marked) moveToSpend(open.refs, open.amount, open.amount);
+    return marked.length;
   });
 
   return {
@@ -257,6 +271,8 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
     },
     inBatch(fn) {
       if (batching) return fn();
+      // the lines are written at the end: every call must commit with them, in one transaction
+      if (!db.inTransaction) throw new Error('inBatch needs a transaction open on the connection');
       batching = true;
       try {
         const out = fn();

@@ -9,8 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { budgetLinesFor } from '../../../src/metering/budget.ts';
+import { createSqliteAuditSink } from '../../../src/audit/sqlite-audit-sink.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
 import { openDatabase, type Database } from '../../../src/store/database.ts';
 import { createSqliteLedgerSync } from '../../../src/store/sqlite-ledger.ts';
+import { row as auditRow } from '../../unit/audit/fixtures.ts';
 import { CONTRACT_ORG } from '../../unit/ledger/ledger-contract.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-ledger-mem-'));
@@ -120,16 +123,27 @@ t.test('random reservations, settlements, releases and failed batches on two con
   const held: string[] = [];
   let next = 0;
   let refused = 0;
+  let admitted = 0;
+  let failedCalls = 0;
   const step = (c: (typeof conns)[number]) => {
-    const op = rnd(4);
-    if (op <= 1 || held.length === 0) {
+    const op = rnd(5);
+    if (op === 4 && held.length > 0) {
+      // the same id again: the call fails on its own (a batch goes on)
+      try {
+        c.l.reserve(req(held[rnd(held.length)] as string, 1_000, principals[rnd(3)]));
+      } catch {
+        failedCalls++;
+      }
+    } else if (op <= 1 || held.length === 0) {
       const id = `q${next++}`;
-      const r = c.l.reserve(req(id, 1_000 + rnd(60_000), principals[rnd(3)]));
-      if (r.ok) held.push(id);
-      else refused++;
+      const r = c.l.reserve(req(id, 1_000 + rnd(120_000), principals[rnd(3)]));
+      if (r.ok) {
+        held.push(id);
+        admitted++;
+      } else refused++;
     } else {
       const id = held.splice(rnd(held.length), 1)[0] as string;
-      if (op === 2) c.l.settle({ id, at: AT, costMicros: rnd(70_000), estimated: false, tokens: zero });
+      if (op === 2) c.l.settle({ id, at: AT, costMicros: rnd(4_000), estimated: false, tokens: zero });
       else c.l.release(id, AT);
     }
   };
@@ -154,6 +168,43 @@ t.test('random reservations, settlements, releases and failed batches on two con
   }
   t.same(drift(dbA), [], 'consistent at the end');
   t.ok(refused > 0, `some reservations were refused (${refused}): limits were reached`);
+  t.ok(admitted > 150, `and many admitted (${admitted}) throughout`);
+  t.ok(failedCalls > 20, `failed calls inside and outside batches (${failedCalls})`);
   const stillOpen = dbA.prepare("SELECT count(*) AS n FROM ledger_requests WHERE state = 'reserved'").get() as { n: number };
   t.equal(stillOpen.n, held.length, 'every open reservation is one the test holds');
+});
+
+t.test('crash recovery inside a batch: every open reservation charged in full, once', async (t) => {
+  const db = open(path.join(dir, `recover${n++}.db`));
+  const l = createSqliteLedgerSync(db);
+  t.same(l.reserve(req('o1', 100_000)), { ok: true });
+  t.same(l.reserve(req('o2', 50_000, user('u@x'))), { ok: true });
+  t.equal(l.settle({ id: 'o2', at: AT, costMicros: 20_000, estimated: false, tokens: zero }).settled, true);
+  t.same(l.reserve(req('o3', 30_000)), { ok: true });
+  const n2 = db.transaction(() => l.inBatch(() => l.settleOpenReservations(AT))).immediate();
+  t.equal(n2, 2, 'o1 and o3');
+  t.same(drift(db), []);
+  t.same(l.lineStates([{ scope: 'agent:bot', windowKey: 'day:2026-11-26' }]).get('agent:bot|day:2026-11-26'), { spentMicros: 130_000, reservedMicros: 0 });
+  t.same(l.settle({ id: 'o1', at: AT, costMicros: 1, estimated: false, tokens: zero }), { settled: false, lines: [] }, 'not charged again');
+  t.throws(() => l.inBatch(() => l.reserve(req('o4', 1))), /needs a transaction/, 'a batch outside a transaction is refused');
+  t.equal((db.prepare("SELECT count(*) AS n FROM ledger_requests WHERE id = 'o4'").get() as { n: number }).n, 0);
+});
+
+t.test('the audit writer: a batch whose records fail is rolled back and its ledger calls rerun alone, counted once', async (t) => {
+  const file = path.join(dir, `writer${n++}.db`);
+  open(file).close();
+  const sink = createSqliteAuditSink({ file, logger: createLogger({ level: 'error', write: () => undefined }) });
+  t.teardown(() => sink.close());
+  await sink.ready;
+  // In one turn: a reservation and a decision row the store rejects (a CHECK constraint), so the
+  // writer's batch transaction fails, rolls back, and the reservation runs again on its own.
+  const reserved = sink.ledger.reserve(req('w1', 120_000));
+  const bad = sink.commitDecision(auditRow({ request_id: 'bad-row', decision: 'bogus' as never })).then(() => 'written', (e: Error) => e.message);
+  t.same(await reserved, { ok: true });
+  t.match(await bad, /rejected/);
+  t.same(await sink.ledger.reserve(req('w2', 10_000)), { ok: true });
+  const db = open(file);
+  t.same(drift(db), [], 'counters equal the committed rows: the rolled-back attempt is not counted');
+  const states = await sink.ledger.lineStates([{ scope: 'agent:bot', windowKey: 'day:2026-11-26' }]);
+  t.same(states.get('agent:bot|day:2026-11-26'), { spentMicros: 0, reservedMicros: 130_000 });
 });
