@@ -31,6 +31,7 @@ import { createLeafMinter } from './tls/leaf-minter.ts';
 import { createUpstreamTrust, type DialOptions } from './upstream/connector.ts';
 import { createConnectionTrust } from './upstream/connection-trust.ts';
 import { createOutboundDispatcher, fetchVia } from './upstream/outbound-dispatcher.ts';
+import { sqliteSessionTable } from './store/sqlite-admin-sessions.ts';
 import { createHostResolver } from './upstream/resolver.ts';
 import { createUpstreamPools } from './upstream/upstream-pools.ts';
 import { labelSetsFromConfig } from './metrics/label-sets.ts';
@@ -305,7 +306,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     const outbound = createOutboundDispatcher({ upstreamProxy: config.upstreamProxy, trust, connectTimeoutMs: config.timeouts.connectMs });
     cleanup.push(() => outbound.close().catch(() => undefined));
     const sso = await startSso(config, logger, {
-      dev: opts.dev, tokens, org: () => policy.current().org, issuerDeps: { fetch: fetchVia(outbound) },
+      dev: opts.dev, tokens, org: () => policy.current().org, issuerDeps: { fetch: fetchVia(outbound) }, sessionTable: sqliteSessionTable(db),
       audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())),
     });
     cleanup.push(() => sso.close());

@@ -1,7 +1,9 @@
 // Owns: server-side sessions of people signed in to the admin listener through SSO, and the
-// pending sign-ins between /auth/login and /auth/callback. In memory: a restart signs everyone
-// out. Session ids are 32 random bytes; the map is keyed by their SHA-256, so a heap dump does
-// not hand out live cookies. Bounded: the oldest entries go first.
+// pending sign-ins between /auth/login and /auth/callback. Session ids are 32 random bytes, kept
+// only as their SHA-256, so neither a heap dump nor a copy of tollgate.db hands out live cookies.
+// Sessions live in a SessionTable — in tollgate.db in the gateway (src/store/sqlite-admin-sessions.ts:
+// a restart signs no one out), in memory here; pending sign-ins (ten minutes at most) in memory.
+// Bounded: the oldest entries go first.
 import { createHash, randomBytes } from 'node:crypto';
 
 export interface AdminSession {
@@ -35,7 +37,37 @@ export interface AdminSessions {
   readonly ttlMs: number;
 }
 
-const hash = (s: string) => createHash('sha256').update(s).digest('hex');
+export const sessionIdHash = (s: string): string => createHash('sha256').update(s).digest('hex');
+const hash = sessionIdHash;
+
+/** Where sessions are kept, by the SHA-256 of their id. */
+export interface SessionTable {
+  put(idHash: string, s: AdminSession, max: number): void;
+  /** The session, or undefined (an expired one is removed). */
+  get(idHash: string, now: number): AdminSession | undefined;
+  delete(idHash: string): boolean;
+}
+
+/** Sessions in this process only: a restart signs everyone out. */
+export function memorySessionTable(): SessionTable {
+  const sessions = new Map<string, AdminSession>();
+  return {
+    put(idHash, s, max) {
+      sessions.set(idHash, s);
+      bounded(sessions, max);
+    },
+    get(idHash, now) {
+      const s = sessions.get(idHash);
+      if (s === undefined) return undefined;
+      if (now >= s.expiresAt) {
+        sessions.delete(idHash);
+        return undefined;
+      }
+      return s;
+    },
+    delete: (idHash) => sessions.delete(idHash),
+  };
+}
 
 function bounded<V>(map: Map<string, V>, max: number): void {
   while (map.size > max) {
@@ -45,9 +77,9 @@ function bounded<V>(map: Map<string, V>, max: number): void {
   }
 }
 
-export function createAdminSessions(opts: { ttlMs?: number; maxSessions?: number; maxPending?: number } = {}): AdminSessions {
+export function createAdminSessions(opts: { ttlMs?: number; maxSessions?: number; maxPending?: number; table?: SessionTable } = {}): AdminSessions {
   const ttlMs = opts.ttlMs ?? 8 * 3_600_000;
-  const sessions = new Map<string, AdminSession>();
+  const sessions = opts.table ?? memorySessionTable();
   const pending = new Map<string, PendingSignIn>();
   return {
     ttlMs,
@@ -57,20 +89,12 @@ export function createAdminSessions(opts: { ttlMs?: number; maxSessions?: number
         email: user.email, issuer: user.issuer, subject: user.subject, groups: Object.freeze([...user.groups]),
         csrfToken: randomBytes(24).toString('base64url'), createdAt: now, expiresAt: now + ttlMs,
       });
-      sessions.set(hash(id), session);
-      bounded(sessions, opts.maxSessions ?? 10_000);
+      sessions.put(hash(id), session, opts.maxSessions ?? 10_000);
       return { id, session };
     },
     get(id, now) {
       if (typeof id !== 'string' || id.length !== 43) return undefined;
-      const key = hash(id);
-      const s = sessions.get(key);
-      if (s === undefined) return undefined;
-      if (now >= s.expiresAt) {
-        sessions.delete(key);
-        return undefined;
-      }
-      return s;
+      return sessions.get(hash(id), now);
     },
     destroy(id) {
       return sessions.delete(hash(id));

@@ -4,7 +4,7 @@
 // the composition root stays a list of parts.
 import type { AdminRoute } from '../admin/admin-server.ts';
 import { createAdminAuthenticator, type AuthenticateAdmin } from '../admin/admin-auth.ts';
-import { createAdminSessions } from '../admin/admin-sessions.ts';
+import { createAdminSessions, type SessionTable } from '../admin/admin-sessions.ts';
 import { createAuthRoutes } from '../admin/auth-routes.ts';
 import type { GatewayConfig } from '../config/gateway-config.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -34,6 +34,8 @@ export interface StartSsoOptions {
   now?: () => number;
   /** Writes an event to the audit trail (sign-ins, logouts). */
   audit?: SsoAuditHook;
+  /** Where admin sessions are kept (the gateway: tollgate.db); default in memory. */
+  sessionTable?: SessionTable;
 }
 
 export async function startSso(config: GatewayConfig, logger: Logger, opts: StartSsoOptions): Promise<SsoRuntime> {
@@ -48,7 +50,7 @@ export async function startSso(config: GatewayConfig, logger: Logger, opts: Star
   // `upstream_proxy` (the outbound fetch in issuerDeps).
   const { fetch: outboundFetch, ...localDeps } = { ...opts.issuerDeps, ...(opts.now ? { now: opts.now } : {}) };
   const issuers = createIssuerRegistry(issuerSettings, (s) => (devIssuer && s === devIssuer.settings ? localDeps : { ...localDeps, ...(outboundFetch ? { fetch: outboundFetch } : {}) }));
-  const sessions = createAdminSessions({ ttlMs: config.sso.sessionTtlMs });
+  const sessions = createAdminSessions({ ttlMs: config.sso.sessionTtlMs, ...(opts.sessionTable ? { table: opts.sessionTable } : {}) });
   const nonces = createLoginNonces();
   const login = createSsoLogin({
     issuers, tokens: opts.tokens, org: opts.org, nonces, logger, tokenTtlMs: config.sso.tokenTtlMs,

@@ -217,4 +217,23 @@ CREATE INDEX alert_deliveries_due ON alert_deliveries (next_attempt_at) WHERE st
 DROP INDEX audit_requests_by_time;
 `,
   },
+  {
+    // Admin sign-in sessions (src/store/sqlite-admin-sessions.ts): kept across restarts. The id is
+    // stored only as its SHA-256; the CSRF token is bound to the session and useless without it.
+    version: 7,
+    name: 'admin_sessions',
+    up: `
+CREATE TABLE admin_sessions (
+  id_hash    TEXT    NOT NULL PRIMARY KEY CHECK (length(id_hash) = 64),
+  email      TEXT    NOT NULL,
+  issuer     TEXT    NOT NULL,
+  subject    TEXT    NOT NULL,
+  groups     TEXT    NOT NULL CHECK (json_valid(groups) AND json_type(groups) = 'array'),
+  csrf_token TEXT    NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX admin_sessions_by_expiry ON admin_sessions (expires_at);
+`,
+  },
 ]);

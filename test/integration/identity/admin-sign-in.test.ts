@@ -2,10 +2,12 @@
 // cookie (attributes pinned), /auth/session, /auth/logout; and authenticateAdmin on a real
 // server: session cookie or an admin's bearer token, 401/403 decisions, CSRF and Origin refusals.
 import http from 'node:http';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import type net from 'node:net';
 import t from 'tap';
 import { createAdminAuthenticator, sendAdminAuthFailure } from '../../../src/admin/admin-auth.ts';
-import { createAdminSessions } from '../../../src/admin/admin-sessions.ts';
+import { createAdminSessions, sessionIdHash } from '../../../src/admin/admin-sessions.ts';
 import { startDevIssuer } from '../../../src/identity/dev-issuer.ts';
 import { createTokenService } from '../../../src/identity/token-service.ts';
 import type { OrgConfig } from '../../../src/policy/types.ts';
@@ -56,6 +58,16 @@ t.test('browser sign-in sets a session cookie with safe attributes', async (t) =
   const body = (await info.json()) as { email: string; admin: boolean; csrf_token: string };
   t.match(body, { email: 'ada@acme.example', admin: true });
   t.match(body.csrf_token, /^[A-Za-z0-9_-]{32}$/);
+  const sessionId = browser.cookies(gw.adminUrl).get('tollgate_session') ?? '';
+  const storedSessions = () => {
+    const db = new BetterSqlite3(path.join(gw.dir, 'data/tollgate.db'), { readonly: true });
+    try {
+      return (db.prepare('SELECT id_hash FROM admin_sessions').all() as Array<{ id_hash: string }>).map((r) => r.id_hash);
+    } finally {
+      db.close();
+    }
+  };
+  t.ok(storedSessions().includes(sessionIdHash(sessionId)), 'the session is kept in tollgate.db (a restart signs no one out), by its hash');
 
   t.test('logout needs the CSRF token (or a same-origin Origin)', async (t) => {
     const forged = await fetch(`${gw.adminUrl}/auth/logout`, { method: 'POST', headers: { cookie: jar, origin: 'https://evil.test' } });
@@ -65,6 +77,7 @@ t.test('browser sign-in sets a session cookie with safe attributes', async (t) =
     t.equal(ok.status, 200);
     t.match(ok.headers.getSetCookie()[0], /^tollgate_session=; Path=\/; Max-Age=0; HttpOnly; SameSite=Lax$/);
     t.equal((await fetch(`${gw.adminUrl}/auth/session`, { headers: { cookie: jar } })).status, 401, 'the server-side session is gone');
+    t.notOk(storedSessions().includes(sessionIdHash(sessionId)), 'from tollgate.db too');
   });
 });
 

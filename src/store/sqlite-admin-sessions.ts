@@ -1,0 +1,53 @@
+// Owns: the admin listener's sign-in sessions on tollgate.db (table `admin_sessions`, migration 7),
+// so a restart or a deploy signs no one out. Keyed by the SHA-256 of the session id (the cookie is
+// never stored); expired rows are removed when read and swept when a session is created; at most
+// `max` sessions are kept, the newest. Prepared once per table.
+import type { AdminSession, SessionTable } from '../admin/admin-sessions.ts';
+import type { Database } from './database.ts';
+
+interface SessionRow { email: string; issuer: string; subject: string; groups: string; csrf_token: string; created_at: number; expires_at: number }
+
+function toSession(r: SessionRow): AdminSession | undefined {
+  let groups: unknown;
+  try {
+    groups = JSON.parse(r.groups);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) return undefined;
+  return Object.freeze({
+    email: r.email, issuer: r.issuer, subject: r.subject, groups: Object.freeze(groups as string[]),
+    csrfToken: r.csrf_token, createdAt: r.created_at, expiresAt: r.expires_at,
+  });
+}
+
+/** The database must have been opened with openDatabase (migration 7 applied). */
+export function sqliteSessionTable(db: Database): SessionTable {
+  const insert = db.prepare<unknown[]>(
+    'INSERT OR REPLACE INTO admin_sessions (id_hash, email, issuer, subject, groups, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const sweep = db.prepare<[number]>('DELETE FROM admin_sessions WHERE expires_at <= ?');
+  const trim = db.prepare<[number]>('DELETE FROM admin_sessions WHERE id_hash IN (SELECT id_hash FROM admin_sessions ORDER BY created_at DESC, id_hash LIMIT -1 OFFSET ?)');
+  const select = db.prepare<[string], SessionRow>('SELECT email, issuer, subject, groups, csrf_token, created_at, expires_at FROM admin_sessions WHERE id_hash = ?');
+  const remove = db.prepare<[string]>('DELETE FROM admin_sessions WHERE id_hash = ?');
+  return {
+    put(idHash, s, max) {
+      db.transaction(() => {
+        sweep.run(s.createdAt);
+        insert.run(idHash, s.email, s.issuer, s.subject, JSON.stringify(s.groups), s.csrfToken, s.createdAt, s.expiresAt);
+        trim.run(max);
+      })();
+    },
+    get(idHash, now) {
+      const r = select.get(idHash);
+      if (r === undefined) return undefined;
+      const s = toSession(r);
+      if (s === undefined || now >= s.expiresAt) {
+        remove.run(idHash);
+        return undefined;
+      }
+      return s;
+    },
+    delete: (idHash) => remove.run(idHash).changes > 0,
+  };
+}
