@@ -30,7 +30,7 @@ import { ensureCertificateAuthority, type CertificateAuthority } from './tls/cer
 import { createLeafMinter } from './tls/leaf-minter.ts';
 import { createUpstreamTrust, type DialOptions } from './upstream/connector.ts';
 import { createConnectionTrust } from './upstream/connection-trust.ts';
-import { createOutboundDispatcher, fetchVia } from './upstream/outbound-dispatcher.ts';
+import { closeOutbound, createOutboundDispatcher, fetchVia } from './upstream/outbound-dispatcher.ts';
 import { sqliteSessionTable } from './store/sqlite-admin-sessions.ts';
 import { createHostResolver } from './upstream/resolver.ts';
 import { createUpstreamPools } from './upstream/upstream-pools.ts';
@@ -304,7 +304,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     // gateway's own calls out (IdP, webhooks), which leave through upstream_proxy too.
     const trust = createUpstreamTrust(upstreamTrust(config));
     const outbound = createOutboundDispatcher({ upstreamProxy: config.upstreamProxy, trust, connectTimeoutMs: config.timeouts.connectMs });
-    cleanup.push(() => outbound.close().catch(() => undefined));
+    cleanup.push(() => closeOutbound(outbound));
     const sso = await startSso(config, logger, {
       dev: opts.dev, tokens, org: () => policy.current().org, issuerDeps: { fetch: fetchVia(outbound) }, sessionTable: sqliteSessionTable(db),
       audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())),

@@ -77,7 +77,20 @@ function bounded<V>(map: Map<string, V>, max: number): void {
   }
 }
 
-export function createAdminSessions(opts: { ttlMs?: number; maxSessions?: number; maxPending?: number; table?: SessionTable } = {}): AdminSessions {
+export interface AdminSessionsOptions {
+  ttlMs?: number;
+  maxSessions?: number;
+  maxPending?: number;
+  table?: SessionTable;
+  /**
+   * Whether a stored session still counts (its issuer is still configured). Checked on every use,
+   * as is the current ttlMs: a session outlives neither its issuer's removal nor a shorter
+   * session_ttl, also across restarts.
+   */
+  accept?: (s: AdminSession) => boolean;
+}
+
+export function createAdminSessions(opts: AdminSessionsOptions = {}): AdminSessions {
   const ttlMs = opts.ttlMs ?? 8 * 3_600_000;
   const sessions = opts.table ?? memorySessionTable();
   const pending = new Map<string, PendingSignIn>();
@@ -94,9 +107,17 @@ export function createAdminSessions(opts: { ttlMs?: number; maxSessions?: number
     },
     get(id, now) {
       if (typeof id !== 'string' || id.length !== 43) return undefined;
-      return sessions.get(hash(id), now);
+      const key = hash(id);
+      const s = sessions.get(key, now);
+      if (s === undefined) return undefined;
+      if (now >= s.createdAt + ttlMs || (opts.accept !== undefined && !opts.accept(s))) {
+        sessions.delete(key);
+        return undefined;
+      }
+      return s;
     },
     destroy(id) {
+      if (typeof id !== 'string' || id.length !== 43) return false;
       return sessions.delete(hash(id));
     },
     putPending(state, p) {

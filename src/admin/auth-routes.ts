@@ -322,7 +322,16 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
         sendError(res, 403, 'csrf_failed', `Log out from the dashboard, or send the ${CSRF_HEADER} header.`);
         return;
       }
-      if (id !== undefined) deps.sessions.destroy(id);
+      // Only a live session costs a write (an anonymous request never touches the store).
+      if (s && id !== undefined) {
+        try {
+          deps.sessions.destroy(id);
+        } catch (err) {
+          deps.logger.warn('admin sign-out: the session store is busy', { error: String(err) });
+          sendError(res, 503, 'store_busy', 'The session could not be ended just now; sign out again.');
+          return;
+        }
+      }
       const isSecure = secure(req);
       sendJson(res, 200, { signed_out: true }, { 'Set-Cookie': [cookie(isSecure ? SECURE_SESSION_COOKIE : SESSION_COOKIE, '', { path: '/', maxAgeS: 0, secure: isSecure })] });
     },

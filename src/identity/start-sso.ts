@@ -50,7 +50,12 @@ export async function startSso(config: GatewayConfig, logger: Logger, opts: Star
   // `upstream_proxy` (the outbound fetch in issuerDeps).
   const { fetch: outboundFetch, ...localDeps } = { ...opts.issuerDeps, ...(opts.now ? { now: opts.now } : {}) };
   const issuers = createIssuerRegistry(issuerSettings, (s) => (devIssuer && s === devIssuer.settings ? localDeps : { ...localDeps, ...(outboundFetch ? { fetch: outboundFetch } : {}) }));
-  const sessions = createAdminSessions({ ttlMs: config.sso.sessionTtlMs, ...(opts.sessionTable ? { table: opts.sessionTable } : {}) });
+  // A stored session counts only while its issuer is configured (removing a compromised issuer, or
+  // leaving dev mode, ends its sessions at once) and within the current session_ttl.
+  const issuerNames = new Set(issuers.list().flatMap((i) => [i.settings.name, i.settings.issuer]));
+  const sessions = createAdminSessions({
+    ttlMs: config.sso.sessionTtlMs, accept: (s) => issuerNames.has(s.issuer), ...(opts.sessionTable ? { table: opts.sessionTable } : {}),
+  });
   const nonces = createLoginNonces();
   const login = createSsoLogin({
     issuers, tokens: opts.tokens, org: opts.org, nonces, logger, tokenTtlMs: config.sso.tokenTtlMs,

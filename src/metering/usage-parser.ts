@@ -369,13 +369,12 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
   let batched = 0;
   const frameBatch = (f: NonNullable<typeof frames>) => {
     if (batch === undefined || batched === 0) return;
-    // a fresh buffer for the next batch: the framer may still refer to this one
-    const b = batch.subarray(0, batched);
-    batch = undefined;
+    // the framer copies what it keeps across pushes, so the buffer is filled again from the start
+    f.push(batch.subarray(0, batched));
     batched = 0;
-    f.push(b);
   };
   const pushSse = (f: NonNullable<typeof frames>, chunk: Uint8Array) => {
+    if (chunk.byteLength === 0) return;
     if (chunk.byteLength >= batchBytes) {
       frameBatch(f);
       f.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));

@@ -1,9 +1,10 @@
 // Owns: the admin listener's sign-in sessions on tollgate.db (table `admin_sessions`, migration 7),
 // so a restart or a deploy signs no one out. Keyed by the SHA-256 of the session id (the cookie is
 // never stored); expired rows are removed when read and swept when a session is created; at most
-// `max` sessions are kept, the newest. Prepared once per table.
+// `max` sessions are kept (those expiring soonest go first). Writes happen only at sign-in and
+// sign-out (on the proxy's loop, like token touches: rare). Prepared once per table.
 import type { AdminSession, SessionTable } from '../admin/admin-sessions.ts';
-import type { Database } from './database.ts';
+import { inImmediateTransaction, type Database } from './database.ts';
 
 interface SessionRow { email: string; issuer: string; subject: string; groups: string; csrf_token: string; created_at: number; expires_at: number }
 
@@ -24,26 +25,33 @@ function toSession(r: SessionRow): AdminSession | undefined {
 /** The database must have been opened with openDatabase (migration 7 applied). */
 export function sqliteSessionTable(db: Database): SessionTable {
   const insert = db.prepare<unknown[]>(
-    'INSERT OR REPLACE INTO admin_sessions (id_hash, email, issuer, subject, groups, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO admin_sessions (id_hash, email, issuer, subject, groups, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const sweep = db.prepare<[number]>('DELETE FROM admin_sessions WHERE expires_at <= ?');
-  const trim = db.prepare<[number]>('DELETE FROM admin_sessions WHERE id_hash IN (SELECT id_hash FROM admin_sessions ORDER BY created_at DESC, id_hash LIMIT -1 OFFSET ?)');
+  const count = db.prepare<[], number>('SELECT count(*) FROM admin_sessions').pluck(true);
+  // over the bound: those that expire soonest go (through the expiry index, no sort of the table)
+  const trim = db.prepare<[number]>('DELETE FROM admin_sessions WHERE id_hash IN (SELECT id_hash FROM admin_sessions ORDER BY expires_at LIMIT ?)');
   const select = db.prepare<[string], SessionRow>('SELECT email, issuer, subject, groups, csrf_token, created_at, expires_at FROM admin_sessions WHERE id_hash = ?');
   const remove = db.prepare<[string]>('DELETE FROM admin_sessions WHERE id_hash = ?');
   return {
     put(idHash, s, max) {
-      db.transaction(() => {
+      inImmediateTransaction(db, () => {
         sweep.run(s.createdAt);
+        const over = (count.get() as number) + 1 - max;
+        if (over > 0) trim.run(over);
         insert.run(idHash, s.email, s.issuer, s.subject, JSON.stringify(s.groups), s.csrfToken, s.createdAt, s.expiresAt);
-        trim.run(max);
-      })();
+      });
     },
     get(idHash, now) {
       const r = select.get(idHash);
       if (r === undefined) return undefined;
       const s = toSession(r);
       if (s === undefined || now >= s.expiresAt) {
-        remove.run(idHash);
+        try {
+          remove.run(idHash);
+        } catch {
+          // the store is busy: the row is refused anyway and swept at the next sign-in
+        }
         return undefined;
       }
       return s;

@@ -65,18 +65,27 @@ function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number, 
       })
       : net.connect({ host: proxyHost, port: proxyPort });
     const authority = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-    const timer = setTimeout(() => sock.destroy(Object.assign(new Error('upstream proxy timeout'), { code: 'TOLLGATE_CONNECT_TIMEOUT' })), timeoutMs);
-    sock.once('error', (e: NodeJS.ErrnoException) => {
+    const named = `upstream proxy ${proxyHost}:${proxyPort}`; // never its credentials
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      // Name the proxy (never its credentials), not the upstream, as what failed.
-      reject(e.code?.startsWith('TOLLGATE_') ? e : Object.assign(new Error(`upstream proxy ${proxyHost}:${proxyPort} failed: ${e.code ?? e.message}`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
+      sock.destroy();
+      reject(err);
+    };
+    // Settled here, not through the socket's 'error': a socket already closed emits nothing more.
+    const timer = setTimeout(() => fail(Object.assign(new Error(`${named} did not set up the tunnel within ${timeoutMs} ms`), { code: 'TOLLGATE_CONNECT_TIMEOUT' })), timeoutMs);
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      // Name the proxy, not the upstream, as what failed.
+      fail(e.code?.startsWith('TOLLGATE_') ? e : Object.assign(new Error(`${named} failed: ${e.code ?? e.message}`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
     });
+    // A proxy that hangs up without answering (some do on an auth or ACL failure)
+    sock.once('close', () => fail(Object.assign(new Error(`${named} closed the connection without answering CONNECT`), { code: 'TOLLGATE_UPSTREAM_PROXY' })));
     sock.once(overTls ? 'secureConnect' : 'connect', () => {
       let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
-      if (proxy.username) {
-        const cred = Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64');
-        head += `Proxy-Authorization: Basic ${cred}\r\n`;
-      }
+      const auth = proxyAuthorization(proxy);
+      if (auth) head += `Proxy-Authorization: ${auth}\r\n`;
       sock.write(head + '\r\n');
     });
     let buf = Buffer.alloc(0);
@@ -84,23 +93,29 @@ function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number, 
       buf = Buffer.concat([buf, chunk]);
       const end = buf.indexOf('\r\n\r\n');
       if (end === -1) {
-        if (buf.length > 16_384) sock.destroy(Object.assign(new Error('upstream proxy response too large'), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
+        if (buf.length > 16_384) fail(Object.assign(new Error(`${named} sent an oversized answer to CONNECT`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
         return;
       }
       sock.off('data', onData);
-      clearTimeout(timer);
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(buf.subarray(0, end).toString('latin1'));
       if (!status || status[1] !== '200') {
-        sock.destroy();
-        reject(Object.assign(new Error(`upstream proxy answered ${status?.[1] ?? 'garbage'} to CONNECT`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
+        fail(Object.assign(new Error(`upstream proxy answered ${status?.[1] ?? 'garbage'} to CONNECT`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
         return;
       }
+      settled = true;
+      clearTimeout(timer);
       const rest = buf.subarray(end + 4);
       if (rest.length) sock.unshift(rest);
       resolve(sock);
     };
     sock.on('data', onData);
   });
+}
+
+/** `Proxy-Authorization` for the proxy URL's credentials (a user name alone is sent too), or undefined. */
+export function proxyAuthorization(proxy: URL): string | undefined {
+  if (!proxy.username && !proxy.password) return undefined;
+  return `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}`;
 }
 
 /** The upstream trust store as one reusable TLS context (TLS 1.2 at least). */

@@ -27,6 +27,8 @@ export interface CorporateProxyOptions {
   refuseWith?: number;
   /** Serve the proxy itself over TLS (an https:// upstream_proxy). */
   tls?: { certPem: string; keyPem: string };
+  /** Read the CONNECT, then hang up without a word (`close`) or never answer (`silent`). */
+  misbehave?: 'close' | 'silent';
 }
 
 export async function startCorporateProxy(o: CorporateProxyOptions = {}): Promise<CorporateProxy> {
@@ -53,6 +55,15 @@ export async function startCorporateProxy(o: CorporateProxyOptions = {}): Promis
         asks.push({ authority, proxyAuthorization: auth, status });
         client.end(`HTTP/1.1 ${status} ${text}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
       };
+      if (o.misbehave === 'close') {
+        asks.push({ authority, proxyAuthorization: auth, status: 0 });
+        client.destroy();
+        return;
+      }
+      if (o.misbehave === 'silent') {
+        asks.push({ authority, proxyAuthorization: auth, status: 0 });
+        return;
+      }
       if (method !== 'CONNECT') return answer(405, 'Method Not Allowed');
       if (o.requireAuthorization !== undefined && auth !== o.requireAuthorization) return answer(407, 'Proxy Authentication Required');
       if (o.refuseWith !== undefined) return answer(o.refuseWith, 'Refused');

@@ -33,6 +33,9 @@ const refusing = await startCorporateProxy({ refuseWith: 403 });
 const untrusted = await startCorporateProxy({ tls: await (await makeTestCa('Someone Else CA')).issue(['127.0.0.1']) });
 const down = await startCorporateProxy();
 await down.close();
+const hangsUp = await startCorporateProxy({ misbehave: 'close' });
+const silent = await startCorporateProxy({ misbehave: 'silent' });
+const userOnly = await startCorporateProxy({ requireAuthorization: `Basic ${Buffer.from('tokenonly:').toString('base64')}` });
 const dev = await startDevIssuer({ users: [{ email: 'ada@acme.example', name: 'Ada', groups: ['admins'] }] });
 
 const upstreams = { 'plain.example.test': plain.port, 'api.example.test': secure.port };
@@ -42,7 +45,7 @@ const gateway = (proxyUrl: string, extra: Parameters<typeof startTestGateway>[0]
 const tg = await gateway(corp.url(CREDENTIALS));
 t.teardown(async () => {
   await tg.stop();
-  await Promise.all([plain.close(), secure.close(), corp.close(), corpTls.close(), strict.close(), refusing.close(), untrusted.close(), dev.close()]);
+  await Promise.all([plain.close(), secure.close(), corp.close(), corpTls.close(), strict.close(), refusing.close(), untrusted.close(), hangsUp.close(), silent.close(), userOnly.close(), dev.close()]);
 });
 
 function viaGateway(g: { proxyUrl: string; caPem: string }) {
@@ -84,6 +87,7 @@ t.test('a proxy that cannot be used gives 502 naming the proxy, and nothing reac
     ['CONNECT refused (403)', refusing.url(), /upstream proxy answered 403/],
     ['proxy down', down.url(), /upstream proxy 127\.0\.0\.1:\d+ failed: ECONNREFUSED/],
     ['proxy certificate not trusted', untrusted.url(), /upstream proxy 127\.0\.0\.1:\d+ failed: /],
+    ['proxy hangs up without answering', hangsUp.url(), /upstream proxy 127\.0\.0\.1:\d+ closed the connection without answering CONNECT/],
   ];
   for (const [name, url, cause] of cases) {
     const g = await gateway(url);
@@ -135,4 +139,44 @@ t.test('sign-in through a proxy that refuses: the IdP is reported unavailable an
   t.equal(r.status, 503);
   t.match(await r.text(), /Sign-in is unavailable/);
   t.ok(refusing.asks.length > before, 'discovery was tried through the proxy (and refused), not directly');
+});
+
+t.test('a proxy that never answers CONNECT: 504 naming it within connect_ms, nothing reaches the host', async (t) => {
+  const g = await gateway(silent.url(), { timeouts: { connect_ms: 600 } });
+  t.teardown(() => g.stop());
+  const seen = secure.seen.length;
+  const started = Date.now();
+  const r = await request('https://api.example.test/never', { dispatcher: viaGateway(g) });
+  const text = await r.body.text();
+  t.equal(r.statusCode, 504);
+  t.match(text, /upstream proxy 127\.0\.0\.1:\d+ did not set up the tunnel within 600 ms/);
+  t.ok(Date.now() - started < 5000, 'bounded by connect_ms, not left hanging');
+  t.equal(secure.seen.length, seen);
+});
+
+t.test('a user name alone (a token) is sent as credentials, for proxied traffic and for sign-in alike', async (t) => {
+  const g = await gateway(userOnly.url('tokenonly'), {
+    files: { 'org.yaml': SSO_TEST_ORG_YAML },
+    sso: { issuers: [{ name: 'test', issuer: dev.issuer, client_id: 'tollgate-dev', scopes: ['openid', 'email', 'groups'] }] },
+  });
+  t.teardown(() => g.stop());
+  const r = await request('https://api.example.test/token-only', { dispatcher: viaGateway(g) });
+  t.equal(r.statusCode, 200);
+  await r.body.dump();
+  const login = await fetch(`${g.adminUrl}/auth/login`, { redirect: 'manual' });
+  t.equal(login.status, 303, 'redirected to the IdP: discovery went through the proxy with the same credentials');
+  t.ok(userOnly.asks.length >= 2 && userOnly.asks.every((a) => a.status === 200), 'every tunnel accepted');
+});
+
+t.test('shutdown does not wait on a proxy that never answers the IdP tunnel', async (t) => {
+  const g = await gateway(silent.url(), {
+    files: { 'org.yaml': SSO_TEST_ORG_YAML },
+    sso: { issuers: [{ name: 'test', issuer: dev.issuer, client_id: 'tollgate-dev', scopes: ['openid', 'email', 'groups'] }] },
+  });
+  const r = await fetch(`${g.adminUrl}/auth/login`, { redirect: 'manual' });
+  t.not(r.status, 303, 'discovery could not complete');
+  await r.text();
+  const started = Date.now();
+  await g.stop();
+  t.ok(Date.now() - started < 5000, `stopped in ${Date.now() - started} ms`);
 });

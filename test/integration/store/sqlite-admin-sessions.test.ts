@@ -66,3 +66,18 @@ t.test('a row that cannot be read is refused and removed', async (t) => {
   t.equal(sessions.get(id, NOW), undefined);
   t.equal((db.prepare('SELECT count(*) AS n FROM admin_sessions').get() as { n: number }).n, 0);
 });
+
+t.test('a stored session counts only within the current session_ttl and while its issuer is configured', async (t) => {
+  const file = fresh();
+  const long = createAdminSessions({ ttlMs: 8 * 3_600_000, table: sqliteSessionTable(open(file)) });
+  const a = long.create(ada, NOW);
+  const b = long.create({ ...ada, issuer: 'removed-issuer', subject: 'b' }, NOW);
+  // restarted with a shorter session_ttl and without `removed-issuer`
+  const db = open(file);
+  const restarted = createAdminSessions({ ttlMs: 3_600_000, table: sqliteSessionTable(db), accept: (s) => s.issuer === ada.issuer });
+  t.ok(restarted.get(a.id, NOW + 60_000), 'within the new ttl');
+  t.equal(restarted.get(b.id, NOW + 60_000), undefined, 'its issuer is gone: refused');
+  t.equal(restarted.get(a.id, NOW + 3_600_000), undefined, 'past the new ttl, though the old one would allow it');
+  t.equal((db.prepare('SELECT count(*) AS n FROM admin_sessions').get() as { n: number }).n, 0, 'both removed');
+  t.equal(restarted.destroy('short'), false, 'a malformed id is not looked up');
+});
