@@ -30,7 +30,7 @@ import { ensureCertificateAuthority, type CertificateAuthority } from './tls/cer
 import { createLeafMinter } from './tls/leaf-minter.ts';
 import { createUpstreamTrust, type DialOptions } from './upstream/connector.ts';
 import { createConnectionTrust } from './upstream/connection-trust.ts';
-import { closeOutbound, createOutboundDispatcher, fetchVia } from './upstream/outbound-dispatcher.ts';
+import { createOutboundDispatcher, fetchVia } from './upstream/outbound-dispatcher.ts';
 import { sqliteSessionTable } from './store/sqlite-admin-sessions.ts';
 import { createHostResolver } from './upstream/resolver.ts';
 import { createUpstreamPools } from './upstream/upstream-pools.ts';
@@ -303,8 +303,8 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     // One upstream trust (parsing the roots costs ~100 ms of CPU) for proxied traffic and for the
     // gateway's own calls out (IdP, webhooks), which leave through upstream_proxy too.
     const trust = createUpstreamTrust(upstreamTrust(config));
-    const outbound = createOutboundDispatcher({ upstreamProxy: config.upstreamProxy, trust, connectTimeoutMs: config.timeouts.connectMs });
-    cleanup.push(() => closeOutbound(outbound));
+    const outbound = createOutboundDispatcher({ connectTimeoutMs: config.timeouts.connectMs, trust, upstreamProxy: config.upstreamProxy ? new URL(config.upstreamProxy) : undefined });
+    cleanup.push(() => outbound.close());
     const sso = await startSso(config, logger, {
       dev: opts.dev, tokens, org: () => policy.current().org, issuerDeps: { fetch: fetchVia(outbound) }, sessionTable: sqliteSessionTable(db),
       audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())),

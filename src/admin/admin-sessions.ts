@@ -4,7 +4,8 @@
 // Sessions live in a SessionTable — in tollgate.db in the gateway (src/store/sqlite-admin-sessions.ts:
 // a restart signs no one out), in memory here; pending sign-ins (ten minutes at most) in memory.
 // Bounded: the oldest entries go first.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { hashToken } from '../identity/token-service.ts';
 
 export interface AdminSession {
   email: string;
@@ -37,34 +38,26 @@ export interface AdminSessions {
   readonly ttlMs: number;
 }
 
-export const sessionIdHash = (s: string): string => createHash('sha256').update(s).digest('hex');
-const hash = sessionIdHash;
+/** The key a session is kept under: the SHA-256 of its id, as gateway tokens are kept. */
+export const sessionIdHash = hashToken;
+const hash = hashToken;
 
-/** Where sessions are kept, by the SHA-256 of their id. */
+/** Where sessions are kept, by the SHA-256 of their id. Whether one still counts is decided by createAdminSessions. */
 export interface SessionTable {
   put(idHash: string, s: AdminSession, max: number): void;
-  /** The session, or undefined (an expired one is removed). */
-  get(idHash: string, now: number): AdminSession | undefined;
+  get(idHash: string): AdminSession | undefined;
   delete(idHash: string): boolean;
 }
 
 /** Sessions in this process only: a restart signs everyone out. */
-export function memorySessionTable(): SessionTable {
+function memorySessionTable(): SessionTable {
   const sessions = new Map<string, AdminSession>();
   return {
     put(idHash, s, max) {
       sessions.set(idHash, s);
       bounded(sessions, max);
     },
-    get(idHash, now) {
-      const s = sessions.get(idHash);
-      if (s === undefined) return undefined;
-      if (now >= s.expiresAt) {
-        sessions.delete(idHash);
-        return undefined;
-      }
-      return s;
-    },
+    get: (idHash) => sessions.get(idHash),
     delete: (idHash) => sessions.delete(idHash),
   };
 }
@@ -108,10 +101,14 @@ export function createAdminSessions(opts: AdminSessionsOptions = {}): AdminSessi
     get(id, now) {
       if (typeof id !== 'string' || id.length !== 43) return undefined;
       const key = hash(id);
-      const s = sessions.get(key, now);
+      const s = sessions.get(key);
       if (s === undefined) return undefined;
-      if (now >= s.createdAt + ttlMs || (opts.accept !== undefined && !opts.accept(s))) {
-        sessions.delete(key);
+      if (now >= Math.min(s.expiresAt, s.createdAt + ttlMs) || (opts.accept !== undefined && !opts.accept(s))) {
+        try {
+          sessions.delete(key);
+        } catch {
+          // the store is busy: the session is refused anyway, and swept at the next sign-in
+        }
         return undefined;
       }
       return s;

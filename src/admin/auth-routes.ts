@@ -328,7 +328,7 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
           deps.sessions.destroy(id);
         } catch (err) {
           deps.logger.warn('admin sign-out: the session store is busy', { error: String(err) });
-          sendError(res, 503, 'store_busy', 'The session could not be ended just now; sign out again.');
+          sendError(res, 503, 'store_unavailable', 'The session could not be ended just now; sign out again.');
           return;
         }
       }

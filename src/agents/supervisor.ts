@@ -6,7 +6,6 @@
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { BestEffortAudit } from '../audit/audit-commands.ts';
-import type { AuditEventInput } from '../audit/build-audit-row.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { SupervisedAgent } from './agent-spec.ts';
 import { agentsDir, statusFilePath, writeStatusFile, type AgentStatus } from './agent-status.ts';
@@ -97,7 +96,7 @@ export function createSupervisor(opts: SupervisorOptions): Supervisor {
   const actor = opts.actor ?? 'supervisor';
   let stopping = false;
 
-  const audit = (event: AuditEventInput) => opts.audit?.(event);
+  const audit = opts.audit ?? (() => undefined);
   const scope = (a: SupervisedAgent) => ({ agent: a.key, team: a.team, project: a.project ?? null });
 
   const slots: Slot[] = opts.agents.map((agent) => {

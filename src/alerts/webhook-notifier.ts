@@ -261,22 +261,15 @@ export function createWebhookNotifier(deps: WebhookNotifierDeps): WebhookNotifie
  */
 export function webhookNotifierFromConfig(deps: {
   db: Database; config: GatewayConfig; secrets: SecretSource; logger: Logger; dispatcher: Dispatcher; onGiveUp?: (info: GiveUpInfo) => void;
-}): WebhookNotifier & { close(graceMs?: number): Promise<void> } {
+}): WebhookNotifier {
   const alerts = deps.config.alerts;
-  const dispatcher = deps.dispatcher;
   for (const w of alerts.webhooks) {
     if (w.url.kind === 'secret' && !deps.secrets.has(w.url.secret)) {
       deps.logger.warn('alert webhook secret has no value; its deliveries wait and retry until it is set', { webhook: w.name, secret: w.url.secret });
     }
   }
-  const notifier = createWebhookNotifier({
-    queue: createSqliteAlertQueue(deps.db), config: alerts, secrets: deps.secrets, logger: deps.logger, dispatcher,
+  return createWebhookNotifier({
+    queue: createSqliteAlertQueue(deps.db), config: alerts, secrets: deps.secrets, logger: deps.logger, dispatcher: deps.dispatcher,
     ...(deps.onGiveUp ? { onGiveUp: deps.onGiveUp } : {}),
   });
-  return {
-    ...notifier,
-    async close(graceMs?: number) {
-      await notifier.close(graceMs);
-    },
-  };
 }

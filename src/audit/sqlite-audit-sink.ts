@@ -321,7 +321,10 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       worker = undefined;
       online = false;
       for (const id of [...decisions.keys()]) failDecision(id, 'AUDIT_WRITER_DOWN', 'the audit writer stopped');
-      for (const id of [...ledgerWaiters.keys()]) failLedgerCall(id, new Error('the audit writer stopped'));
+      for (const id of [...ledgerWaiters.keys()]) failLedgerCall(id, new AuditUnavailableError('AUDIT_WRITER_DOWN', 'the audit writer stopped'));
+      // Their callers have their answer (a reservation refused as budget_unavailable is never
+      // released): the next writer must not run them.
+      outboxCalls = [];
       for (const [id, c] of calls) { if (c.timer) clearTimeout(c.timer); c.reject(new Error('the audit writer stopped')); calls.delete(id); }
       if (closing) return;
       setFailing('AUDIT_WRITER_DOWN', `the audit writer stopped (exit ${code}); restarting`);

@@ -54,7 +54,7 @@ export const GatewayConfigSchema = Type.Object(
       dir: Type.Optional(Type.String({ minLength: 1, description: 'Folder with one file per secret (secrets/github-token); the environment wins', default: './secrets' })),
     }, { additionalProperties: false, description: 'Where named secrets are read from' })),
     upstreams: Type.Optional(Type.Record(Type.String({ minLength: 1 }), hostPort('address:port dialled for this host name'), { description: 'hostname → address to dial instead of resolving it (policy, audit, SNI and certificate checks still use the name)' })),
-    upstream_proxy: Type.Optional(Type.String({ pattern: '^https?://', description: "Corporate proxy (http:// or https://, user:password allowed) for upstream traffic and the gateway's own calls to the IdP and webhooks; asked to CONNECT to the address Tollgate resolved and vetted" })),
+    upstream_proxy: Type.Optional(Type.String({ pattern: '^https?://', description: "Corporate proxy (http:// or https://, user:password allowed, no path) for upstream traffic (CONNECT to the address Tollgate resolved and vetted) and the gateway's own calls to the IdP and webhooks" })),
     tls: Type.Optional(Type.Object({
       upstream_ca: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'Extra CA files trusted for upstream TLS, next to Node\'s bundled roots and the system bundle' })),
     }, { additionalProperties: false, description: 'Upstream TLS' })),
@@ -344,6 +344,10 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
   for (const [key, addr] of [['proxy', c.listen?.proxy], ['admin', c.listen?.admin]] as const) {
     if (addr && parseListenAddress(addr).port > 65535) problems.push({ ...source.positionOf(['listen', key]), severity: 'error', message: `listen.${key}: port out of range` });
   }
+  if (c.upstream_proxy !== undefined) {
+    const why = upstreamProxyProblem(c.upstream_proxy);
+    if (why) problems.push({ ...source.positionOf(['upstream_proxy']), severity: 'error', message: `upstream_proxy: ${why}` });
+  }
   const metering = meteringConfig(c.metering, source, problems);
   const sso = ssoConfig(c.sso, source, problems);
   const alerts = alertsConfig(c.alerts, metering.thresholds, source, problems);
@@ -387,6 +391,26 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
     metrics: { bearerTokenSecret: c.metrics?.bearer_token_secret },
   };
   return { ok: true, config: deepFreeze(config) };
+}
+
+
+/** Why a corporate proxy URL cannot be used (never quoting its credentials), or undefined. */
+function upstreamProxyProblem(text: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return 'not a URL (http://host:port or https://host:port)';
+  }
+  if (!u.hostname) return 'names no host';
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) return 'a proxy URL has no path, query or fragment';
+  try {
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+  } catch {
+    return 'the user name or password holds a malformed %-escape';
+  }
+  return undefined;
 }
 
 /** Reads and validates the gateway config file; throws TollgateError with file:line:col problems. */

@@ -52,7 +52,7 @@ export async function startSso(config: GatewayConfig, logger: Logger, opts: Star
   const issuers = createIssuerRegistry(issuerSettings, (s) => (devIssuer && s === devIssuer.settings ? localDeps : { ...localDeps, ...(outboundFetch ? { fetch: outboundFetch } : {}) }));
   // A stored session counts only while its issuer is configured (removing a compromised issuer, or
   // leaving dev mode, ends its sessions at once) and within the current session_ttl.
-  const issuerNames = new Set(issuers.list().flatMap((i) => [i.settings.name, i.settings.issuer]));
+  const issuerNames = new Set(issuers.list().map((i) => i.settings.issuer)); // a session keeps the token's `iss`
   const sessions = createAdminSessions({
     ttlMs: config.sso.sessionTtlMs, accept: (s) => issuerNames.has(s.issuer), ...(opts.sessionTable ? { table: opts.sessionTable } : {}),
   });

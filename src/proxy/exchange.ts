@@ -145,11 +145,12 @@ export function addAdmissionCheck(ex: Exchange, check: Promise<void>): void {
   ex.admissionChecks.push(check);
 }
 
-/** Awaits every admission check; the first refusal (in registration order) is thrown. */
+/** Awaits every admission check; the first refusal (in registration order) is thrown. Checks that passed are cleared. */
 export async function admissionChecksPassed(ex: Exchange): Promise<void> {
   if (ex.admissionChecks.length === 0) return;
   const results = await Promise.allSettled(ex.admissionChecks);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
+  ex.admissionChecks.length = 0;
 }
 
 export function newOutcome(): Exchange['outcome'] {

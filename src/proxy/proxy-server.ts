@@ -146,8 +146,8 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
 
   async function runStages(stages: readonly Stage[], ex: Exchange): Promise<void> {
     for (const stage of stages) await stage(ex);
-    // The audit stage has awaited them already; this keeps any pipeline fail-closed without one.
-    await admissionChecksPassed(ex);
+    // The audit stage has awaited (and cleared) them already; this keeps any pipeline fail-closed without one.
+    if (ex.admissionChecks.length > 0) await admissionChecksPassed(ex);
   }
 
   function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void {

@@ -1,5 +1,5 @@
 // Owns: the id every exchange gets — a UUID version 7 (RFC 9562): the Unix time in milliseconds,
-// then 74 random bits. Still a UUID wherever one is shown (the X-Tollgate-Request-Id header, logs,
+// then 74 random bits. Still a UUID wherever one is shown (the X-Request-Id header, logs,
 // audit rows), but ordered by time, so the ids the store indexes (ledger_requests' key) are
 // appended where the last ones went instead of landing on a random page of a large index.
 import { randomFillSync } from 'node:crypto';

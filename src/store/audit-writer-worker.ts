@@ -210,15 +210,33 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     return answers;
   };
 
+  /** Ledger calls (and `records`, when given) in one transaction; the ledger forgets a rolled-back one. */
+  const inOneTransaction = (work: readonly LedgerCall[], records?: readonly PackedOp[]): LedgerAnswer[] => {
+    try {
+      return inImmediateTransaction(db, () => {
+        const a = ledger.inBatch(() => runLedgerCalls(work, true));
+        if (records) writer.applyPacked(records);
+        return a;
+      });
+    } catch (err) {
+      ledger.forget();
+      throw err;
+    }
+  };
+
+  /** Every call answered with the store's failure: running them again would only wait on it again. */
+  const answerAll = (work: readonly LedgerCall[], err: unknown): LedgerAnswer[] =>
+    work.map((c) => ({ id: c.id, error: (err as Error).message, code: errorCode(err) }));
+
   /** Ledger calls alone: in one transaction when it goes well, else each on its own. */
   const runLedgerBatch = (work: readonly LedgerCall[]): LedgerAnswer[] => {
     if (work.length === 0) return [];
     if (work.length > 1) {
       try {
-        return inImmediateTransaction(db, () => ledger.inBatch(() => runLedgerCalls(work, true)));
-      } catch {
-        // rolled back: run them one by one, each answered on its own
-        ledger.forget();
+        return inOneTransaction(work);
+      } catch (err) {
+        if (ENVIRONMENTAL.test(errorCode(err))) return answerAll(work, err);
+        // rolled back for one call's sake: run them one by one, each answered on its own
       }
     }
     return runLedgerCalls(work, false);
@@ -248,11 +266,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
           // The turn's ledger calls and records in one transaction: one commit, and pages both
           // touch written to the WAL once. Any failure rolls all of it back (handled below, and
           // the ledger calls then run alone).
-          answers = inImmediateTransaction(db, () => {
-            const a = ledger.inBatch(() => runLedgerCalls(ledgerWork, true));
-            writer.applyPacked(work);
-            return a;
-          });
+          answers = inOneTransaction(ledgerWork, work);
         } else {
           writer.applyPacked(work);
         }
@@ -261,10 +275,10 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         if (failing) log('info', 'audit store writes again', { records: work.length });
         failing = false;
       } catch (err) {
-        // rolled back: the ledger's lines in memory may include calls that never committed
-        if (ledgerWork.length > 0) ledger.forget();
         const code = errorCode(err);
         const message = (err as Error).message;
+        // the store itself failed: the ledger calls would fail the same way (after waiting again)
+        if (ledgerWork.length > 0 && ENVIRONMENTAL.test(code)) answers = answerAll(ledgerWork, err);
         if (!ENVIRONMENTAL.test(code) && work.length > 1) {
           // One bad record must not sink its batch: write them one by one.
           for (const o of work) {

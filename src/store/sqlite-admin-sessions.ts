@@ -1,6 +1,7 @@
 // Owns: the admin listener's sign-in sessions on tollgate.db (table `admin_sessions`, migration 7),
 // so a restart or a deploy signs no one out. Keyed by the SHA-256 of the session id (the cookie is
-// never stored); expired rows are removed when read and swept when a session is created; at most
+// never stored); expired rows are swept when a session is created (createAdminSessions refuses and
+// removes them when read); at most
 // `max` sessions are kept (those expiring soonest go first). Writes happen only at sign-in and
 // sign-out (on the proxy's loop, like token touches: rare). Prepared once per table.
 import type { AdminSession, SessionTable } from '../admin/admin-sessions.ts';
@@ -42,17 +43,17 @@ export function sqliteSessionTable(db: Database): SessionTable {
         insert.run(idHash, s.email, s.issuer, s.subject, JSON.stringify(s.groups), s.csrfToken, s.createdAt, s.expiresAt);
       });
     },
-    get(idHash, now) {
+    get(idHash) {
       const r = select.get(idHash);
       if (r === undefined) return undefined;
       const s = toSession(r);
-      if (s === undefined || now >= s.expiresAt) {
+      if (s === undefined) {
+        // a row that cannot be read is no session
         try {
           remove.run(idHash);
         } catch {
-          // the store is busy: the row is refused anyway and swept at the next sign-in
+          // the store is busy: refused anyway
         }
-        return undefined;
       }
       return s;
     },

@@ -95,6 +95,8 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
   const changed = new Set<string>();
   const held = new Map<string, { refs: LedgerLineRef[]; amount: number }>();
   const MAX_HELD = 100_000;
+  // past windows' lines are read again when needed: memory holds at most this many between changes
+  const MAX_LINES = 10_000;
   let batching = false;
 
   const forget = () => {
@@ -113,6 +115,8 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
       // `state = 'reserved'`, so it is never charged twice)
       lines.clear();
       version = v;
+    } else if (changed.size === 0 && lines.size > MAX_LINES) {
+      lines.clear();
     }
   };
   const line = (ref: LedgerLineRef) => {
@@ -140,7 +144,11 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
       writeLinesFor(part.length).run(args);
     }
   };
-  /** Runs `fn` in a transaction of its own (or a savepoint of the caller's), writing its lines at the end unless batching. */
+  /**
+   * Runs `fn` in a transaction of its own, writing its lines at the end — or, inside `inBatch`, in a
+   * savepoint of the batch's transaction, which writes them. Inside someone else's transaction
+   * without `inBatch` it refuses: a later rollback there would leave memory ahead of the file.
+   */
   const transact = <A extends unknown[], T>(fn: (...a: A) => T) => {
     const tx = db.transaction((...a: A): T => {
       fresh();
@@ -149,14 +157,14 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
       return out;
     });
     return (...a: A): T => {
-      const nested = db.inTransaction;
+      if (db.inTransaction && !batching) throw new Error('a ledger call inside a transaction must run in inBatch');
       try {
         return tx.immediate(...a);
       } catch (err) {
         // Rolled back. A call changes memory only after everything that can fail has succeeded, so
-        // within a batch the failed call left memory as it was; otherwise its lines were being
-        // written (alone) when it failed, and memory may be ahead of the file.
-        if (!nested || !batching) forget();
+        // within a batch the failed call left memory as it was; alone, its lines were being
+        // written when it failed, and memory may be ahead of the file.
+        if (!batching) forget();
         throw err;
       }
     };
@@ -172,22 +180,27 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
       return { ...ref, spentBeforeMicros: before, spentAfterMicros: l.state.spentMicros };
     });
 
-  /** The open reservation `id`: as this connection made it, else as stored. */
-  /** The open reservation `id` (as this connection made it, else as stored), its lines read. */
-  const openReservation = (id: string): { refs: LedgerLineRef[]; amount: number } | undefined => {
-    let open = held.get(id);
-    if (open === undefined) {
-      const row = getOpen.get(id);
-      if (!row) return undefined;
-      open = { refs: parseRefs(row.lines, row.id), amount: row.reserved_micros };
-    }
+  type Open = { refs: LedgerLineRef[]; amount: number };
+  /** A stored open reservation, its lines read (before anything is written: nothing fails after). */
+  const openFromRow = (row: OpenRow): Open => {
+    const open = { refs: parseRefs(row.lines, row.id), amount: row.reserved_micros };
     for (const ref of open.refs) line(ref);
     return open;
+  };
+  /** The open reservation `id` (as this connection made it, else as stored), its lines read. */
+  const openReservation = (id: string): Open | undefined => {
+    const mine = held.get(id);
+    if (mine === undefined) {
+      const row = getOpen.get(id);
+      return row ? openFromRow(row) : undefined;
+    }
+    for (const ref of mine.refs) line(ref);
+    return mine;
   };
 
   type Charge = { at: number; costMicros: number; estimated: boolean; input: number; output: number; cacheRead: number; cacheWrite: number; model: string | undefined };
   /** Marks the row settled (what can fail); the caller then moves the lines (what cannot). */
-  const markOne = (id: string, open: { refs: LedgerLineRef[]; amount: number }, s: Charge): boolean => {
+  const markOne = (id: string, s: Charge): boolean => {
     const done = markSettled.run(s.at, s.costMicros, s.estimated ? 1 : 0, s.input, s.output, s.cacheRead, s.cacheWrite, s.model ?? null, id).changes === 1;
     held.delete(id);
     return done;
@@ -195,7 +208,7 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
 
   const settleOne = (id: string, s: Charge): SettleOutcome => {
     const open = openReservation(id);
-    if (!open || !markOne(id, open, s)) return { settled: false, lines: [] };
+    if (!open || !markOne(id, s)) return { settled: false, lines: [] };
     return { settled: true, lines: moveToSpend(open.refs, open.amount, s.costMicros) };
   };
 
@@ -231,11 +244,10 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
   });
   const settleOpen = transact((at: number): number => {
     // every row marked first (what can fail), then the lines moved (what cannot)
-    const marked: Array<{ refs: LedgerLineRef[]; amount: number }> = [];
+    const marked: Open[] = [];
     for (const row of listOpen.all()) {
-      const open = { refs: parseRefs(row.lines, row.id), amount: row.reserved_micros };
-      for (const ref of open.refs) line(ref);
-      if (markOne(row.id, open, { at, costMicros: row.reserved_micros, estimated: true, input: 0, output: 0, cacheRead: 0, cacheWrite: 0, model: undefined })) marked.push(open);
+      const open = openFromRow(row);
+      if (markOne(row.id, { at, costMicros: row.reserved_micros, estimated: true, input: 0, output: 0, cacheRead: 0, cacheWrite: 0, model: undefined })) marked.push(open);
     }
     for (const open of marked) moveToSpend(open.refs, open.amount, open.amount);
     return marked.length;

@@ -17,7 +17,7 @@ const UPSTREAM_HIGH_WATER_MARK = 256 * 1024;
 const BUFFERING = { highWaterMark: UPSTREAM_HIGH_WATER_MARK } as object;
 
 export interface DialTarget {
-  /** The vetted IP address to dial. */
+  /** The vetted IP address to dial (for the gateway's own calls out, outbound-dispatcher.ts: the configured host name). */
   address: string;
   port: number;
   /** The real host name: SNI and certificate identity. */
@@ -62,8 +62,9 @@ function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number, 
         host: proxyHost, port: proxyPort, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'],
         ...(isIp(proxyHost) ? {} : { servername: proxyHost }),
         ...(trust ? { secureContext: trust } : {}),
+        ...BUFFERING,
       })
-      : net.connect({ host: proxyHost, port: proxyPort });
+      : net.connect({ host: proxyHost, port: proxyPort, ...BUFFERING });
     const authority = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
     const named = `upstream proxy ${proxyHost}:${proxyPort}`; // never its credentials
     let settled = false;
@@ -75,13 +76,13 @@ function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number, 
       reject(err);
     };
     // Settled here, not through the socket's 'error': a socket already closed emits nothing more.
-    const timer = setTimeout(() => fail(Object.assign(new Error(`${named} did not set up the tunnel within ${timeoutMs} ms`), { code: 'TOLLGATE_CONNECT_TIMEOUT' })), timeoutMs);
-    sock.once('error', (e: NodeJS.ErrnoException) => {
-      // Name the proxy, not the upstream, as what failed.
-      fail(e.code?.startsWith('TOLLGATE_') ? e : Object.assign(new Error(`${named} failed: ${e.code ?? e.message}`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
-    });
+    const timer = setTimeout(() => fail(Object.assign(new Error(`${named} did not set up the tunnel within ${timeoutMs} ms`), { code: 'TOLLGATE_UPSTREAM_PROXY_TIMEOUT' })), timeoutMs);
+    // Name the proxy, not the upstream, as what failed.
+    const onError = (e: NodeJS.ErrnoException) => fail(Object.assign(new Error(`${named} failed: ${e.code ?? e.message}`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
     // A proxy that hangs up without answering (some do on an auth or ACL failure)
-    sock.once('close', () => fail(Object.assign(new Error(`${named} closed the connection without answering CONNECT`), { code: 'TOLLGATE_UPSTREAM_PROXY' })));
+    const onClose = () => fail(Object.assign(new Error(`${named} closed the connection without answering CONNECT`), { code: 'TOLLGATE_UPSTREAM_PROXY' }));
+    sock.once('error', onError);
+    sock.once('close', onClose);
     sock.once(overTls ? 'secureConnect' : 'connect', () => {
       let head = `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n`;
       const auth = proxyAuthorization(proxy);
@@ -104,6 +105,8 @@ function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number, 
       }
       settled = true;
       clearTimeout(timer);
+      sock.off('error', onError);
+      sock.off('close', onClose);
       const rest = buf.subarray(end + 4);
       if (rest.length) sock.unshift(rest);
       resolve(sock);
@@ -113,7 +116,7 @@ function viaProxy(proxy: URL, address: string, port: number, timeoutMs: number, 
 }
 
 /** `Proxy-Authorization` for the proxy URL's credentials (a user name alone is sent too), or undefined. */
-export function proxyAuthorization(proxy: URL): string | undefined {
+function proxyAuthorization(proxy: URL): string | undefined {
   if (!proxy.username && !proxy.password) return undefined;
   return `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}`;
 }

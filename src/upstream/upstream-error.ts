@@ -17,7 +17,9 @@ export function upstreamRefusal(err: unknown, upstream: string): RequestRefusal 
   let reason: ReasonCode;
   let cause: string;
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT' || code === 'TOLLGATE_CONNECT_TIMEOUT') {
-    reason = 'upstream_timeout'; cause = e.message?.startsWith('upstream proxy ') ? e.message : 'connect timeout';
+    reason = 'upstream_timeout'; cause = 'connect timeout';
+  } else if (code === 'TOLLGATE_UPSTREAM_PROXY_TIMEOUT') {
+    reason = 'upstream_timeout'; cause = e.message ?? 'upstream proxy timeout';
   } else if (code === 'UND_ERR_HEADERS_TIMEOUT') {
     reason = 'upstream_timeout'; cause = 'no response headers in time';
   } else if (code === 'UND_ERR_BODY_TIMEOUT') {

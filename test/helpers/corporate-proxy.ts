@@ -11,6 +11,8 @@ export interface ProxyAsk {
   proxyAuthorization: string | undefined;
   /** The status the proxy answered. */
   status: number;
+  /** Request lines seen inside an accepted tunnel (readable when the tunnel carries plain HTTP). */
+  requests?: string[];
 }
 
 export interface CorporateProxy {
@@ -76,9 +78,17 @@ export async function startCorporateProxy(o: CorporateProxyOptions = {}): Promis
         if (!client.destroyed) answer(502, 'Bad Gateway');
       });
       upstream.once('connect', () => {
-        asks.push({ authority, proxyAuthorization: auth, status: 200 });
+        const requests: string[] = [];
+        asks.push({ authority, proxyAuthorization: auth, status: 200, requests });
         client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        if (rest.length > 0) upstream.write(rest);
+        const readLines = (c: Buffer) => {
+          for (const m of c.toString('latin1').matchAll(/^(?:GET|POST|PUT|DELETE|HEAD|PATCH) \S+ HTTP\/1\.[01]$/gm)) requests.push(m[0]);
+        };
+        client.on('data', readLines);
+        if (rest.length > 0) {
+          readLines(rest);
+          upstream.write(rest);
+        }
         client.pipe(upstream);
         upstream.pipe(client);
       });

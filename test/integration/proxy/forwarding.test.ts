@@ -124,5 +124,7 @@ t.test('every exchange writes one canonical log event with a request id', async 
   const ex = tg.exchanges();
   t.ok(ex.length >= 5);
   for (const e of ex) t.match(e, { request_id: String, host: String });
+  const v7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  t.ok(ex.every((e) => v7.test(e['request_id'] as string)), 'request ids are UUIDv7 (time-ordered)');
   t.notOk(tg.logText().includes(tg.token), 'no proxy credential in logs');
 });

@@ -84,10 +84,10 @@ t.test('an https:// proxy is reached over TLS and verified against tls.upstream_
 t.test('a proxy that cannot be used gives 502 naming the proxy, and nothing reaches the host', async (t) => {
   const cases: Array<[string, string, RegExp]> = [
     ['wrong credentials (407)', strict.url(CREDENTIALS), /upstream proxy answered 407/],
-    ['CONNECT refused (403)', refusing.url(), /upstream proxy answered 403/],
-    ['proxy down', down.url(), /upstream proxy 127\.0\.0\.1:\d+ failed: ECONNREFUSED/],
-    ['proxy certificate not trusted', untrusted.url(), /upstream proxy 127\.0\.0\.1:\d+ failed: /],
-    ['proxy hangs up without answering', hangsUp.url(), /upstream proxy 127\.0\.0\.1:\d+ closed the connection without answering CONNECT/],
+    ['CONNECT refused (403)', refusing.url(CREDENTIALS), /upstream proxy answered 403/],
+    ['proxy down', down.url(CREDENTIALS), /upstream proxy 127\.0\.0\.1:\d+ failed: ECONNREFUSED/],
+    ['proxy certificate not trusted', untrusted.url(CREDENTIALS), /upstream proxy 127\.0\.0\.1:\d+ failed: UNABLE_TO_VERIFY_LEAF_SIGNATURE/],
+    ['proxy hangs up without answering', hangsUp.url(CREDENTIALS), /upstream proxy 127\.0\.0\.1:\d+ closed the connection without answering CONNECT/],
   ];
   for (const [name, url, cause] of cases) {
     const g = await gateway(url);
@@ -103,6 +103,7 @@ t.test('a proxy that cannot be used gives 502 naming the proxy, and nothing reac
       t.equal(secure.seen.length + plain.seen.length, seen, `${name}: nothing reached an upstream`);
       t.notMatch(g.logText() + text, PASSWORD, `${name}: the proxy password is not logged or answered`);
       t.notMatch(g.logText() + text, encodeURIComponent(PASSWORD), `${name}: not even URL-encoded`);
+      t.notMatch(g.logText() + text, EXPECTED_AUTH.slice('Basic '.length), `${name}: nor as the Basic credentials`);
     } finally {
       await g.stop();
     }
@@ -123,6 +124,11 @@ t.test('sign-in: discovery, token exchange and signing keys go through the proxy
   const idp = `127.0.0.1:${new URL(dev.issuer).port}`;
   const asked = corp.asks.slice(before).filter((a) => a.authority === idp);
   t.ok(asked.length >= 1, 'the gateway reached the IdP through the proxy');
+  const paths = asked.flatMap((a) => a.requests ?? []).map((l) => new URL(l.split(' ')[1] as string, dev.issuer).pathname);
+  const meta = (await (await fetch(`${dev.issuer}/.well-known/openid-configuration`)).json()) as { jwks_uri: string; token_endpoint: string };
+  for (const want of ['/.well-known/openid-configuration', new URL(meta.jwks_uri).pathname, new URL(meta.token_endpoint).pathname]) {
+    t.ok(paths.includes(want), `${want} went through the proxy (${paths.join(', ')})`);
+  }
   t.ok(asked.every((a) => a.status === 200 && a.proxyAuthorization === EXPECTED_AUTH), 'with the proxy credentials');
   const session = await fetch(`${g.adminUrl}/auth/session`, { headers: { cookie: `tollgate_session=${browser.cookies(g.adminUrl).get('tollgate_session') ?? ''}` } });
   t.match(await session.json(), { email: 'ada@acme.example', admin: true }, 'the ID token verified with keys fetched through the proxy');
