@@ -12,16 +12,23 @@ const TERMINAL: NodeJS.Signals[] = ['SIGINT', 'SIGQUIT'];
 
 export async function runSandboxed(plan: SandboxPlan, opts: { interactive?: boolean; onBridgeError?: (err: Error) => void } = {}): Promise<SandboxExit> {
   const interactive = opts.interactive ?? process.stdin.isTTY === true;
-  const proc = await launchSandbox(plan, { stdio: ['inherit', 'inherit', 'inherit'], ...(opts.onBridgeError ? { onBridgeError: opts.onBridgeError } : {}) });
+  // Handlers first: the command runs (and may print) before launchSandbox returns, and a signal in
+  // that window must reach it rather than end tollgate by default. Such a signal waits for the pid.
+  let proc: Awaited<ReturnType<typeof launchSandbox>> | undefined;
+  const early: NodeJS.Signals[] = [];
   const handlers = new Map<NodeJS.Signals, () => void>();
   for (const sig of [...FORWARDED, ...TERMINAL]) {
     const h = () => {
-      if (!interactive || !TERMINAL.includes(sig)) proc.kill(sig);
+      if (interactive && TERMINAL.includes(sig)) return;
+      if (proc) proc.kill(sig);
+      else early.push(sig);
     };
     handlers.set(sig, h);
     process.on(sig, h);
   }
   try {
+    proc = await launchSandbox(plan, { stdio: ['inherit', 'inherit', 'inherit'], ...(opts.onBridgeError ? { onBridgeError: opts.onBridgeError } : {}) });
+    for (const sig of early) proc.kill(sig);
     return await proc.exited;
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
