@@ -46,8 +46,9 @@ export function judgeTargets(rs: readonly ScenarioResult[]): TargetRow[] {
   const s8 = byId(rs, '8');
   const mint = num(s8?.extra?.['added_ms_per_new_host_p50']);
   rows.push({ target: 'first contact with a new host (added vs known host, p50)', measured: f(mint, 2, ' ms'), goal: '≤ 10 ms', result: judge(mint, (v) => v <= 10), source: '#8' });
-  const block = num(s8?.extra?.['admin_ping_max_ms_during_minting']);
-  rows.push({ target: 'event loop blocked while minting (max admin ping)', measured: f(block, 2, ' ms'), goal: '≤ 5 ms', result: judge(block, (v) => v <= 5), source: '#8 (upper bound)' });
+  const block = num(s8?.extra?.['loop_delay_max_ms_during_minting']);
+  const blockBase = num(s8?.extra?.['loop_delay_max_ms_baseline']);
+  rows.push({ target: 'event loop blocked while minting (max loop delay)', measured: `${f(block, 2, ' ms')} (baseline ${f(blockBase, 2, ' ms')})`, goal: '≤ 5 ms', result: judge(block, (v) => v <= 5), source: '#8 (in the gateway)' });
   const meter = num(byId(rs, '10')?.extra?.['throughput_metered_vs_unmetered_pct']);
   rows.push({ target: 'SSE through the metering path: share of not metered (issue 5)', measured: f(meter, 1, ' %'), goal: '≥ 90 % (within 10 %)', result: judge(meter, (v) => v >= 90), source: '#10' });
   const s11 = byId(rs, '11');

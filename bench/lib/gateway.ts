@@ -49,8 +49,15 @@ export interface BenchGateway {
   rssKiB(): number;
   /** Memory after a full GC in the gateway (via bench/lib/gateway-probe.mjs), in bytes. */
   memoryAfterGc(): Promise<GatewayMemory>;
+  /**
+   * The gateway's event-loop delay since the previous call (via bench/lib/gateway-probe.mjs): the
+   * first call only opens the window.
+   */
+  loopDelay(): Promise<LoopDelay>;
   stop(): Promise<void>;
 }
+
+export interface LoopDelay { count: number; maxMs: number; p99Ms: number; meanMs: number }
 
 export interface GatewayMemory { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number }
 
@@ -217,6 +224,17 @@ export async function startBenchGateway(o: GatewayOptions): Promise<BenchGateway
         return m;
       }
       throw new Error('the gateway did not answer the memory probe (SIGUSR2) within 5 s');
+    },
+    async loopDelay() {
+      const loopFile = `${probeFile}.loop`;
+      rmSync(loopFile, { force: true });
+      child.kill('SIGWINCH');
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10));
+        if (existsSync(loopFile)) return JSON.parse(readFileSync(loopFile, 'utf8')) as LoopDelay;
+      }
+      throw new Error('the gateway did not answer the loop-delay probe (SIGWINCH) within 5 s');
     },
     async stop() {
       if (child.exitCode !== null) return;
