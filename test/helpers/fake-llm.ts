@@ -3,6 +3,7 @@
 // head, gzip bodies, streams cut without usage.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gzipSync } from 'node:zlib';
+import { sleep } from './cli-process.ts';
 import type { UpstreamHandler } from './upstream-server.ts';
 
 export interface FakeLlmControl {
@@ -15,8 +16,6 @@ export interface FakeLlmControl {
   /** set when a stream finished (all chunks and the final usage written) */
   finished: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Anthropic usage the fake reports: 100 input, 1000 cache reads, 200 cache writes, 15 output (cumulative 1 → 8 → 15). */
 export const ANTHROPIC_USAGE = { input_tokens: 100, cache_read_input_tokens: 1000, cache_creation_input_tokens: 200 };

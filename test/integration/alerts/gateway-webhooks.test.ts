@@ -11,6 +11,7 @@ import { databasePath, loadGatewayConfig } from '../../../src/config/gateway-con
 import { tokenIssue } from '../../../src/identity/token-commands.ts';
 import { assembleGateway } from '../../../src/main.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
+import { until } from '../../helpers/cli-process.ts';
 import { fakeAnthropic, type FakeLlmControl } from '../../helpers/fake-llm.ts';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
@@ -79,20 +80,15 @@ async function call(proxyPort: number): Promise<number> {
   }
 }
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-}
-
 t.test('each threshold is posted once; a refusal posts 100 % once', async (t) => {
   t.equal(await call(tg.proxyPort), 200);
-  await until(() => posts.length >= 2);
+  await until('the 50 % and 80 % posts', () => posts.length >= 2, 5000);
   await new Promise((r) => setTimeout(r, 200));
   t.same(posts.map((p) => p.text.match(/used (\d+)%/)?.[1]), ['50', '80'], '50 % and 80 %, once each');
   t.match(posts[0]?.text, /^Tollgate: agent hook-bot has used 50% of its daily budget: \$0\.000525 of \$0\.0006/);
   t.equal(await call(tg.proxyPort), 402, 'the next call does not fit');
   t.equal(await call(tg.proxyPort), 402);
-  await until(() => posts.length >= 3);
+  await until('the 100 % post', () => posts.length >= 3, 5000);
   await new Promise((r) => setTimeout(r, 200));
   t.equal(posts.length, 3, 'one more post for the exhausted budget, not one per refusal');
   t.match(posts[2]?.text, /agent hook-bot has exhausted its daily budget of \$0\.0006/);

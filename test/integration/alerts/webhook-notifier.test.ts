@@ -3,17 +3,14 @@
 // (and a delivery left pending by the previous run is finished by the next), the URL never logged.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import t, { type Test } from 'tap';
 import { secretUrl, type AlertsConfig, type WebhookConfig } from '../../../src/alerts/alerts-config.ts';
 import { createWebhookNotifier, type GiveUpInfo } from '../../../src/alerts/webhook-notifier.ts';
 import { createMemorySecretSource } from '../../../src/credentials/secret-source.ts';
 import type { ThresholdEvent } from '../../../src/metering/budget.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
-import { openDatabase, type Database } from '../../../src/store/database.ts';
 import { createSqliteAlertQueue } from '../../../src/store/sqlite-alert-queue.ts';
+import { tempDb } from '../../helpers/temp-db.ts';
 
 const CANARY = `CANARY${Math.random().toString(36).slice(2)}`;
 
@@ -46,14 +43,10 @@ const event = (percent: number, scope = 'team:alpha'): ThresholdEvent => ({
 });
 
 function setup(t: Test) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-alerts-'));
-  const file = path.join(dir, 'tollgate.db');
+  const { db, open } = tempDb(t, 'tollgate-alerts-');
   const lines: string[] = [];
   const logger = createLogger({ level: 'debug', write: (l) => { lines.push(l); } });
-  const dbs: Database[] = [];
-  const open = () => { const db = openDatabase(file); dbs.push(db); return db; };
-  t.teardown(() => { for (const db of dbs) if (db.open) db.close(); rmSync(dir, { recursive: true, force: true }); });
-  return { open, logger, lines };
+  return { db, open, logger, lines };
 }
 
 const hook = (name: string, url: WebhookConfig['url'], extra: Partial<WebhookConfig> = {}): WebhookConfig =>
@@ -63,8 +56,7 @@ const alerts = (webhooks: WebhookConfig[], attempts = 5): AlertsConfig => ({ web
 t.test('exactly one post per webhook and threshold, however often the event is raised', async (t) => {
   const rx = await receiver();
   t.teardown(rx.close);
-  const { open, logger, lines } = setup(t);
-  const db = open();
+  const { db, logger, lines } = setup(t);
   const n = createWebhookNotifier({
     queue: createSqliteAlertQueue(db), logger, secrets: createMemorySecretSource({ 'pager-hook': rx.url.replace('/services/', '/pager/') }),
     config: alerts([hook('finops', { kind: 'inline', value: secretUrl(rx.url) }), hook('pager', { kind: 'secret', secret: 'pager-hook' }, { percents: [100], format: 'json' })]),
@@ -95,8 +87,7 @@ t.test('exactly one post per webhook and threshold, however often the event is r
 t.test('a 500 is retried with backoff until delivered; a delivery is given up after its last attempt', async (t) => {
   const rx = await receiver();
   t.teardown(rx.close);
-  const { open, logger, lines } = setup(t);
-  const db = open();
+  const { db, logger, lines } = setup(t);
   const gaveUp: GiveUpInfo[] = [];
   const n = createWebhookNotifier({
     queue: createSqliteAlertQueue(db), logger, secrets: createMemorySecretSource({}), onGiveUp: (i) => gaveUp.push(i),
@@ -132,10 +123,9 @@ t.test('a 500 is retried with backoff until delivered; a delivery is given up af
 t.test('no duplicate after a restart; a delivery left pending is finished by the next run', async (t) => {
   const rx = await receiver();
   t.teardown(rx.close);
-  const { open, logger, lines } = setup(t);
+  const { db: db1, open, logger, lines } = setup(t);
   const config = alerts([hook('finops', { kind: 'inline', value: secretUrl(rx.url) })]);
   config.retry.firstDelayMs = 150;
-  const db1 = open();
   const n1 = createWebhookNotifier({ queue: createSqliteAlertQueue(db1), logger, secrets: createMemorySecretSource({}), config });
   n1.start();
   n1.notifyThreshold(event(50));
@@ -166,8 +156,7 @@ t.test('network failures and a missing secret: retried, logged without the URL',
   const rx = await receiver();
   const deadUrl = rx.url;
   await rx.close(); // nothing listens there any more: ECONNREFUSED
-  const { open, logger, lines } = setup(t);
-  const db = open();
+  const { db, logger, lines } = setup(t);
   const secrets = new Map<string, string>();
   const n = createWebhookNotifier({
     queue: createSqliteAlertQueue(db), logger, secrets: { get: (k) => secrets.get(k) },

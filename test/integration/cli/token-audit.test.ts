@@ -14,6 +14,7 @@ import t from 'tap';
 import { tokenIssue } from '../../../src/identity/token-commands.ts';
 import { openDatabase, type Database } from '../../../src/store/database.ts';
 import { verifyAuditStore } from '../../../src/store/sqlite-audit-reader.ts';
+import { breakAuditWrites, restoreAuditWrites } from '../../helpers/audit-down.ts';
 import type { CliResult } from '../../helpers/cli-in-process.ts';
 import { runTollgate } from '../../helpers/cli-process.ts';
 
@@ -84,8 +85,8 @@ t.test('when the audit event cannot be written, issue prints and keeps no token;
   const before = await tokenIssue({ dbFile, user: 'kim@acme.example', team: 'sre', write: (s) => { kept = s.trim(); } });
   const headBefore = head();
   const eventsBefore = events().length;
-  db.exec("CREATE TRIGGER audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'simulated audit store failure'); END");
-  t.teardown(() => db.exec('DROP TRIGGER IF EXISTS audit_down'));
+  breakAuditWrites(db);
+  t.teardown(() => restoreAuditWrites(db, { ifExists: true }));
 
   const [issue, revoke] = await Promise.all([
     tollgate(['token', 'issue', '--user', 'bob@acme.example', '--team', 'sre']),
@@ -105,7 +106,7 @@ t.test('when the audit event cannot be written, issue prints and keeps no token;
 
   t.equal(events().length, eventsBefore, 'no event was written');
   t.same(head(), headBefore, 'the chain head did not move');
-  db.exec('DROP TRIGGER audit_down');
+  restoreAuditWrites(db);
   t.ok(verifyAuditStore(db).ok);
 });
 

@@ -8,13 +8,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { budgetLinesFor } from '../../../src/metering/budget.ts';
 import { createSqliteAuditSink } from '../../../src/audit/sqlite-audit-sink.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { openDatabase, type Database } from '../../../src/store/database.ts';
 import { createSqliteLedgerSync } from '../../../src/store/sqlite-ledger.ts';
 import { row as auditRow } from '../../unit/audit/fixtures.ts';
-import { CONTRACT_ORG } from '../../unit/ledger/ledger-contract.ts';
+import { AT, principal, req, zero } from '../../unit/ledger/ledger-contract.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-ledger-mem-'));
 const dbs: Database[] = [];
@@ -29,12 +28,7 @@ const open = (file: string) => {
   return db;
 };
 
-const AT = Date.parse('2026-11-26T10:00:00Z');
-const zero = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0 };
-const agent = { kind: 'agent' as const, subject: 'bot', agent: 'bot', team: 'a' };
 const user = (s: string) => ({ kind: 'user' as const, subject: s, team: 'a' });
-const req = (id: string, amountMicros: number, principal: typeof agent | ReturnType<typeof user> = agent) =>
-  ({ id, at: AT, amountMicros, lines: budgetLinesFor(CONTRACT_ORG, principal, AT), principal, provider: 'anthropic', model: 'm' });
 
 /** Lines whose stored totals differ from what the committed rows add up to (empty: consistent). */
 function drift(db: Database): string[] {
@@ -85,7 +79,7 @@ t.test('a batch writes its lines once, at its end; a failed call in it changes n
   db.transaction(() => l.inBatch(() => {
     t.same(l.reserve(req('r1', 100_000)), { ok: true });
     t.throws(() => l.reserve(req('r1', 100_000)), /UNIQUE|constraint/i, 'the same id twice: an error, answered on its own');
-    t.same(l.reserve(req('r2', 50_000, user('u@x'))), { ok: true });
+    t.same(l.reserve(req('r2', 50_000, { principal: user('u@x') })), { ok: true });
     t.equal(l.settle({ id: 'r1', at: AT, costMicros: 70_000, estimated: false, tokens: zero }).settled, true);
     t.same(l.lineStates([{ scope: 'agent:bot', windowKey: 'day:2026-11-26' }]).get('agent:bot|day:2026-11-26'), { spentMicros: 70_000, reservedMicros: 0 }, 'lineStates inside the batch sees its changes');
     const stored = db.prepare("SELECT count(*) AS n FROM budget_counters").get() as { n: number };
@@ -119,7 +113,7 @@ t.test('random reservations, settlements, releases and failed batches on two con
     seed = (seed * 1103515245 + 12345) % 2147483648;
     return seed % k;
   };
-  const principals = [agent, user('u1@x'), user('u2@x')];
+  const principals = [principal, user('u1@x'), user('u2@x')];
   const held: string[] = [];
   let next = 0;
   let refused = 0;
@@ -130,13 +124,13 @@ t.test('random reservations, settlements, releases and failed batches on two con
     if (op === 4 && held.length > 0) {
       // the same id again: the call fails on its own (a batch goes on)
       try {
-        c.l.reserve(req(held[rnd(held.length)] as string, 1_000, principals[rnd(3)]));
+        c.l.reserve(req(held[rnd(held.length)] as string, 1_000, { principal: principals[rnd(3)] }));
       } catch {
         failedCalls++;
       }
     } else if (op <= 1 || held.length === 0) {
       const id = `q${next++}`;
-      const r = c.l.reserve(req(id, 1_000 + rnd(120_000), principals[rnd(3)]));
+      const r = c.l.reserve(req(id, 1_000 + rnd(120_000), { principal: principals[rnd(3)] }));
       if (r.ok) {
         held.push(id);
         admitted++;
@@ -178,7 +172,7 @@ t.test('crash recovery inside a batch: every open reservation charged in full, o
   const db = open(path.join(dir, `recover${n++}.db`));
   const l = createSqliteLedgerSync(db);
   t.same(l.reserve(req('o1', 100_000)), { ok: true });
-  t.same(l.reserve(req('o2', 50_000, user('u@x'))), { ok: true });
+  t.same(l.reserve(req('o2', 50_000, { principal: user('u@x') })), { ok: true });
   t.equal(l.settle({ id: 'o2', at: AT, costMicros: 20_000, estimated: false, tokens: zero }).settled, true);
   t.same(l.reserve(req('o3', 30_000)), { ok: true });
   const n2 = db.transaction(() => l.inBatch(() => l.settleOpenReservations(AT))).immediate();

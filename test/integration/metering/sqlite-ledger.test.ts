@@ -4,13 +4,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { budgetLinesFor } from '../../../src/metering/budget.ts';
 import { openDatabase } from '../../../src/store/database.ts';
 import { createSqliteLedger } from '../../../src/store/sqlite-ledger.ts';
 import { createSqliteAuditSink } from '../../../src/audit/sqlite-audit-sink.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { row as auditRow } from '../../unit/audit/fixtures.ts';
-import { CONTRACT_ORG, ledgerContract } from '../../unit/ledger/ledger-contract.ts';
+import { AT, ledgerContract, req, zero } from '../../unit/ledger/ledger-contract.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-ledger-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,8 +43,7 @@ t.test('writer thread: a reservation and a decision row sent in one tick are bot
   const sink = createSqliteAuditSink({ file, logger: createLogger({ level: 'error', write: () => undefined }) });
   sinks.push(sink);
   await sink.ready;
-  const lines = budgetLinesFor(CONTRACT_ORG, principal, AT);
-  const reserved = sink.ledger.reserve({ id: 'tick-1', at: AT, amountMicros: 1_000, lines, principal, provider: 'anthropic', model: 'm' });
+  const reserved = sink.ledger.reserve(req('tick-1', 1_000));
   const committed = sink.commitDecision(auditRow({ request_id: 'tick-1', ended_at: null, status: null, duration_ms: null, upstream_ms: null, bytes_out: 0 }));
   t.same(await reserved, { ok: true });
   await committed;
@@ -59,10 +57,6 @@ t.test('writer thread: a reservation and a decision row sent in one tick are bot
   t.match(db.prepare("SELECT cost_micros, seq FROM audit_requests WHERE request_id = 'tick-1'").get(), { cost_micros: 400 });
 });
 
-const AT = Date.parse('2026-11-26T10:00:00Z');
-const principal = { kind: 'agent' as const, subject: 'bot', agent: 'bot', team: 'a' };
-const zero = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0 };
-
 t.test('spend survives a restart; two connections share one budget', async (t) => {
   const file = path.join(dir, 'shared.db');
   const a = openDatabase(file);
@@ -70,7 +64,6 @@ t.test('spend survives a restart; two connections share one budget', async (t) =
   dbs.push(a, b);
   const la = createSqliteLedger(a);
   const lb = createSqliteLedger(b);
-  const req = (id: string, amountMicros: number) => ({ id, at: AT, amountMicros, lines: budgetLinesFor(CONTRACT_ORG, principal, AT), principal, provider: 'anthropic', model: 'm' });
   t.same(await la.reserve(req('one', 300_000)), { ok: true });
   t.match(await lb.reserve(req('two', 300_000)), { ok: false }, 'the other connection sees the reservation');
   await la.settle({ id: 'one', at: AT, costMicros: 250_000, estimated: false, tokens: zero });
@@ -80,5 +73,5 @@ t.test('spend survives a restart; two connections share one budget', async (t) =
   const st = await createSqliteLedger(c).lineStates([{ scope: 'agent:bot', windowKey: 'day:2026-11-26' }]);
   t.same(st.get('agent:bot|day:2026-11-26'), { spentMicros: 250_000, reservedMicros: 0 });
   const row = c.prepare("SELECT state, cost_micros, estimated, model FROM ledger_requests WHERE id = 'one'").get();
-  t.same(row, { state: 'settled', cost_micros: 250_000, estimated: 0, model: 'm' });
+  t.same(row, { state: 'settled', cost_micros: 250_000, estimated: 0, model: 'claude-haiku-4-5' });
 });

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import type { SupervisedAgent } from '../../../src/agents/agent-spec.ts';
 import { readStatusFile } from '../../../src/agents/agent-status.ts';
 import { createAgentTokenSource } from '../../../src/agents/agent-tokens.ts';
@@ -20,7 +20,9 @@ import { createLogger } from '../../../src/observability/logger.ts';
 import { openDatabase, type Database } from '../../../src/store/database.ts';
 import { verifyAuditStore } from '../../../src/store/sqlite-audit-reader.ts';
 import { createSqliteTokenStore } from '../../../src/store/sqlite-token-store.ts';
+import { breakAuditWrites } from '../../helpers/audit-down.ts';
 import { tollgateCommand, until } from '../../helpers/cli-process.ts';
+import { tempDb } from '../../helpers/temp-db.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
 
 const plainLauncher = (tokens: string[], pids: number[]): AgentLauncher => async (agent, token) => {
@@ -35,18 +37,12 @@ const plainLauncher = (tokens: string[], pids: number[]): AgentLauncher => async
 };
 const agentOf = (key: string, script: string, everyMs?: number): SupervisedAgent => ({ key, name: key, team: 'alpha', project: key === 'beat' ? 'ops' : undefined, everyMs, command: [script], env: {} });
 
-function fixture(t: Test): { dir: string; db: Database } {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-sup-audit-'));
-  const db = openDatabase(path.join(dir, 'tollgate.db'));
-  t.teardown(() => { db.close(); rmSync(dir, { recursive: true, force: true }); });
-  return { dir, db };
-}
 interface EventRow { seq: number; type: string; actor: string; detail: string }
 const eventsOf = (db: Database) => (db.prepare('SELECT seq, type, actor, detail FROM audit_events ORDER BY seq').all() as EventRow[])
   .map((e) => ({ ...e, d: JSON.parse(e.detail) as Record<string, unknown> }));
 
 t.test('runs, exits, budget stops and shutdown are audited; agent tokens too', async (t) => {
-  const { dir, db } = fixture(t);
+  const { dir, db } = tempDb(t, 'tollgate-sup-audit-');
   const errors: string[] = [];
   const audit = bestEffortAuditor(db, (err) => errors.push(err.message));
   const tokens: string[] = [];
@@ -108,8 +104,8 @@ t.test('runs, exits, budget stops and shutdown are audited; agent tokens too', a
 });
 
 t.test('an audit store that cannot be written is logged; the agents run on', async (t) => {
-  const { dir, db } = fixture(t);
-  db.exec("CREATE TRIGGER audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'simulated audit store failure'); END");
+  const { dir, db } = tempDb(t, 'tollgate-sup-audit-');
+  breakAuditWrites(db);
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger({ level: 'debug', write: (l) => { logs.push(JSON.parse(l) as Record<string, unknown>); } });
   const tokenErrors: string[] = [];

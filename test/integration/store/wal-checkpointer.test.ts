@@ -9,9 +9,9 @@ import { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { openDatabase } from '../../../src/store/database.ts';
 import type { CheckpointerConfig } from '../../../src/store/wal-checkpointer-worker.ts';
+import { sleep, until } from '../../helpers/cli-process.ts';
 
 const WORKER_URL = new URL('../../../src/store/wal-checkpointer-worker.ts', import.meta.url);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The checkpointer in a worker thread (through tsx, as src/audit/sqlite-audit-sink.ts starts it); resolves once its module has run. */
 async function startCheckpointer(config: CheckpointerConfig): Promise<Worker> {
@@ -24,15 +24,6 @@ import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.
     worker.once('error', reject);
   });
   return worker;
-}
-
-/** Waits (at most 5 s) for `ok`. */
-async function until(what: string, ok: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 t.test('a held write lock: the connection opens on a later tick, then the WAL is checkpointed', async (t) => {
@@ -54,13 +45,13 @@ t.test('a held write lock: the connection opens on a later tick, then the WAL is
   db.exec('BEGIN IMMEDIATE');
   const worker = await startCheckpointer({ file, intervalMs: 10, openBusyTimeoutMs: 20 });
   t.teardown(() => worker.terminate());
-  await until('a first attempt to open', attempted);
+  await until('a first attempt to open', attempted, 5000);
   chmodSync(file, 0o644);
-  await until('a second attempt: the first could not open', attempted);
+  await until('a second attempt: the first could not open', attempted, 5000);
   t.equal(dbSize(), before, 'nothing is checkpointed while the connection cannot open');
 
   db.exec('COMMIT');
-  await until('the WAL checkpointed into the database file', () => dbSize() > before + 1_000_000);
+  await until('the WAL checkpointed into the database file', () => dbSize() > before + 1_000_000, 5000);
   chmodSync(file, 0o644);
   await sleep(100); // ten ticks
   t.notOk(attempted(), 'once open, the connection is kept: no more attempts to open');

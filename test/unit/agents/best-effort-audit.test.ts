@@ -14,6 +14,8 @@ import { bestEffortAuditor } from '../../../src/audit/audit-commands.ts';
 import { createTokenService } from '../../../src/identity/token-service.ts';
 import { openDatabase } from '../../../src/store/database.ts';
 import { createMemoryTokenStore } from '../../../src/store/memory-token-store.ts';
+import { breakAuditWrites } from '../../helpers/audit-down.ts';
+import { until } from '../../helpers/cli-process.ts';
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 
@@ -21,7 +23,7 @@ const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 function failingAuditor(t: Test) {
   const db = openDatabase(':memory:');
   t.teardown(() => db.close());
-  db.exec("CREATE TRIGGER audit_down BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'simulated audit store failure'); END");
+  breakAuditWrites(db);
   const lost: Array<{ type: string; error: string }> = [];
   return { lost, audit: bestEffortAuditor(db, (err, event) => lost.push({ type: event.type, error: err.message })) };
 }
@@ -36,11 +38,6 @@ const launcher = (tokens: string[]): AgentLauncher => async (agent, token) => {
   if (agent.key === 'beat') setTimeout(() => exit({ code: 0, signal: null }), 5);
   return { pid: 40_000 + tokens.length, stdout: null, stderr: null, exited, kill: (signal) => { exit({ code: null, signal: signal ?? 'SIGTERM' }); return true; } };
 };
-
-async function until(what: string, ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!ok()) throw new Error(`timed out waiting for ${what}`);
-}
 
 t.test('bestEffortAuditor hands a failed write to its callback and never throws', async (t) => {
   const { lost, audit } = failingAuditor(t);
@@ -78,7 +75,7 @@ t.test('the supervisor runs, restarts and stops its agents while every event is 
   });
   sup.start();
   const stops = () => lost.filter((l) => l.type === 'agent_stopped').length;
-  await until('three runs of beat and long running', () => stops() >= 3 && sup.status().find((s) => s.key === 'long')?.state === 'running');
+  await until('three runs of beat and long running', () => stops() >= 3 && sup.status().find((s) => s.key === 'long')?.state === 'running', 5000);
   await sup.stop();
   const types = new Set(lost.map((l) => l.type));
   t.same([...types].sort(), ['agent_started', 'agent_stopped', 'token_issued']);

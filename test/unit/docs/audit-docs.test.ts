@@ -2,16 +2,15 @@
 // src/audit/audit-record.ts; this fails when the page is stale, when a column of the real tables has
 // no meaning (or a meaning names no column), or when an event type written in src/ is not listed.
 // Fix the page by running `node --import tsx scripts/generate-audit-docs.ts` and committing it.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { AUDIT_EVENT_COLUMNS, AUDIT_EVENT_TYPE_DOCS, AUDIT_REQUEST_COLUMNS, AUDIT_TABLE_DOCS } from '../../../src/audit/audit-record.ts';
-import { openDatabase } from '../../../src/store/database.ts';
 import { REPO_ROOT } from '../../../scripts/docs-page.ts';
 import {
   AUDIT_DOCS_PATH, AUDIT_TABLES, renderAuditDocs, renderAuditDocsFromMigrations, tableColumns,
 } from '../../../scripts/generate-audit-docs.ts';
+import { tempDb } from '../../helpers/temp-db.ts';
 
 t.test('docs/reference/audit-schema.md matches the migrations and AUDIT_TABLE_DOCS', async (t) => {
   const current = readFileSync(AUDIT_DOCS_PATH, 'utf8');
@@ -19,10 +18,7 @@ t.test('docs/reference/audit-schema.md matches the migrations and AUDIT_TABLE_DO
 });
 
 t.test('every column of the real audit tables has a meaning, and every meaning a column', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-audit-docs-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const db = openDatabase(path.join(dir, 'tollgate.db'));
-  t.teardown(() => db.close());
+  const { db } = tempDb(t, 'tollgate-audit-docs-');
   for (const table of AUDIT_TABLES) {
     const columns = tableColumns(db, table).map((c) => c.name);
     t.ok(columns.length > 0, `${table} exists`);

@@ -1,10 +1,11 @@
 // The Ledger contract, run against every implementation (memory in unit, SQLite in integration).
 import type { Test } from 'tap';
-import type { Ledger } from '../../../src/ledger/ledger.ts';
-import { budgetLinesFor } from '../../../src/metering/budget.ts';
+import type { Ledger, ReservationRequest } from '../../../src/ledger/ledger.ts';
+import { budgetLinesFor, type ChargePrincipal } from '../../../src/metering/budget.ts';
 import type { OrgConfig } from '../../../src/policy/types.ts';
 
-const AT = Date.parse('2026-11-26T10:00:00Z');
+/** When the contract's requests are made, unless a test names another time. */
+export const AT = Date.parse('2026-11-26T10:00:00Z');
 const b = (monthlyUsd?: number, dailyUsd?: number) => ({ monthlyUsd, dailyUsd });
 export const CONTRACT_ORG: OrgConfig = {
   file: 'org.yaml', organization: 'Acme', budget: b(10), adminGroups: [], declaredSecrets: undefined, projects: new Map(),
@@ -12,10 +13,16 @@ export const CONTRACT_ORG: OrgConfig = {
   agents: new Map([['bot', { key: 'bot', name: 'Bot', team: 'a', project: undefined, every: undefined, everySeconds: undefined, command: undefined, budget: b(undefined, 0.5) }]]),
   users: new Map(),
 };
-const principal = { kind: 'agent' as const, subject: 'bot', agent: 'bot', team: 'a' };
-const lines = (at = AT) => budgetLinesFor(CONTRACT_ORG, principal, at);
-const zero = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0 };
-const req = (id: string, amountMicros: number, at = AT) => ({ id, at, amountMicros, lines: lines(at), principal, provider: 'anthropic', model: 'claude-haiku-4-5' });
+/** Agent `bot` of team `a` in CONTRACT_ORG ($0.50 a day). */
+export const principal = { kind: 'agent' as const, subject: 'bot', agent: 'bot', team: 'a' };
+/** No tokens of any kind. */
+export const zero = { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0 };
+/** A reservation of `amountMicros` on CONTRACT_ORG's lines, by `principal` (the agent unless named) at `at` (AT unless named). */
+export const req = (id: string, amountMicros: number, opts: { at?: number; principal?: ChargePrincipal } = {}): ReservationRequest => {
+  const at = opts.at ?? AT;
+  const who = opts.principal ?? principal;
+  return { id, at, amountMicros, lines: budgetLinesFor(CONTRACT_ORG, who, at), principal: who, provider: 'anthropic', model: 'claude-haiku-4-5' };
+};
 const team = { scope: 'team:a', windowKey: 'month:2026-11' };
 const agentDay = { scope: 'agent:bot', windowKey: 'day:2026-11-26' };
 
@@ -50,7 +57,7 @@ export async function ledgerContract(t: Test, make: () => Ledger | Promise<Ledge
   t.test('settlement applies to the windows of admission, even after midnight', async (t) => {
     const l = await make();
     const late = Date.parse('2026-11-26T23:59:59.900Z');
-    t.same(await l.reserve(req('late', 100_000, late)), { ok: true });
+    t.same(await l.reserve(req('late', 100_000, { at: late })), { ok: true });
     await l.settle({ id: 'late', at: late + 3100, costMicros: 50_000, estimated: false, tokens: zero });
     const s = await l.lineStates([agentDay, { scope: 'agent:bot', windowKey: 'day:2026-11-27' }]);
     t.same(s.get('agent:bot|day:2026-11-26'), { spentMicros: 50_000, reservedMicros: 0 });
