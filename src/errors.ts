@@ -67,7 +67,7 @@ export const ERROR_CODE_TEXT = {
   TOLLGATE_ERR_USAGE: 'The command line is wrong (a bad option value, a missing argument); the CLI exits with 2.',
   TOLLGATE_ERR_SANDBOX: 'The sandbox of `tollgate run` or a managed agent is unavailable or cannot start; the message says what to do.',
   TOLLGATE_ERR_REQUEST: 'A request the CLI makes (sign-in, token, CA download) failed or got an invalid answer.',
-  TOLLGATE_ERR_AUDIT: 'The audit store (tollgate.db) cannot be opened or written (read-only, full, locked past `audit.busy_timeout_ms`, damaged), so a CLI action that must be audited was not done: `token issue` issued nothing, `token revoke` revoked nothing — or, when only its event failed, revoked without it and names the tokens. The message names the SQLite or file-system error.',
+  TOLLGATE_ERR_AUDIT: 'The audit store (tollgate.db) cannot be opened or written (read-only, full, locked past `audit.busy_timeout_ms`, damaged), so a CLI action that must be audited was not done: `token issue` issued nothing, `token revoke` revoked nothing and `sessions end` ended nothing — or, when only its event failed, the revocation or the ending was made without it and the message says what. The message names the SQLite or file-system error.',
 } as const satisfies Record<ErrorCode, string>;
 
 /** Where in which file a problem sits. Lines and columns are 1-based. */

@@ -47,6 +47,12 @@ export interface SessionTable {
   put(idHash: string, s: AdminSession, max: number): void;
   get(idHash: string): AdminSession | undefined;
   delete(idHash: string): boolean;
+  /**
+   * Brings every stored session's expiry forward to createdAt + ttlMs at the latest (the
+   * session_ttl was shortened since they were made), so that sweeping and the bound, which go by
+   * the stored expiry, see when each one really ends. Rows kept across restarts need it.
+   */
+  capExpiry?(ttlMs: number): void;
 }
 
 /** Sessions in this process only: a restart signs everyone out. */
@@ -86,6 +92,12 @@ export interface AdminSessionsOptions {
 export function createAdminSessions(opts: AdminSessionsOptions = {}): AdminSessions {
   const ttlMs = opts.ttlMs ?? 8 * 3_600_000;
   const sessions = opts.table ?? memorySessionTable();
+  // best effort: a busy store leaves the bound's order off by the old ttl; get() still refuses them
+  try {
+    sessions.capExpiry?.(ttlMs);
+  } catch {
+    // the store is busy
+  }
   const pending = new Map<string, PendingSignIn>();
   return {
     ttlMs,
@@ -103,14 +115,9 @@ export function createAdminSessions(opts: AdminSessionsOptions = {}): AdminSessi
       const key = hash(id);
       const s = sessions.get(key);
       if (s === undefined) return undefined;
-      if (now >= Math.min(s.expiresAt, s.createdAt + ttlMs) || (opts.accept !== undefined && !opts.accept(s))) {
-        try {
-          sessions.delete(key);
-        } catch {
-          // the store is busy: the session is refused anyway, and swept at the next sign-in
-        }
-        return undefined;
-      }
+      // Refused, not deleted: a read never writes (the next sign-in sweeps expired rows; a removed
+      // issuer's rows expire with their ttl).
+      if (now >= Math.min(s.expiresAt, s.createdAt + ttlMs) || (opts.accept !== undefined && !opts.accept(s))) return undefined;
       return s;
     },
     destroy(id) {

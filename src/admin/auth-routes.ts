@@ -127,6 +127,14 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
   const now = deps.now ?? Date.now;
   const limiter = deps.limiter ?? createAuthFailureLimiter({ maxFailures: 30 });
   const source = (req: IncomingMessage) => req.socket.remoteAddress ?? 'unknown';
+  /** A dashboard sign-in or sign-out event (never fails the request it records). */
+  const record = (type: 'admin_signed_in' | 'admin_sign_in_refused' | 'admin_signed_out', actor: string, detail: Record<string, unknown>) => {
+    try {
+      deps.audit?.({ type, actor, detail });
+    } catch (err) {
+      deps.logger.error('cannot write the audit event', { type, error: String(err) });
+    }
+  };
   const secure = (req: IncomingMessage) => isTlsRequest(req) || (deps.publicUrl?.startsWith('https:') ?? false);
 
   const config: AdminRoute = {
@@ -254,9 +262,15 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
         refuse(400, 'This sign-in expired or was already used.', 'unknown state');
         return;
       }
+      // From here on the browser came back from the IdP with a sign-in this gateway started: a
+      // refusal is an audit event (before, it is only logged: anyone can call this URL).
+      const refuseAudited = (status: number, message: string, detail: string, code: string) => {
+        refuse(status, message, detail);
+        record('admin_sign_in_refused', 'anonymous', { issuer: deps.issuers.get(pending.issuerName)?.settings.issuer ?? pending.issuerName, code, source: source(req) });
+      };
       const idpError = q.get('error');
       if (idpError !== null) {
-        refuse(401, `The identity provider refused the sign-in (${idpError.slice(0, 100)}).`, `idp error ${idpError} ${q.get('error_description') ?? ''}`);
+        refuseAudited(401, `The identity provider refused the sign-in (${idpError.slice(0, 100)}).`, `idp error ${idpError} ${q.get('error_description') ?? ''}`, 'idp_refused');
         return;
       }
       const code = q.get('code');
@@ -266,7 +280,7 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
       }
       const issuer = deps.issuers.get(pending.issuerName);
       if (!issuer) {
-        refuse(400, 'The issuer of this sign-in is no longer configured.', `issuer ${pending.issuerName}`);
+        refuseAudited(400, 'The issuer of this sign-in is no longer configured.', `issuer ${pending.issuerName}`, 'issuer_removed');
         return;
       }
       try {
@@ -280,6 +294,9 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
         }
         const { id, session } = deps.sessions.create({ email: user.email, issuer: user.issuer, subject: user.subject, groups: user.groups }, now());
         deps.logger.info('admin_sign_in', { event: 'session_created', email: user.email, subject: user.subject, issuer: user.issuer, admin: user.admin, source: source(req) });
+        record('admin_signed_in', `user:${user.email}`, {
+          issuer: user.issuer, subject: user.subject, admin: user.admin, source: source(req), expires_at: new Date(session.expiresAt).toISOString(),
+        });
         const isSecure = secure(req);
         redirect(res, pending.returnTo, [
           cookie(isSecure ? SECURE_SESSION_COOKIE : SESSION_COOKIE, id, { path: '/', maxAgeS: Math.floor((session.expiresAt - session.createdAt) / 1000), secure: isSecure }),
@@ -287,7 +304,7 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
         ]);
       } catch (err) {
         const e = err instanceof OidcError ? err : new OidcError('idp_unavailable', 'The sign-in failed inside the gateway.', { detail: String(err) });
-        refuse(e.status, e.message, `${e.code}: ${e.detail ?? e.message}`);
+        refuseAudited(e.status, e.message, `${e.code}: ${e.detail ?? e.message}`, e.code);
       }
     },
   };
@@ -327,10 +344,11 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
         try {
           deps.sessions.destroy(id);
         } catch (err) {
-          deps.logger.warn('admin sign-out: the session store is busy', { error: String(err) });
+          deps.logger.warn('admin sign-out: the session store could not be written', { error: String(err), code: (err as { code?: unknown }).code });
           sendError(res, 503, 'store_unavailable', 'The session could not be ended just now; sign out again.');
           return;
         }
+        record('admin_signed_out', `user:${s.email}`, { issuer: s.issuer, source: source(req) });
       }
       const isSecure = secure(req);
       sendJson(res, 200, { signed_out: true }, { 'Set-Cookie': [cookie(isSecure ? SECURE_SESSION_COOKIE : SESSION_COOKIE, '', { path: '/', maxAgeS: 0, secure: isSecure })] });

@@ -10,6 +10,7 @@ import { registerLoginCommands } from './login-command.ts';
 import { registerPolicyCommands } from './policy-commands.ts';
 import { registerServeCommand } from './serve-command.ts';
 import { registerTokenCommands } from './token-commands.ts';
+import { registerSessionCommands } from './session-commands.ts';
 import { registerRunCommand } from './run-command.ts';
 import { registerEnvCommand } from './env-command.ts';
 import { registerSetupCommand } from './setup-command.ts';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerCaCommands(program);
   registerPolicyCommands(program);
   registerTokenCommands(program);
+  registerSessionCommands(program);
   registerLoginCommands(program);
   registerRunCommand(program);
   registerEnvCommand(program);

@@ -117,7 +117,7 @@ async function withService<T>(
 }
 
 /** SQLite and file-system failures (the store cannot be opened or written) carry such a code. */
-function storeFailure(err: unknown): string | undefined {
+export function storeFailure(err: unknown): string | undefined {
   if (err instanceof TollgateError) return undefined;
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string' || !/^(SQLITE_|E[A-Z]+$)/.test(code)) return undefined;
@@ -125,7 +125,7 @@ function storeFailure(err: unknown): string | undefined {
   return message.startsWith(code) ? message : `${code}: ${message}`;
 }
 
-function auditUnavailable(dbFile: string, why: string, consequence: string, cause: unknown): TollgateError {
+export function auditUnavailable(dbFile: string, why: string, consequence: string, cause: unknown): TollgateError {
   return new TollgateError('TOLLGATE_ERR_AUDIT', `the audit store ${dbFile} cannot be written (${why}): ${consequence}`, { cause });
 }
 

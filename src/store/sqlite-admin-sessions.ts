@@ -1,9 +1,10 @@
 // Owns: the admin listener's sign-in sessions on tollgate.db (table `admin_sessions`, migration 7),
 // so a restart or a deploy signs no one out. Keyed by the SHA-256 of the session id (the cookie is
-// never stored); expired rows are swept when a session is created (createAdminSessions refuses and
-// removes them when read); at most
-// `max` sessions are kept (those expiring soonest go first). Writes happen only at sign-in and
-// sign-out (on the proxy's loop, like token touches: rare). Prepared once per table.
+// never stored); expired rows are swept when a session is created (createAdminSessions refuses them
+// when read, without a write); at most `max` sessions are kept (those expiring soonest go first;
+// expiries are capped at start to the current session_ttl, so a shortened ttl counts). Writes happen
+// only at start, sign-in and sign-out (on the proxy's loop, like token touches: rare). Prepared
+// once per table.
 import type { AdminSession, SessionTable } from '../admin/admin-sessions.ts';
 import { inImmediateTransaction, type Database } from './database.ts';
 
@@ -34,7 +35,11 @@ export function sqliteSessionTable(db: Database): SessionTable {
   const trim = db.prepare<[number]>('DELETE FROM admin_sessions WHERE id_hash IN (SELECT id_hash FROM admin_sessions ORDER BY expires_at LIMIT ?)');
   const select = db.prepare<[string], SessionRow>('SELECT email, issuer, subject, groups, csrf_token, created_at, expires_at FROM admin_sessions WHERE id_hash = ?');
   const remove = db.prepare<[string]>('DELETE FROM admin_sessions WHERE id_hash = ?');
+  const cap = db.prepare<[number, number]>('UPDATE admin_sessions SET expires_at = created_at + ? WHERE expires_at > created_at + ?');
   return {
+    capExpiry(ttlMs) {
+      cap.run(ttlMs, ttlMs);
+    },
     put(idHash, s, max) {
       inImmediateTransaction(db, () => {
         sweep.run(s.createdAt);
@@ -45,18 +50,38 @@ export function sqliteSessionTable(db: Database): SessionTable {
     },
     get(idHash) {
       const r = select.get(idHash);
-      if (r === undefined) return undefined;
-      const s = toSession(r);
-      if (s === undefined) {
-        // a row that cannot be read is no session
-        try {
-          remove.run(idHash);
-        } catch {
-          // the store is busy: refused anyway
-        }
-      }
-      return s;
+      // a row that cannot be read is no session (reads never write: it expires and is swept)
+      return r === undefined ? undefined : toSession(r);
     },
     delete: (idHash) => remove.run(idHash).changes > 0,
   };
+}
+
+/** A stored admin session as `tollgate sessions list` shows it (never the id or its hash). */
+export interface StoredAdminSession { email: string; issuer: string; subject: string; groups: string[]; createdAt: number; expiresAt: number }
+
+/** Sessions not yet expired by `now` (by their stored expiry), newest first; `email` narrows to one user. */
+export function listAdminSessions(db: Database, now: number, email?: string): StoredAdminSession[] {
+  const rows = db.prepare<[number, string | null, string | null], SessionRow>(
+    'SELECT email, issuer, subject, groups, csrf_token, created_at, expires_at FROM admin_sessions WHERE expires_at > ? AND (? IS NULL OR email = ? COLLATE NOCASE) ORDER BY created_at DESC',
+  ).all(now, email ?? null, email ?? null);
+  const out: StoredAdminSession[] = [];
+  for (const r of rows) {
+    const s = toSession(r);
+    if (s !== undefined) out.push({ email: s.email, issuer: s.issuer, subject: s.subject, groups: [...s.groups], createdAt: s.createdAt, expiresAt: s.expiresAt });
+  }
+  return out;
+}
+
+/**
+ * Ends admin sessions: every session of `email` (case-insensitive), or all of them. Returns the
+ * e-mail of each session ended (expired rows are removed too, and not counted). A running gateway
+ * refuses the cookies at their next request: it reads sessions from this table.
+ */
+export function endAdminSessions(db: Database, target: { email: string } | 'all', now: number): string[] {
+  const email = target === 'all' ? null : target.email;
+  const rows = db.prepare<[string | null, string | null], { email: string; expires_at: number }>(
+    'DELETE FROM admin_sessions WHERE ? IS NULL OR email = ? COLLATE NOCASE RETURNING email, expires_at',
+  ).all(email, email);
+  return rows.filter((r) => r.expires_at > now).map((r) => r.email).sort();
 }

@@ -1,6 +1,8 @@
 // Admin sign-in through the same SSO: /auth/login → IdP (code + PKCE) → /auth/callback → session
-// cookie (attributes pinned), /auth/session, /auth/logout; and authenticateAdmin on a real
+// cookie (attributes pinned), /auth/session, /auth/logout (a store locked by another connection:
+// 503 and the session lives on; without a live session: nothing written); and authenticateAdmin on a real
 // server: session cookie or an admin's bearer token, 401/403 decisions, CSRF and Origin refusals.
+// Sign-ins, refusals after the IdP round trip, and sign-outs are audit events.
 import http from 'node:http';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -13,12 +15,14 @@ import { createTokenService } from '../../../src/identity/token-service.ts';
 import type { OrgConfig } from '../../../src/policy/types.ts';
 import { createMemoryTokenStore } from '../../../src/store/memory-token-store.ts';
 import { SSO_TEST_ORG_YAML, startTestGateway } from '../../helpers/gateway-harness.ts';
+import { until } from '../../helpers/cli-process.ts';
 import { ScriptedBrowser } from '../../helpers/oidc-browser.ts';
 
 const dev = await startDevIssuer({
   users: [
     { email: 'ada@acme.example', name: 'Ada', groups: ['admins'] },
     { email: 'alice@acme.example', name: 'Alice', groups: ['alpha-people'] },
+    { email: 'nobody@acme.example', name: 'Nobody', groups: ['contractors'] },
   ],
 });
 const gw = await startTestGateway({
@@ -81,6 +85,72 @@ t.test('browser sign-in sets a session cookie with safe attributes', async (t) =
   });
 });
 
+/** Holds the write lock of tollgate.db from another connection (as a CLI verb would) while `fn` runs. */
+async function withStoreLocked<T>(fn: (other: BetterSqlite3.Database) => Promise<T>): Promise<T> {
+  const other = new BetterSqlite3(path.join(gw.dir, 'data/tollgate.db'));
+  try {
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      return await fn(other);
+    } finally {
+      other.exec('ROLLBACK');
+    }
+  } finally {
+    other.close();
+  }
+}
+
+const busyWarnings = () => gw.logs.filter((l) => l['msg'] === 'admin sign-out: the session store could not be written').length;
+const sessionRows = (db: BetterSqlite3.Database) => (db.prepare('SELECT id_hash FROM admin_sessions ORDER BY id_hash').all() as Array<{ id_hash: string }>).map((r) => r.id_hash);
+
+t.test('sign-out while the session store is busy: 503 store_unavailable, and the session lives on', async (t) => {
+  const { browser } = await signIn('ada@acme.example');
+  const sessionId = browser.cookies(gw.adminUrl).get('tollgate_session') ?? '';
+  const jar = `tollgate_session=${sessionId}`;
+  const { csrf_token: csrf } = (await (await fetch(`${gw.adminUrl}/auth/session`, { headers: { cookie: jar } })).json()) as { csrf_token: string };
+  const logout = () => fetch(`${gw.adminUrl}/auth/logout`, { method: 'POST', headers: { cookie: jar, 'x-csrf-token': csrf } });
+
+  const busy = await withStoreLocked(async (other) => {
+    t.ok(sessionRows(other).includes(sessionIdHash(sessionId)), 'the session is stored');
+    return logout();
+  });
+  t.equal(busy.status, 503, 'refused while another connection holds the write lock');
+  t.match(await busy.json(), { error: { code: 'store_unavailable', message: /sign out again/ } });
+  t.same(busy.headers.getSetCookie(), [], 'the cookie is not cleared: the browser is not told it signed out');
+  t.equal(busyWarnings(), 1, 'logged');
+
+  t.equal((await fetch(`${gw.adminUrl}/auth/session`, { headers: { cookie: jar } })).status, 200, 'the lock released: still signed in (the session was not ended)');
+  const retry = await logout();
+  t.equal(retry.status, 200, 'signing out again works');
+  t.match(retry.headers.getSetCookie()[0], /^tollgate_session=; Path=\/; Max-Age=0;/);
+  t.equal((await fetch(`${gw.adminUrl}/auth/session`, { headers: { cookie: jar } })).status, 401, 'now it is ended');
+});
+
+t.test('an anonymous sign-out writes nothing: it answers 200 even while the store is locked', async (t) => {
+  const { browser } = await signIn('alice@acme.example'); // a live session of someone else, to see that it is untouched
+  const live = sessionIdHash(browser.cookies(gw.adminUrl).get('tollgate_session') ?? '');
+  const unknown = 'A'.repeat(43); // well formed (43 characters, like a real id), but names no session
+  // A sign-out that tried to write (even a DELETE that matches no row) would wait for the lock
+  // and answer 503, as in the test above.
+  const warnedBefore = busyWarnings();
+  const { answers, before, after } = await withStoreLocked(async (other) => {
+    const before = sessionRows(other);
+    const answers = [];
+    const requests: Array<Record<string, string>> = [{}, { cookie: `tollgate_session=${unknown}` }, { cookie: `tollgate_session=${unknown}`, origin: 'https://evil.test' }];
+    for (const headers of requests) {
+      const res = await fetch(`${gw.adminUrl}/auth/logout`, { method: 'POST', headers });
+      answers.push({ status: res.status, body: await res.json(), cookie: res.headers.getSetCookie()[0] });
+    }
+    return { answers, before, after: sessionRows(other) };
+  });
+  for (const a of answers) {
+    t.match(a, { status: 200, body: { signed_out: true }, cookie: /^tollgate_session=; Path=\/; Max-Age=0;/ }, 'signed out (the cookie cleared), no CSRF token needed');
+  }
+  t.ok(before.includes(live), 'a live session is stored');
+  t.same(after, before, 'admin_sessions unchanged');
+  t.equal(busyWarnings(), warnedBefore, 'and no busy store was met');
+});
+
 t.test('the callback refuses a missing or foreign state, and a replayed one', async (t) => {
   const b = new ScriptedBrowser();
   const first = await b.request(`${gw.adminUrl}/auth/login`);
@@ -94,6 +164,43 @@ t.test('the callback refuses a missing or foreign state, and a replayed one', as
   const replay = await fetch(`${gw.adminUrl}/auth/callback?state=${state}&code=forged`, { headers: { cookie: `tollgate_login=${state}` } });
   t.match(await replay.text(), /expired or was already used/, 'a state works once');
   t.notOk(gw.logText().includes('tollgate_session='), 'session ids are not logged');
+});
+
+/** The gateway's audit events of `type`, in chain order. */
+function auditEvents(type: string): Array<{ actor: string; detail: Record<string, unknown> }> {
+  const db = new BetterSqlite3(path.join(gw.dir, 'data/tollgate.db'), { readonly: true });
+  try {
+    return (db.prepare('SELECT actor, detail FROM audit_events WHERE type = ? ORDER BY seq').all(type) as Array<{ actor: string; detail: string }>)
+      .map((r) => ({ actor: r.actor, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+  } finally {
+    db.close();
+  }
+}
+
+t.test('dashboard sign-ins, refusals after the IdP and sign-outs are audit events', async (t) => {
+  const refusedBefore = auditEvents('admin_sign_in_refused').length;
+  const inBefore = auditEvents('admin_signed_in').length;
+  const outBefore = auditEvents('admin_signed_out').length;
+  // a state this gateway never issued: refused and logged, not an event (anyone can call the URL)
+  t.equal((await fetch(`${gw.adminUrl}/auth/callback?state=nope&code=abc`, { headers: { cookie: 'tollgate_login=nope' } })).status, 400);
+  // the IdP signs in a user of no team and no admin group: refused after the round trip
+  const nobody = await signIn('nobody@acme.example');
+  t.equal(nobody.callback?.status, 403, 'refused');
+  t.equal(nobody.browser.cookies(gw.adminUrl).get('tollgate_session'), undefined, 'no session');
+  await until('the refusal event', () => auditEvents('admin_sign_in_refused').length > refusedBefore, 5000);
+  const refused = auditEvents('admin_sign_in_refused').slice(refusedBefore);
+  t.same(refused, [{ actor: 'anonymous', detail: { issuer: dev.issuer, code: 'no_team', source: '127.0.0.1' } }], 'one event, for the refusal after the IdP only');
+
+  const { browser } = await signIn('ada@acme.example');
+  const jar = `tollgate_session=${browser.cookies(gw.adminUrl).get('tollgate_session') ?? ''}`;
+  await until('the sign-in event', () => auditEvents('admin_signed_in').length > inBefore, 5000);
+  const [signedIn] = auditEvents('admin_signed_in').slice(inBefore);
+  t.match(signedIn, { actor: 'user:ada@acme.example', detail: { issuer: dev.issuer, admin: true, source: '127.0.0.1', expires_at: /^\d{4}-\d\d-\d\dT/ } });
+  const { csrf_token: csrf } = (await (await fetch(`${gw.adminUrl}/auth/session`, { headers: { cookie: jar } })).json()) as { csrf_token: string };
+  t.equal((await fetch(`${gw.adminUrl}/auth/logout`, { method: 'POST', headers: { cookie: jar, 'x-csrf-token': csrf } })).status, 200);
+  await until('the sign-out event', () => auditEvents('admin_signed_out').length > outBefore, 5000);
+  t.same(auditEvents('admin_signed_out').slice(outBefore), [{ actor: 'user:ada@acme.example', detail: { issuer: dev.issuer, source: '127.0.0.1' } }]);
+  t.notOk(JSON.stringify([...refused, signedIn]).includes(jar.split('=')[1] as string), 'no session id in any event');
 });
 
 t.test('a signed-in non-admin gets a session, but /auth/session says admin: false', async (t) => {
