@@ -14,14 +14,13 @@ import { ProxyAgent } from 'undici';
 import { measureAuditWriter } from './audit.ts';
 import { checkStatus } from './lib/failures.ts';
 import { INTERCEPT_HOST, startBenchGateway, type BenchGateway } from './lib/gateway.ts';
-import { runLoad, type RunStats } from './lib/load.ts';
+import { ABBA_PAIRS, median, runLoad, type RunStats } from './lib/load.ts';
 import type { BenchContext, Scenario, ScenarioResult } from './scenarios.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
 const NO_AUDIT = path.join(here, 'lib/no-audit-register.mjs');
 const WRITER_ROWS = 40_000;
-const PAIRS = 4;
 
 async function oneGet(d: ProxyAgent): Promise<number> {
   const r = await d.request({ origin: `https://${INTERCEPT_HOST}`, path: '/1k', method: 'GET' });
@@ -40,13 +39,6 @@ function requestRows(gw: BenchGateway): { total: number; open: number } {
   }
 }
 
-const med = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? (s[Math.floor(s.length / 2)] as number) : NaN; };
-/** The median (the mean of the middle two for an even count). */
-const medianOf = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[h] as number) : ((s[h - 1] as number) + (s[h] as number)) / 2;
-};
 const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
 
 export const auditScenario: Scenario = {
@@ -72,15 +64,14 @@ export const auditScenario: Scenario = {
       const aOff = agent(off);
       const settle = async () => (await ctx.up.stats()).tcp;
       const load = (gw: BenchGateway, a: ProxyAgent) => runLoad({ concurrency: 16, durationMs: Math.round(ctx.durationMs / 2), warmupMs: ctx.warmupMs, settle, one: () => oneGet(a), cpu: { gateway: gw.cpuMicros, upstream: ctx.up.cpuMicros, loadgen: ctx.cpu['loadgen'] ?? (() => 0) } });
-      // A warm-up pair (not measured), then PAIRS pairs of half-length runs in ABBA order. This
-      // machine has slow and fast phases lasting seconds; each pair's runs are back to back, so
-      // the median of the pairs' p99 ratios is what is judged.
+      // A warm-up pair (not measured), then ABBA_PAIRS pairs of half-length runs in ABBA order; the
+      // median of the pairs' p99 ratios is what is judged.
       await load(on, aOn);
       await load(off, aOff);
       const withAudit: RunStats[] = [];
       const without: RunStats[] = [];
       const rows0 = requestRows(on).total;
-      for (let i = 0; i < PAIRS; i++) {
+      for (let i = 0; i < ABBA_PAIRS; i++) {
         if (i % 2 === 0) {
           withAudit.push(await load(on, aOn));
           without.push(await load(off, aOff));
@@ -97,8 +88,8 @@ export const auditScenario: Scenario = {
       const w = await measureAuditWriter({ requests: WRITER_ROWS, inflight: [1, 64] });
       const w64 = w.runs.find((r) => r.inflight === 64);
       const w1 = w.runs.find((r) => r.inflight === 1);
-      const p99On = med(withAudit.map((s) => s.p99Ms));
-      const p99Off = med(without.map((s) => s.p99Ms));
+      const p99On = median(withAudit.map((s) => s.p99Ms));
+      const p99Off = median(without.map((s) => s.p99Ms));
       const pairRatios = withAudit.map((s, i) => s.p99Ms / (without[i] as RunStats).p99Ms);
       const mean = (xs: RunStats[], f: (s: RunStats) => number) => xs.reduce((n, s) => n + f(s), 0) / xs.length;
       return {
@@ -110,7 +101,7 @@ export const auditScenario: Scenario = {
         extra: {
           p99_ms_with_audit: round(p99On, 2),
           p99_ms_without_audit: round(p99Off, 2),
-          p99_increase_pct: round((medianOf(pairRatios) - 1) * 100, 1),
+          p99_increase_pct: round((median(pairRatios) - 1) * 100, 1),
           p99_increase_of_medians_pct: round((p99On / p99Off - 1) * 100, 1),
           p99_pair_increases_pct: pairRatios.map((r) => round((r - 1) * 100, 1)).join(' '),
           p50_ms_with_audit: round(mean(withAudit, (s) => s.p50Ms), 2),

@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { median } from './lib/load.ts';
 
 interface DecisionRequestLike {
   host: string; hostKind: 'dns'; port: number; method: string; path?: string; scheme: 'https';
@@ -85,8 +86,7 @@ function timeDecisions(decide: DecideFn, set: unknown, req: DecisionRequestLike)
     }
     rounds.push(Number(now - start) / iterations);
   }
-  rounds.sort((a, b) => a - b);
-  return { ns: rounds[2] as number, effect };
+  return { ns: median(rounds), effect };
 }
 
 /** Times policy decisions for 10 / 1,000 / 10,000 rules; prints "policy engine not present" without the engine. */

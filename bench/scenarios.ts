@@ -5,7 +5,7 @@ import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { INTERCEPT_HOST, METERED_HOST, TUNNEL_HOST, mintHost, type BenchGateway } from './lib/gateway.ts';
 import { checkStatus } from './lib/failures.ts';
-import { percentile, runLoad, summarise, type CpuProbes, type RunStats } from './lib/load.ts';
+import { ABBA_PAIRS, median, percentile, runLoad, summarise, type CpuProbes, type RunStats } from './lib/load.ts';
 import { getOnTunnel, openTlsTunnel, probeInterception } from './lib/raw-tunnel.ts';
 import { auditScenario } from './audit-scenario.ts';
 import type { BenchUpstream } from './lib/upstream.ts';
@@ -410,18 +410,17 @@ export const scenarios: Scenario[] = [
         stopB.done = true;
         const pingMint = await pingB;
         const loopMint = await ctx.gw.loopDelay();
-        const med = (a: number[]) => percentile(Float64Array.from(a).sort(), 50);
         const max = (a: number[]) => (a.length ? Math.max(...a) : NaN);
         return {
           id: this.id, title: `leaf minting: first contact with ${n} new host names (sequential)`,
           extra: {
             hosts: n,
-            known_host_new_connection_p50_ms: round(med(base), 2),
-            new_host_first_request_p50_ms: round(med(first), 2),
+            known_host_new_connection_p50_ms: round(median(base), 2),
+            new_host_first_request_p50_ms: round(median(first), 2),
             new_host_first_request_max_ms: round(max(first), 2),
-            added_ms_per_new_host_p50: round(med(first) - med(base), 2),
-            tls_handshake_known_p50_ms: round(med(baseHs), 2),
-            tls_handshake_new_p50_ms: round(med(firstHs), 2),
+            added_ms_per_new_host_p50: round(median(first) - median(base), 2),
+            tls_handshake_known_p50_ms: round(median(baseHs), 2),
+            tls_handshake_new_p50_ms: round(median(firstHs), 2),
             gateway_cpu_ms_per_new_host: round(cpu / 1000 / n, 2),
             loop_delay_max_ms_baseline: loopBase.maxMs,
             loop_delay_max_ms_during_minting: loopMint.maxMs,
@@ -476,8 +475,8 @@ export const scenarios: Scenario[] = [
         await unmetered();
         await metered();
         const pairs: Array<{ u: RunStats; m: RunStats }> = [];
-        let rows0: Array<{ state: string; n: number }> = [];
-        for (let i = 0; i < 4; i++) {
+        const rows0 = ledgerRows(); // after the warm-up pair
+        for (let i = 0; i < ABBA_PAIRS; i++) {
           if (i % 2 === 0) {
             const u = await unmetered();
             pairs.push({ u, m: await metered() });
@@ -485,7 +484,6 @@ export const scenarios: Scenario[] = [
             const m = await metered();
             pairs.push({ m, u: await unmetered() });
           }
-          if (i === 0) rows0 = ledgerRows();
         }
         await sleep(300);
         const rows1 = ledgerRows();
@@ -493,8 +491,7 @@ export const scenarios: Scenario[] = [
         const sum = (f: (p: { u: RunStats; m: RunStats }) => number) => pairs.reduce((n, p) => n + f(p), 0);
         const mean = (f: (p: { u: RunStats; m: RunStats }) => number) => sum(f) / pairs.length;
         const ratio = sum((p) => p.m.rps) / sum((p) => p.u.rps);
-        const pairRatios = pairs.map((p) => p.m.rps / p.u.rps).sort((x, y) => x - y);
-        const medianPair = ((pairRatios[1] as number) + (pairRatios[2] as number)) / 2;
+        const medianPair = median(pairs.map((p) => p.m.rps / p.u.rps));
         // Judged: the median of the pairs' ratios (this machine has slow and fast phases lasting
         // seconds; the runs of a pair are back to back). The ratio of the totals is reported too.
         const [first, ...rest] = pairs as [{ u: RunStats; m: RunStats }, ...Array<{ u: RunStats; m: RunStats }>];
@@ -519,7 +516,7 @@ export const scenarios: Scenario[] = [
             gateway_us_per_stream_metered: round(mean((p) => p.m.gatewayCpuUsPerReq ?? NaN), 0),
             ledger_settled_rows: count(rows1, 'settled'),
             ledger_open_rows: count(rows1, 'reserved'),
-            ledger_rows_round1: rows0.reduce((n, r) => n + r.n, 0),
+            ledger_rows_before_measured_pairs: rows0.reduce((n, r) => n + r.n, 0),
           },
         };
       } finally {

@@ -6,6 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { createUsageParser } from '../src/metering/usage-parser.ts';
 import { STREAM_HEAD, streamDelta, streamTail } from './lib/anthropic-stream.ts';
+import { median } from './lib/load.ts';
 
 export interface UsageParseResults {
   events: number;
@@ -71,9 +72,8 @@ export function benchUsageParse(events = 100, rounds = 3000): UsageParseResults 
     p.push(timeUs(rounds, parse));
     b.push(timeUs(rounds, base));
   }
-  const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[2] as number;
-  const parserUs = med(p);
-  const baselineUs = med(b);
+  const parserUs = median(p);
+  const baselineUs = median(b);
   return { events, bytes: chunks.reduce((n, c) => n + c.length, 0), parserUs, baselineUs, speedup: baselineUs / parserUs, correct };
 }
 

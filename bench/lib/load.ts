@@ -42,6 +42,21 @@ export interface RunStats {
   upstreamConnectionsOpened?: number;
 }
 
+/** The median (the mean of the middle two for an even count); NaN when empty. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  if (s.length === 0) return NaN;
+  return s.length % 2 === 1 ? (s[h] as number) : ((s[h - 1] as number) + (s[h] as number)) / 2;
+}
+
+/**
+ * Measured pairs of an A-versus-B scenario (#10, #11), run in ABBA order after an unmeasured
+ * warm-up pair: this machine has slow and fast phases lasting seconds, the two runs of a pair are
+ * back to back, and the median of the pairs' ratios is what is judged.
+ */
+export const ABBA_PAIRS = 4;
+
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
