@@ -32,6 +32,7 @@ import { createUpstreamTrust, type DialOptions } from './upstream/connector.ts';
 import { createConnectionTrust } from './upstream/connection-trust.ts';
 import { createOutboundDispatcher, fetchVia } from './upstream/outbound-dispatcher.ts';
 import { sqliteSessionTable } from './store/sqlite-admin-sessions.ts';
+import { createCredentialWatch, type CredentialWatch } from './proxy/credential-watch.ts';
 import { createHostResolver } from './upstream/resolver.ts';
 import { createUpstreamPools } from './upstream/upstream-pools.ts';
 import { labelSetsFromConfig } from './metrics/label-sets.ts';
@@ -130,6 +131,8 @@ export interface GatewayParts {
   pinnedTrust?: DialOptions['pinnedTrust'];
   /** The upstream trust when the caller built it already (else built from config). */
   trust?: tls.SecureContext;
+  /** Ends pass-through tunnels and WebSockets whose token is revoked or expires. */
+  credentialWatch?: CredentialWatch;
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, parts: GatewayParts): Promise<RunningGateway> {
@@ -164,6 +167,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
     timeouts: { headersMs: config.timeouts.headersMs, idleMs: config.timeouts.idleMs },
     maxHeaderBytes: config.limits.maxHeaderBytes,
     maxConnections: config.limits.maxConnections,
+    ...(parts.credentialWatch ? { credentialWatch: parts.credentialWatch } : {}),
   });
   parts.metrics?.observe({ proxy: () => proxy.stats(), leafCerts: () => minter.stats(), upstreamPools: () => pools.size() });
   let listening = false;
@@ -300,6 +304,8 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       onTouchError: (err) => logger.warn('cannot record token use', { error: String(err) }),
     });
     const limiter = createAuthFailureLimiter();
+    const credentialWatch = createCredentialWatch({ tokens });
+    cleanup.push(() => credentialWatch.close());
     // One upstream trust (parsing the roots costs ~100 ms of CPU) for proxied traffic and for the
     // gateway's own calls out (IdP, webhooks), which leave through upstream_proxy too.
     const trust = createUpstreamTrust(upstreamTrust(config));
@@ -335,6 +341,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       metrics,
       pinnedTrust: (host) => connectionTrust.choose(host),
       trust,
+      credentialWatch,
       tunnelStages: [authenticate, decidePolicy],
       requestStages: [authenticate, decidePolicy],
       // auditStage stays LAST: the decision row is committed just before the first byte goes upstream.

@@ -38,23 +38,37 @@ function parseMemoised(values: readonly string[]): ParsedProxyAuthorization {
   return p;
 }
 
+/**
+ * The failure limiter slows guessing: only guesses count (a malformed header, a token that does not
+ * exist), and a blocked address is refused only when its credentials fail. A valid token is never
+ * refused for its address, and an expired or revoked one (a real client that has not signed in
+ * again) does not count, so one stale client behind a shared NAT cannot lock its neighbours out.
+ */
 export async function authenticateProxyRequest(
   deps: { tokens: TokenService; limiter: AuthFailureLimiter },
   req: { proxyAuthorization: readonly string[]; sourceAddress: string; now: number },
 ): Promise<AuthenticationResult> {
-  const gate = deps.limiter.check(req.sourceAddress, req.now);
-  if (!gate.allowed) {
-    return { ok: false, reason: 'rate_limited', message: 'Too many failed proxy authentications from this address; try again later.', detail: 'blocked', retryAfterMs: gate.retryAfterMs };
-  }
+  const blocked = (): AuthenticationResult | undefined => {
+    const gate = deps.limiter.check(req.sourceAddress, req.now);
+    return gate.allowed ? undefined : { ok: false, reason: 'rate_limited', message: 'Too many failed proxy authentications from this address; try again later.', detail: 'blocked', retryAfterMs: gate.retryAfterMs };
+  };
   const parsed = parseMemoised(req.proxyAuthorization);
   if (!parsed.ok) {
     // A request without credentials is the normal first step of many clients (curl, git): not a failure.
-    if (parsed.reason !== 'auth_required') deps.limiter.recordFailure(req.sourceAddress, req.now);
+    if (parsed.reason !== 'auth_required') {
+      const refused = blocked();
+      if (refused) return refused;
+      deps.limiter.recordFailure(req.sourceAddress, req.now);
+    }
     return { ok: false, reason: parsed.reason, message: parsed.message, detail: 'header' };
   }
   const verified = await deps.tokens.verifyToken(parsed.token, req.now);
   if (!verified.ok) {
-    deps.limiter.recordFailure(req.sourceAddress, req.now);
+    if (verified.rejection === 'malformed' || verified.rejection === 'unknown') {
+      const refused = blocked();
+      if (refused) return refused;
+      deps.limiter.recordFailure(req.sourceAddress, req.now);
+    }
     return {
       ok: false,
       reason: 'auth_invalid',
@@ -65,8 +79,23 @@ export async function authenticateProxyRequest(
   }
   const resolved = resolvePrincipal(verified.record, parsed.scope);
   if (!resolved.ok) {
-    deps.limiter.recordFailure(req.sourceAddress, req.now);
+    // a real token used with a team it does not have: a configuration mistake, not a guess
     return { ok: false, reason: 'auth_invalid', message: resolved.message, detail: 'scope', tokenId: verified.record.id };
   }
   return { ok: true, principal: resolved.principal };
+}
+
+/**
+ * Whether credentials that authenticated a connection still do (the token is neither revoked nor
+ * expired, and still resolves to a principal), without touching the failure limiter: for the
+ * credential watch of connections that carry no further requests (src/proxy/credential-watch.ts).
+ */
+export async function credentialsStillValid(
+  tokens: TokenService, proxyAuthorization: readonly string[], now: number,
+): Promise<{ ok: true } | { ok: false; detail: TokenRejection | 'header' | 'scope'; tokenId?: string }> {
+  const parsed = parseMemoised(proxyAuthorization);
+  if (!parsed.ok) return { ok: false, detail: 'header' };
+  const verified = await tokens.verifyToken(parsed.token, now);
+  if (!verified.ok) return { ok: false, detail: verified.rejection, ...(verified.tokenId !== undefined ? { tokenId: verified.tokenId } : {}) };
+  return resolvePrincipal(verified.record, parsed.scope).ok ? { ok: true } : { ok: false, detail: 'scope', tokenId: verified.record.id };
 }

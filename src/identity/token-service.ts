@@ -82,6 +82,14 @@ const HASH_MEMO_ENTRIES = 4096;
 
 const SUBJECT_PATTERN = /^[^\s\p{Cc}]{1,320}$/u;
 const EXPIRED_MESSAGE = 'The gateway token has expired; run `tollgate login` for a new one.';
+/**
+ * A user's subject is their e-mail, lower-cased (as SSO stores it), so issuing, revoking and
+ * listing by `Alice@Acme.example` reach the same tokens as `alice@acme.example`.
+ */
+function subjectKey(kind: TokenKind, subject: string): string {
+  return kind === 'user' ? subject.toLowerCase() : subject;
+}
+
 const INVALID_MESSAGE = 'The gateway token is invalid or revoked; run `tollgate login` for a new one.';
 
 function validateIssue(input: IssueTokenInput, ttlMs: number, maxTtlMs: number): void {
@@ -141,7 +149,7 @@ export function createTokenService(store: TokenStore, opts: TokenServiceOptions 
         id: `tok_${random(8).toString('hex')}`,
         hash: hashToken(token),
         kind: input.kind,
-        subject: input.subject,
+        subject: subjectKey(input.kind, input.subject),
         teams: Object.freeze([...input.teams]),
         projects: input.projects === undefined ? undefined : Object.freeze([...input.projects]),
         createdAt: input.now,
@@ -188,13 +196,14 @@ export function createTokenService(store: TokenStore, opts: TokenServiceOptions 
     },
 
     async revoke(target, now) {
-      const revoked = await store.revoke(target, now);
+      const revoked = await store.revoke('id' in target ? target : { kind: target.kind, subject: subjectKey(target.kind, target.subject) }, now);
       for (const r of revoked) cache.invalidate(r.hash);
       return revoked;
     },
 
     async list(filter) {
-      return store.list(filter);
+      // without a kind the subject may name a user: agent names are lower case anyway
+      return store.list(filter?.subject === undefined ? filter : { ...filter, subject: subjectKey(filter.kind ?? 'user', filter.subject) });
     },
   };
 }

@@ -16,6 +16,7 @@ import type { LeafMinter } from '../tls/leaf-minter.ts';
 import { dial, type DialOptions } from '../upstream/connector.ts';
 import { upstreamRefusal } from '../upstream/upstream-error.ts';
 import type { UpstreamPools } from '../upstream/upstream-pools.ts';
+import type { CredentialWatch } from './credential-watch.ts';
 import { NO_BODY, admissionChecksPassed, newOutcome, type Exchange, type ExchangeBody, type Stage, type TunnelContext } from './exchange.ts';
 import { forwardHttp, hostHeaderValue } from './forward-http.ts';
 import { rawHeaderValues } from './header-filter.ts';
@@ -34,6 +35,8 @@ export interface ProxyServerDeps {
   timeouts: { headersMs: number; idleMs: number; handshakeMs?: number };
   maxHeaderBytes: number;
   maxConnections: number;
+  /** Ends pass-through tunnels and WebSockets whose token is revoked or expires (they carry no further requests to authenticate). */
+  credentialWatch?: CredentialWatch;
 }
 
 export interface ProxyServer {
@@ -473,6 +476,19 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     socket.pipe(upstream);
     upstream.pipe(socket);
     socket.resume();
+    watchCredentials(ex, socket, upstream);
+  }
+
+  /** A connection that carries no further requests: ended when its credentials stop being valid. */
+  function watchCredentials(ex: Exchange, client: Duplex, upstream: Duplex): void {
+    if (!deps.credentialWatch || ex.principal === undefined || ex.principal.kind === 'anonymous' || ex.proxyAuthorization.length === 0) return;
+    const unwatch = deps.credentialWatch.watch(ex.proxyAuthorization, (why) => {
+      ex.outcome.error = `closed by the gateway: ${why}`;
+      client.destroy();
+      upstream.destroy();
+    });
+    client.once('close', unwatch);
+    upstream.once('close', unwatch);
   }
 
   // ---- Upgrades (WebSocket only; other upgrades are proxied as plain HTTP/1.1) -----------
@@ -541,6 +557,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
           socket.on('data', (c: Buffer) => { ex.outcome.bytesIn += c.length; });
           upstream.pipe(socket);
           socket.pipe(upstream);
+          watchCredentials(ex, socket, upstream);
         } else {
           upstream.pipe(socket); // the rest of this response, then close
         }

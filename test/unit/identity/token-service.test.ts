@@ -127,3 +127,16 @@ t.test('revoke by user drops every cached token of that user', async (t) => {
   t.match(await svc.verifyToken(c.token, T0 + 2), { ok: true });
   t.same((await svc.list({ kind: 'user', subject: 'bo@acme.example' })).map((r) => r.id), [c.record.id]);
 });
+
+t.test('a user is their e-mail lower-cased: issue, revoke and list by any case reach the same tokens', async (t) => {
+  const svc = createTokenService(createMemoryTokenStore());
+  const { token, record } = await svc.issueToken({ kind: 'user', subject: 'Alice@Acme.Example', teams: ['sre'], issuedBy: 'test', now: T0 });
+  t.equal(record.subject, 'alice@acme.example', 'stored lower-cased, as SSO stores it');
+  t.same((await svc.list({ kind: 'user', subject: 'ALICE@acme.example' })).map((r) => r.id), [record.id], 'listed by another case');
+  t.same((await svc.list({ subject: 'Alice@ACME.example' })).map((r) => r.id), [record.id], 'also without a kind');
+  const revoked = await svc.revoke({ kind: 'user', subject: 'aLiCe@acme.EXAMPLE' }, T0 + 1);
+  t.same(revoked.map((r) => r.id), [record.id], 'an offboarding script typed in another case revokes it');
+  t.match(await svc.verifyToken(token, T0 + 2), { ok: false, rejection: 'revoked' });
+  const agent = await svc.issueToken({ kind: 'agent', subject: 'sre-bot', teams: ['sre'], issuedBy: 'test', now: T0 });
+  t.equal(agent.record.subject, 'sre-bot', 'agent names as given (they are lower case by pattern)');
+});

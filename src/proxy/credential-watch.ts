@@ -1,0 +1,85 @@
+// Owns: ending long-lived connections whose credentials stop being valid. Requests inside an
+// intercepted tunnel are authenticated one by one, so a revocation reaches them on the next request;
+// a pass-through tunnel or an upgraded WebSocket carries no further requests, so their credentials
+// are verified again every `intervalMs` (TokenService's cache bounds how stale a verdict is) and a
+// connection whose token was revoked, has expired or no longer resolves is ended.
+import { credentialsStillValid } from '../identity/authenticate-proxy-request.ts';
+import type { TokenService } from '../identity/token-service.ts';
+
+export interface CredentialWatch {
+  /** Watches a connection opened with these Proxy-Authorization values; `end` closes it. Returns the unwatch. */
+  watch(proxyAuthorization: readonly string[], end: (why: string) => void): () => void;
+  /** Connections watched now. */
+  size(): number;
+  close(): void;
+}
+
+interface Watched { auth: readonly string[]; end: (why: string) => void }
+
+export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?: number; now?: () => number }): CredentialWatch {
+  const intervalMs = deps.intervalMs ?? Math.max(250, deps.tokens.revocationBoundMs);
+  const now = deps.now ?? Date.now;
+  const watched = new Set<Watched>();
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+
+  const tick = async () => {
+    if (running) return; // a slow store: the next tick starts when this one is done
+    running = true;
+    try {
+      // one verification per distinct header (many connections share a token)
+      const groups = new Map<string, Watched[]>();
+      for (const w of watched) {
+        const key = w.auth.join('\n');
+        const g = groups.get(key);
+        if (g) g.push(w);
+        else groups.set(key, [w]);
+      }
+      for (const g of groups.values()) {
+        const first = g[0] as Watched;
+        let verdict: Awaited<ReturnType<typeof credentialsStillValid>>;
+        try {
+          verdict = await credentialsStillValid(deps.tokens, first.auth, now());
+        } catch {
+          continue; // the token store could not answer: ask again at the next tick
+        }
+        if (verdict.ok) continue;
+        const why = `credentials ${verdict.detail === 'revoked' || verdict.detail === 'expired' ? verdict.detail : 'no longer valid'}${verdict.tokenId ? ` (token ${verdict.tokenId})` : ''}`;
+        for (const w of g) {
+          if (!watched.delete(w)) continue;
+          try {
+            w.end(why);
+          } catch {
+            // closing one connection must not stop the others
+          }
+        }
+      }
+    } finally {
+      running = false;
+      if (watched.size === 0 && timer) {
+        clearInterval(timer);
+        timer = undefined;
+      }
+    }
+  };
+
+  return {
+    watch(auth, end) {
+      const w: Watched = { auth, end };
+      watched.add(w);
+      if (!timer) {
+        timer = setInterval(() => void tick(), intervalMs);
+        timer.unref();
+      }
+      return () => {
+        watched.delete(w);
+      };
+    },
+    size: () => watched.size,
+    close() {
+      watched.clear();
+      if (timer) clearInterval(timer);
+      timer = undefined;
+    },
+  };
+}
