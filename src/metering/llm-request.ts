@@ -56,6 +56,9 @@ export function estimateInputTokens(value: unknown, totalBytes: number): number 
   return Math.ceil(Math.max(0, totalBytes - blobBytes) / 3) + blobs * BLOB_TOKENS;
 }
 
+/** Above any model's output limit; keeps the worst-case reservation a safe integer of micro-dollars. */
+export const MAX_OUTPUT_TOKENS = 10_000_000;
+
 function positiveInt(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
 }
@@ -92,6 +95,14 @@ export function parseLlmRequest(api: LlmApi, body: Uint8Array): LlmRequestResult
     case 'openai_embeddings':
       maxOutputTokens = 0;
       break;
+  }
+  if (maxOutputTokens !== undefined && maxOutputTokens > MAX_OUTPUT_TOKENS) {
+    return { ok: false, message: `The output limit ${maxOutputTokens} is beyond what any model produces (at most ${MAX_OUTPUT_TOKENS} here): Tollgate reserves the worst case of every metered request.` };
+  }
+  if (api === 'openai_responses' && o['background'] === true) {
+    // Its usage arrives only when the result is fetched later (GET /v1/responses/{id}), which is
+    // not a metered request: charged at submission it would cost only the input estimate.
+    return { ok: false, message: 'Background responses ("background": true) are not metered by Tollgate yet; send the request without it.' };
   }
   const n = positiveInt(o['n']) ?? 1;
   const bestOf = api === 'openai_completions' ? (positiveInt(o['best_of']) ?? 1) : 1;

@@ -117,6 +117,8 @@ export interface ExchangeUsage {
  * and must not keep references to chunks beyond what it needs.
  */
 export interface ResponseObserver {
+  /** Forwarding began: the request is on its way upstream, and onEnd follows in every case. */
+  onRequestSent?(): void;
   onResponseStart(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): void;
   onChunk(chunk: Buffer): void;
   /** Once: the response ended (`complete`), or was cut short by either side (`error` says why). */

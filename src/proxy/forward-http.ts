@@ -57,14 +57,25 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
   let body: Readable | undefined;
   let clientGone = false;
 
+  let headersDeadline: NodeJS.Timeout | undefined;
   const onClientClose = () => {
     if (res.writableFinished) return;
     clientGone = true;
     const drain = ex.drainOnClientAbort;
-    if (!drain || !body) {
+    if (!drain) {
       ac.abort(new Error('client went away'));
       return;
     }
+    if (!body) {
+      // A metered request the provider may already be generating: wait for its answer (bounded like
+      // the drain) and read its usage, rather than abort and leave it uncharged.
+      if (!headersDeadline) {
+        headersDeadline = setTimeout(() => ac.abort(new Error('client went away')), drain.maxMs);
+        headersDeadline.unref();
+      }
+      return;
+    }
+    if (headersDeadline) clearTimeout(headersDeadline);
     // Keep reading the upstream (bounded in time and bytes) so the final usage is seen.
     const upstream = body;
     upstream.unpipe(res);
@@ -81,6 +92,7 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
   res.once('close', onClientClose);
 
   const started = performance.now();
+  for (const o of observers) safely(() => o.onRequestSent?.());
   let response: Dispatcher.ResponseData;
   try {
     response = await pool.request({
@@ -93,6 +105,7 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
     });
   } catch (err) {
     res.off('close', onClientClose);
+    if (headersDeadline) clearTimeout(headersDeadline);
     if (ac.signal.aborted) {
       ex.outcome.error = 'client disconnected before the response';
       ex.outcome.status = 499;

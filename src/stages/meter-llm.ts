@@ -77,6 +77,8 @@ function decoderFor(encoding: string | undefined): Transform | null | undefined 
 
 interface InFlight {
   ex: Exchange;
+  /** The request went upstream: its end reaches the observer (a client gone before the headers included). */
+  forwarding: boolean;
   started: boolean;
   done: boolean;
   endedSeenAt: number | undefined;
@@ -127,7 +129,7 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
     for (const f of inFlight.values()) {
       if (f.done || f.ex.notes['ended'] !== true) continue;
       f.endedSeenAt ??= t;
-      const grace = f.started ? config.drainMs + 5000 : 2000;
+      const grace = f.started || f.forwarding ? config.drainMs + 5000 : 2000;
       if (t - f.endedSeenAt > grace) f.finish('the exchange ended without a response end');
     }
   };
@@ -169,6 +171,10 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
       throw new RequestRefusal('budget_exceeded', refusalMessage(outcome));
     }, (err: unknown) => {
       logger.error('cannot reserve budget', { request_id: ex.id, error: String(err) });
+      // The call may still be committed after its caller gave up (a writer answering late): a
+      // release queued behind it frees what it would hold. Releasing what was never reserved is a
+      // no-op, and the request is refused either way.
+      ledger.release(ex.id, now()).catch(() => undefined);
       throw new RequestRefusal('budget_unavailable', 'Tollgate cannot reach its spend store, so it cannot admit metered requests right now.', { detail: String(err) });
     });
     addAdmissionCheck(ex, reservation);
@@ -196,7 +202,7 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
     const note: MeteringNote = { provider: endpoint.provider, model: request.model, reservedMicros, settled };
     ex.settlements.push(settled);
     ex.notes['metering'] = note;
-    const flight: InFlight = { ex, started: false, done: false, endedSeenAt: undefined, finish: () => undefined };
+    const flight: InFlight = { ex, forwarding: false, started: false, done: false, endedSeenAt: undefined, finish: () => undefined };
     inFlight.set(ex.id, flight);
 
     const settle = async (why: string | undefined) => {
@@ -239,12 +245,17 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
       inFlight.delete(ex.id);
       void settle(why).finally(resolveSettled);
     };
-    // Refused after this stage (or dropped before forwarding): no response will ever end it.
+    // Refused after this stage (or dropped before forwarding): no response will ever end it. Once
+    // forwarded, the forwarder waits for the provider's answer even when the client has left (the
+    // generation is billed): its end settles the reservation.
     ex.onClientEnd.push(() => {
-      if (!flight.started) flight.finish('the exchange ended before a response started');
+      if (!flight.started && !flight.forwarding) flight.finish('the exchange ended before a response started');
     });
 
     ex.responseObservers.push({
+      onRequestSent() {
+        flight.forwarding = true;
+      },
       onResponseStart(statusCode, headers) {
         flight.started = true;
         status = statusCode;

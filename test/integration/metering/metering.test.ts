@@ -9,6 +9,7 @@ import { fetch as undiciFetch, ProxyAgent, request } from 'undici';
 import { databasePath } from '../../../src/config/gateway-config.ts';
 import { tokenIssue } from '../../../src/identity/token-commands.ts';
 import { openDatabase } from '../../../src/store/database.ts';
+import { sleep } from '../../helpers/cli-process.ts';
 import { fakeAnthropic, fakeOpenAi, type FakeLlmControl } from '../../helpers/fake-llm.ts';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
@@ -33,6 +34,7 @@ agents:
   race-bot: { name: Race Bot, team: alpha, budget: { monthly_usd: 0.018 } }
   broke-bot: { name: Broke Bot, team: alpha, budget: { daily_usd: 0.0001 } }
   abort-bot: { name: Abort Bot, team: alpha }
+  early-bot: { name: Early Bot, team: alpha }
   sdk-bot: { name: SDK Bot, team: alpha }
 `;
 
@@ -267,6 +269,29 @@ t.test('6.03: a client that leaves mid-stream is still charged — the gateway d
   t.equal(ctl.finished, finishedBefore + 1, 'the upstream stream was read to its end');
   t.match(row, { state: 'settled', cost_micros: HAIKU_COST, estimated: 0, output_tokens: 15 }, 'charged what the provider bills, not $0');
   ctl.mode = 'normal';
+});
+
+t.test('6.03: a client that leaves before the headers of a slow call is still charged what the provider bills', async (t) => {
+  let release!: () => void;
+  ctl.hold = new Promise<void>((r) => { release = r; });
+  ctl.mode = 'delay';
+  const token = await tokenFor('early-bot');
+  const dispatcher = proxyFor(token);
+  const ac = new AbortController();
+  const answer = request('https://api.anthropic.com/v1/messages', {
+    method: 'POST', dispatcher, headers: { 'content-type': 'application/json' }, signal: ac.signal,
+    body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 2000, messages: [{ role: 'user', content: 'a long answer, please' }] }),
+  }).then(() => 'answered', () => 'aborted');
+  await sleep(300); // the request is with the provider, generating
+  ac.abort();
+  t.equal(await answer, 'aborted', 'the client gave up before the headers');
+  await sleep(200);
+  release(); // the provider answers after the client left
+  const [row] = await settledRows('early-bot', 1, 10_000);
+  t.match(row, { state: 'settled', cost_micros: HAIKU_COST, estimated: 0 }, 'charged the usage the provider reported, not released at $0');
+  ctl.mode = 'normal';
+  delete ctl.hold;
+  await dispatcher.destroy();
 });
 
 t.test('6.04: the upstream dies mid-stream without final usage → an estimate, flagged', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { detectEndpoint, type OpenAiCompatibleBase } from '../../../src/metering/endpoints.ts';
-import { BLOB_TOKENS, parseLlmRequest } from '../../../src/metering/llm-request.ts';
+import { BLOB_TOKENS, MAX_OUTPUT_TOKENS, parseLlmRequest } from '../../../src/metering/llm-request.ts';
 
 const compat: OpenAiCompatibleBase[] = [{ name: 'together', host: 'api.together.xyz', port: 443, pathPrefix: '/v1', priceTable: 'together' }];
 
@@ -43,6 +43,12 @@ t.test('request parsing: model, output cap, n, stream, include_usage', async (t)
   t.match(p('anthropic_messages', [1, 2]), { ok: false, message: /JSON object/ });
   t.match(parseLlmRequest('openai_chat', Buffer.from('not json')), { ok: false, message: /must be JSON/ });
   t.match(parseLlmRequest('openai_chat', Buffer.from([0x7b, 0xff, 0x7d])), { ok: false }, 'invalid UTF-8 is refused');
+  t.match(p('openai_responses', { model: 'o3', input: 'hi', background: true }), { ok: false, message: /Background responses/ }, 'background: its usage would arrive with an unmetered GET');
+  t.match(p('openai_responses', { model: 'o3', input: 'hi', background: false }), { ok: true });
+  t.match(p('openai_chat', { model: 'gpt-4o', messages: [], background: true }), { ok: true }, 'only the Responses API has background mode');
+  t.match(p('anthropic_messages', { model: 'm', max_tokens: MAX_OUTPUT_TOKENS }), { ok: true, request: { maxOutputTokens: MAX_OUTPUT_TOKENS } });
+  t.match(p('anthropic_messages', { model: 'm', max_tokens: MAX_OUTPUT_TOKENS + 1 }), { ok: false, message: /beyond what any model produces/ });
+  t.match(p('openai_chat', { model: 'm', max_completion_tokens: 2 ** 53 - 1 }), { ok: false }, 'near 2^53: refused, not an unsafe reservation');
 });
 
 t.test('input estimate errs high for text and counts base64 blobs as images, not text', async (t) => {
