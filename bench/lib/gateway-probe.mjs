@@ -4,7 +4,8 @@
 //    that memory per connection is read after a full GC rather than wherever V8's heap happens to be.
 //  - SIGWINCH: writes the event loop's delay since the last SIGWINCH (perf_hooks'
 //    monitorEventLoopDelay at 1 ms resolution: how late a timer that should fire every millisecond
-//    ran, so a task that holds the loop for X ms shows as about X ms) to
+//    ran, so a task that holds the loop for X ms shows as X ms plus up to about 2 ms — compare with
+//    the baseline window, which carries the same offset) to
 //    $TOLLGATE_BENCH_PROBE_FILE.loop, then starts a new window. No GC, so the window is not disturbed.
 import { renameSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';

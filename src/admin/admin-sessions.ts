@@ -50,7 +50,8 @@ export interface SessionTable {
   /**
    * Brings every stored session's expiry forward to createdAt + ttlMs at the latest (the
    * session_ttl was shortened since they were made), so that sweeping and the bound, which go by
-   * the stored expiry, see when each one really ends. Rows kept across restarts need it.
+   * the stored expiry, see when each one really ends. Rows kept across restarts need it. Never
+   * throws: a store that cannot take it now applies it with the next put.
    */
   capExpiry?(ttlMs: number): void;
 }
@@ -92,12 +93,7 @@ export interface AdminSessionsOptions {
 export function createAdminSessions(opts: AdminSessionsOptions = {}): AdminSessions {
   const ttlMs = opts.ttlMs ?? 8 * 3_600_000;
   const sessions = opts.table ?? memorySessionTable();
-  // best effort: a busy store leaves the bound's order off by the old ttl; get() still refuses them
-  try {
-    sessions.capExpiry?.(ttlMs);
-  } catch {
-    // the store is busy
-  }
+  sessions.capExpiry?.(ttlMs);
   const pending = new Map<string, PendingSignIn>();
   return {
     ttlMs,

@@ -246,9 +246,18 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
     path: '/auth/callback',
     async handle(req, res) {
       const q = query(req);
+      const from = source(req);
       const clearLogin = cookie(LOGIN_COOKIE, '', { path: '/auth/callback', maxAgeS: 0, secure: secure(req) });
+      // Refusals count against the address like failed token sign-ins: past the limit the callback
+      // answers 429 and writes nothing (no log line, no event).
+      const verdict = limiter.check(from, now());
+      if (!verdict.allowed) {
+        sendPage(res, 429, 'Sign-in failed', '<p>Too many failed sign-ins from this address; wait a minute.</p>', { 'Set-Cookie': [clearLogin], 'Retry-After': String(Math.ceil(verdict.retryAfterMs / 1000)) });
+        return;
+      }
       const refuse = (status: number, message: string, detail: string) => {
-        deps.logger.warn('admin sign-in refused', { detail, source: source(req) });
+        limiter.recordFailure(from, now());
+        deps.logger.warn('admin sign-in refused', { detail: detail.slice(0, 300), source: from });
         sendPage(res, status, 'Sign-in failed', `<p>${escapeHtml(message)}</p><p><a href="/auth/login">Try again</a></p>`, { 'Set-Cookie': [clearLogin] });
       };
       const state = q.get('state');
@@ -262,15 +271,9 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
         refuse(400, 'This sign-in expired or was already used.', 'unknown state');
         return;
       }
-      // From here on the browser came back from the IdP with a sign-in this gateway started: a
-      // refusal is an audit event (before, it is only logged: anyone can call this URL).
-      const refuseAudited = (status: number, message: string, detail: string, code: string) => {
-        refuse(status, message, detail);
-        record('admin_sign_in_refused', 'anonymous', { issuer: deps.issuers.get(pending.issuerName)?.settings.issuer ?? pending.issuerName, code, source: source(req) });
-      };
       const idpError = q.get('error');
       if (idpError !== null) {
-        refuseAudited(401, `The identity provider refused the sign-in (${idpError.slice(0, 100)}).`, `idp error ${idpError} ${q.get('error_description') ?? ''}`, 'idp_refused');
+        refuse(401, `The identity provider refused the sign-in (${idpError.slice(0, 100)}).`, `idp error ${idpError.slice(0, 100)} ${(q.get('error_description') ?? '').slice(0, 200)}`);
         return;
       }
       const code = q.get('code');
@@ -280,22 +283,35 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
       }
       const issuer = deps.issuers.get(pending.issuerName);
       if (!issuer) {
-        refuseAudited(400, 'The issuer of this sign-in is no longer configured.', `issuer ${pending.issuerName}`, 'issuer_removed');
+        refuse(400, 'The issuer of this sign-in is no longer configured.', `issuer ${pending.issuerName}`);
         return;
       }
+      // Audited: a refusal once the IdP has issued an ID token for this sign-in (anyone can obtain a
+      // state and call this URL with a forged code or an error: those are only logged, and limited).
+      let idTokenIssued = false;
       try {
         if (q.get('iss') !== null && q.get('iss') !== issuer.settings.issuer) {
-          throw new OidcError('bad_request', 'The answer came from another identity provider (issuer mix-up).', { detail: `iss ${q.get('iss')}` });
+          throw new OidcError('bad_request', 'The answer came from another identity provider (issuer mix-up).', { detail: `iss ${q.get('iss')?.slice(0, 200)}` });
         }
         const idToken = await issuer.redeemCode({ code, redirectUri: pending.redirectUri, codeVerifier: pending.codeVerifier });
+        idTokenIssued = true;
         const user = await deps.login.signIn(pending.issuerName, idToken, pending.nonce, now());
         if (!user.admin && user.teams.length === 0) {
           throw new OidcError('no_team', `${user.email} is in no team and no admin group of org.yaml.`);
         }
-        const { id, session } = deps.sessions.create({ email: user.email, issuer: user.issuer, subject: user.subject, groups: user.groups }, now());
+        let created: ReturnType<AdminSessions['create']>;
+        try {
+          created = deps.sessions.create({ email: user.email, issuer: user.issuer, subject: user.subject, groups: user.groups }, now());
+        } catch (err) {
+          // the session store (tollgate.db) could not be written: not the user's doing, not audited
+          deps.logger.warn('admin sign-in: the session store could not be written', { error: String(err), code: (err as { code?: unknown }).code });
+          sendPage(res, 503, 'Sign-in failed', '<p>The sign-in could not be recorded just now; try again.</p><p><a href="/auth/login">Try again</a></p>', { 'Set-Cookie': [clearLogin] });
+          return;
+        }
+        const { id, session } = created;
         deps.logger.info('admin_sign_in', { event: 'session_created', email: user.email, subject: user.subject, issuer: user.issuer, admin: user.admin, source: source(req) });
         record('admin_signed_in', `user:${user.email}`, {
-          issuer: user.issuer, subject: user.subject, admin: user.admin, source: source(req), expires_at: new Date(session.expiresAt).toISOString(),
+          issuer: user.issuer, subject: user.subject, admin: user.admin, source: from, expires_at: new Date(session.expiresAt).toISOString(),
         });
         const isSecure = secure(req);
         redirect(res, pending.returnTo, [
@@ -304,7 +320,8 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
         ]);
       } catch (err) {
         const e = err instanceof OidcError ? err : new OidcError('idp_unavailable', 'The sign-in failed inside the gateway.', { detail: String(err) });
-        refuseAudited(e.status, e.message, `${e.code}: ${e.detail ?? e.message}`, e.code);
+        refuse(e.status, e.message, `${e.code}: ${e.detail ?? e.message}`);
+        if (idTokenIssued) record('admin_sign_in_refused', 'anonymous', { issuer: issuer.settings.issuer, code: e.code, source: from });
       }
     },
   };

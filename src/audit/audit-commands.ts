@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { parseDuration } from '../identity/parse-duration.ts';
 import { TollgateError } from '../errors.ts';
 import { createAuditWriter } from '../store/audit-writer.ts';
-import { openDatabase, type Database } from '../store/database.ts';
+import { inImmediateTransactionAsync, openDatabase, type Database } from '../store/database.ts';
 import {
   auditSummary, iterateAuditEvents, iterateAuditRows, readSnapshot, searchAuditRows, verifyAuditStore,
   type AuditFilter, type AuditPage, type AuditSummary, type AuditVerification,
@@ -185,4 +185,51 @@ export function cliActor(): string {
   } catch {
     return 'cli:unknown';
   }
+}
+
+/** SQLite and file-system failures (the store cannot be opened or written) carry such a code. */
+export function storeFailure(err: unknown): string | undefined {
+  if (err instanceof TollgateError) return undefined;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^(SQLITE_|E[A-Z]+$)/.test(code)) return undefined;
+  const message = (err as Error).message;
+  return message.startsWith(code) ? message : `${code}: ${message}`;
+}
+
+export function auditUnavailable(dbFile: string, why: string, consequence: string, cause: unknown): TollgateError {
+  return new TollgateError('TOLLGATE_ERR_AUDIT', `the audit store ${dbFile} cannot be written (${why}): ${consequence}`, { cause });
+}
+
+/**
+ * A CLI change that only takes access away (a token revocation, ending admin sessions), committed
+ * with its audit event in one transaction. When only the event cannot be written, the change is
+ * made on its own — refusing it would keep access alive through an audit outage — and the verb
+ * fails with TOLLGATE_ERR_AUDIT saying what it did without an event (`doneWithoutEvent`). Other
+ * failures are thrown as they are (nothing was done).
+ */
+export async function removeAccessWithEvent<T>(db: Database, dbFile: string, o: {
+  change: () => Promise<T>;
+  event: (result: T) => AuditEventInput;
+  doneWithoutEvent: (result: T) => string;
+  now: number;
+}): Promise<T> {
+  const append = createEventAppender(db, () => o.now);
+  let auditError: unknown;
+  try {
+    return await inImmediateTransactionAsync(db, async () => {
+      const result = await o.change();
+      try {
+        append([o.event(result)]);
+      } catch (err) {
+        auditError = err;
+        throw err;
+      }
+      return result;
+    });
+  } catch (err) {
+    if (auditError === undefined) throw err;
+  }
+  const result = await o.change();
+  const why = storeFailure(auditError) ?? (auditError as Error).message;
+  throw auditUnavailable(dbFile, why, o.doneWithoutEvent(result), auditError);
 }

@@ -13,7 +13,10 @@ export function registerSessionCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action((opts: { config?: string; email?: string; json?: boolean }) => {
       const config = loadGatewayConfig(configPath(opts));
-      const rows = sessionsList({ dbFile: databasePath(config), busyTimeoutMs: config.audit.busyTimeoutMs, ...(opts.email === undefined ? {} : { email: opts.email }) });
+      const rows = sessionsList({
+        dbFile: databasePath(config), busyTimeoutMs: config.audit.busyTimeoutMs, ttlMs: config.sso.sessionTtlMs,
+        ...(opts.email === undefined ? {} : { email: opts.email }),
+      });
       if (opts.json) {
         process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
         return;
@@ -24,9 +27,9 @@ export function registerSessionCommands(program: Command): void {
     .option('--email <email>', 'end every session of this user')
     .option('--all', 'end every session')
     .option('--json', 'print JSON')
-    .action((opts: { config?: string; email?: string; all?: boolean; json?: boolean }) => {
+    .action(async (opts: { config?: string; email?: string; all?: boolean; json?: boolean }) => {
       const config = loadGatewayConfig(configPath(opts));
-      const emails = sessionsEnd({
+      const emails = await sessionsEnd({
         dbFile: databasePath(config), busyTimeoutMs: config.audit.busyTimeoutMs,
         ...(opts.email === undefined ? {} : { email: opts.email }), ...(opts.all === true ? { all: true } : {}),
       });

@@ -2,7 +2,7 @@
 // prints tables; these open tollgate.db, act, and close it), and their audit events
 // (`token_issued`, `token_revoked`), written in the same transaction as the token change. Tokens
 // and hashes never leave here except the one printed by tokenIssue.
-import { cliActor, createEventAppender } from '../audit/audit-commands.ts';
+import { auditUnavailable, cliActor, createEventAppender, removeAccessWithEvent, storeFailure } from '../audit/audit-commands.ts';
 import { TollgateError } from '../errors.ts';
 import { inImmediateTransactionAsync, openDatabase, type Database } from '../store/database.ts';
 import { createSqliteTokenStore } from '../store/sqlite-token-store.ts';
@@ -116,18 +116,6 @@ async function withService<T>(
   }
 }
 
-/** SQLite and file-system failures (the store cannot be opened or written) carry such a code. */
-export function storeFailure(err: unknown): string | undefined {
-  if (err instanceof TollgateError) return undefined;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== 'string' || !/^(SQLITE_|E[A-Z]+$)/.test(code)) return undefined;
-  const message = (err as Error).message;
-  return message.startsWith(code) ? message : `${code}: ${message}`;
-}
-
-export function auditUnavailable(dbFile: string, why: string, consequence: string, cause: unknown): TollgateError {
-  return new TollgateError('TOLLGATE_ERR_AUDIT', `the audit store ${dbFile} cannot be written (${why}): ${consequence}`, { cause });
-}
 
 /** Issues a token straight from the store and prints only the token (one line). */
 export async function tokenIssue(opts: TokenIssueOptions): Promise<TokenIssueResult> {
@@ -185,31 +173,14 @@ export async function tokenRevoke(opts: TokenSelector): Promise<TokenListRow[]> 
   const target: RevokeTarget = opts.id !== undefined ? { id: opts.id } : (who as { kind: TokenKind; subject: string });
   const now = opts.now ?? Date.now();
   const actor = opts.actor ?? cliActor();
-  const revoked = await withService(opts.dbFile, opts, async (svc, db): Promise<TokenRecord[]> => {
-    const appendEvents = createEventAppender(db, () => now);
-    let auditError: unknown;
-    try {
-      // The revocation and its `token_revoked` event commit together, like an issue.
-      return await inImmediateTransactionAsync(db, async () => {
-        const rows = await svc.revoke(target, now);
-        try {
-          appendEvents([tokenRevokedEvent(target, rows, actor, 'cli')]);
-        } catch (err) {
-          auditError = err;
-          throw err;
-        }
-        return rows;
-      });
-    } catch (err) {
-      if (auditError === undefined) throw err;
-    }
-    // Only the event failed. Unlike an issue, a revocation only takes access away, and refusing it
-    // would keep a leaked token working through an audit outage: it is made anyway, on its own,
-    // and the verb fails (exit 1) naming what was revoked without an event.
-    const rows = await svc.revoke(target, now);
-    const why = storeFailure(auditError) ?? (auditError as Error).message;
-    throw auditUnavailable(opts.dbFile, why, `revoked ${rows.length} token(s)${rows.length > 0 ? ` (${rows.map((r) => r.id).join(', ')})` : ''} without a token_revoked event`, auditError);
-  }).catch((err: unknown) => {
+  // The revocation and its `token_revoked` event commit together, like an issue; unlike an issue, it
+  // is made even when only its event fails (it only takes access away).
+  const revoked = await withService(opts.dbFile, opts, (svc, db) => removeAccessWithEvent(db, opts.dbFile, {
+    change: () => svc.revoke(target, now),
+    event: (rows) => tokenRevokedEvent(target, rows, actor, 'cli'),
+    doneWithoutEvent: (rows) => `revoked ${rows.length} token(s)${rows.length > 0 ? ` (${rows.map((r) => r.id).join(', ')})` : ''} without a token_revoked event`,
+    now,
+  })).catch((err: unknown) => {
     const why = storeFailure(err);
     throw why === undefined ? err : auditUnavailable(opts.dbFile, why, 'nothing was revoked', err);
   });

@@ -36,17 +36,27 @@ export function sqliteSessionTable(db: Database): SessionTable {
   const select = db.prepare<[string], SessionRow>('SELECT email, issuer, subject, groups, csrf_token, created_at, expires_at FROM admin_sessions WHERE id_hash = ?');
   const remove = db.prepare<[string]>('DELETE FROM admin_sessions WHERE id_hash = ?');
   const cap = db.prepare<[number, number]>('UPDATE admin_sessions SET expires_at = created_at + ? WHERE expires_at > created_at + ?');
+  // a cap the store could not take at start (busy, read-only) is applied with the next sign-in
+  let pendingCap: number | undefined;
   return {
     capExpiry(ttlMs) {
-      cap.run(ttlMs, ttlMs);
+      try {
+        cap.run(ttlMs, ttlMs);
+        pendingCap = undefined;
+      } catch {
+        pendingCap = ttlMs;
+      }
     },
     put(idHash, s, max) {
+      const capFirst = pendingCap;
       inImmediateTransaction(db, () => {
+        if (capFirst !== undefined) cap.run(capFirst, capFirst);
         sweep.run(s.createdAt);
         const over = (count.get() as number) + 1 - max;
         if (over > 0) trim.run(over);
         insert.run(idHash, s.email, s.issuer, s.subject, JSON.stringify(s.groups), s.csrfToken, s.createdAt, s.expiresAt);
       });
+      if (capFirst !== undefined && pendingCap === capFirst) pendingCap = undefined;
     },
     get(idHash) {
       const r = select.get(idHash);
@@ -60,11 +70,16 @@ export function sqliteSessionTable(db: Database): SessionTable {
 /** A stored admin session as `tollgate sessions list` shows it (never the id or its hash). */
 export interface StoredAdminSession { email: string; issuer: string; subject: string; groups: string[]; createdAt: number; expiresAt: number }
 
-/** Sessions not yet expired by `now` (by their stored expiry), newest first; `email` narrows to one user. */
-export function listAdminSessions(db: Database, now: number, email?: string): StoredAdminSession[] {
-  const rows = db.prepare<[number, string | null, string | null], SessionRow>(
-    'SELECT email, issuer, subject, groups, csrf_token, created_at, expires_at FROM admin_sessions WHERE expires_at > ? AND (? IS NULL OR email = ? COLLATE NOCASE) ORDER BY created_at DESC',
-  ).all(now, email ?? null, email ?? null);
+/**
+ * Sessions not yet expired by `now`, newest first: by their stored expiry and, given `ttlMs` (the
+ * configured session_ttl), within it as the gateway counts them; `email` narrows to one user
+ * (compared lower-cased: SSO stores e-mails lower-cased, and SQLite's NOCASE folds ASCII only).
+ */
+export function listAdminSessions(db: Database, now: number, email?: string, ttlMs?: number): StoredAdminSession[] {
+  const ttl = ttlMs ?? Number.MAX_SAFE_INTEGER;
+  const rows = db.prepare<[number, number, string | null, string | null], SessionRow>(
+    'SELECT email, issuer, subject, groups, csrf_token, created_at, min(expires_at, created_at + ?) AS expires_at FROM admin_sessions WHERE expires_at > ? AND (? IS NULL OR email = ?) ORDER BY created_at DESC',
+  ).all(ttl, now, email?.toLowerCase() ?? null, email?.toLowerCase() ?? null).filter((r) => r.expires_at > now);
   const out: StoredAdminSession[] = [];
   for (const r of rows) {
     const s = toSession(r);
@@ -74,14 +89,14 @@ export function listAdminSessions(db: Database, now: number, email?: string): St
 }
 
 /**
- * Ends admin sessions: every session of `email` (case-insensitive), or all of them. Returns the
+ * Ends admin sessions: every session of `email` (lower-cased, as in listAdminSessions), or all of them. Returns the
  * e-mail of each session ended (expired rows are removed too, and not counted). A running gateway
  * refuses the cookies at their next request: it reads sessions from this table.
  */
 export function endAdminSessions(db: Database, target: { email: string } | 'all', now: number): string[] {
-  const email = target === 'all' ? null : target.email;
+  const email = target === 'all' ? null : target.email.toLowerCase();
   const rows = db.prepare<[string | null, string | null], { email: string; expires_at: number }>(
-    'DELETE FROM admin_sessions WHERE ? IS NULL OR email = ? COLLATE NOCASE RETURNING email, expires_at',
+    'DELETE FROM admin_sessions WHERE ? IS NULL OR email = ? RETURNING email, expires_at',
   ).all(email, email);
   return rows.filter((r) => r.expires_at > now).map((r) => r.email).sort();
 }

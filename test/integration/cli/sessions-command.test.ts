@@ -112,3 +112,14 @@ t.test('a store locked past the busy timeout: nothing is ended', async (t) => {
   t.ok(live(made.bob.id) && live(made.ada1.id), 'all still valid');
   t.same(events(), []);
 });
+
+t.test('a deletion the store refuses inside the transaction: nothing ended, no event', async (t) => {
+  const { db, made, tollgate, events, live } = setup(t);
+  db.exec("CREATE TRIGGER no_delete BEFORE DELETE ON admin_sessions WHEN old.email = 'bob@acme.example' BEGIN SELECT RAISE(ABORT, 'kept'); END");
+  const r = await tollgate('sessions', 'end', '--all');
+  db.exec('DROP TRIGGER no_delete');
+  t.equal(r.code, 1);
+  t.match(r.stderr, /no session was ended/);
+  t.ok(live(made.ada1.id) && live(made.ada2.id) && live(made.bob.id), 'all or nothing: ada\'s sessions were not ended either');
+  t.same(events(), [], 'and no event');
+});

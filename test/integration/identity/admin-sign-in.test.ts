@@ -110,6 +110,7 @@ t.test('sign-out while the session store is busy: 503 store_unavailable, and the
   const { csrf_token: csrf } = (await (await fetch(`${gw.adminUrl}/auth/session`, { headers: { cookie: jar } })).json()) as { csrf_token: string };
   const logout = () => fetch(`${gw.adminUrl}/auth/logout`, { method: 'POST', headers: { cookie: jar, 'x-csrf-token': csrf } });
 
+  const warnedBefore = busyWarnings();
   const busy = await withStoreLocked(async (other) => {
     t.ok(sessionRows(other).includes(sessionIdHash(sessionId)), 'the session is stored');
     return logout();
@@ -117,7 +118,7 @@ t.test('sign-out while the session store is busy: 503 store_unavailable, and the
   t.equal(busy.status, 503, 'refused while another connection holds the write lock');
   t.match(await busy.json(), { error: { code: 'store_unavailable', message: /sign out again/ } });
   t.same(busy.headers.getSetCookie(), [], 'the cookie is not cleared: the browser is not told it signed out');
-  t.equal(busyWarnings(), 1, 'logged');
+  t.equal(busyWarnings(), warnedBefore + 1, 'logged once');
 
   t.equal((await fetch(`${gw.adminUrl}/auth/session`, { headers: { cookie: jar } })).status, 200, 'the lock released: still signed in (the session was not ended)');
   const retry = await logout();
@@ -259,4 +260,24 @@ t.test('authenticateAdmin: session cookie or admin bearer; CSRF and Origin', asy
   t.match(await call('GET', cookie(adminSession.id)), { status: 403, code: 'admin_required' }, 'org.yaml admin groups apply to live sessions at once');
   await tokens.revoke({ id: admin.record.id }, Date.now());
   t.match(await call('GET', { authorization: `Bearer ${admin.token}` }), { status: 401 }, 'a revoked admin token is refused');
+});
+
+// Last in this file: it leaves 127.0.0.1 blocked for a minute.
+t.test('callback refusals count against the address: past the limit, 429 and nothing logged or audited', async (t) => {
+  const refusals = () => gw.logs.filter((l) => l['msg'] === 'admin sign-in refused').length;
+  const eventsBefore = auditEvents('admin_sign_in_refused').length;
+  let first429 = -1;
+  for (let i = 0; i < 40 && first429 < 0; i++) {
+    const r = await fetch(`${gw.adminUrl}/auth/callback?state=s${i}&code=x`, { headers: { cookie: `tollgate_login=other${i}` } });
+    if (r.status === 429) first429 = i;
+    else t.equal(r.status, 400);
+    await r.body?.cancel();
+  }
+  t.ok(first429 > 0 && first429 <= 30, `limited after ${first429} refusals`);
+  const logged = refusals();
+  const again = await fetch(`${gw.adminUrl}/auth/callback?state=z&code=x&error=${'x'.repeat(5000)}`, { headers: { cookie: 'tollgate_login=z' } });
+  t.equal(again.status, 429);
+  t.ok(Number(again.headers.get('retry-after')) > 0, 'Retry-After');
+  t.equal(refusals(), logged, 'no log line past the limit');
+  t.equal(auditEvents('admin_sign_in_refused').length, eventsBefore, 'and no audit row: none of these reached the IdP');
 });

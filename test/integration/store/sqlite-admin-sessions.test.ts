@@ -100,3 +100,20 @@ t.test('after a restart with a shorter session_ttl, the bound drops what really 
   t.equal(after.get(old.id, NOW + 180_000), undefined, 'the session that ends first (under the new ttl) was dropped');
   t.ok(after.get(mid.id, NOW + 180_000), 'the newer one that outlives it stays');
 });
+
+t.test('a cap the store could not take at start is applied with the next sign-in', async (t) => {
+  const { db: first, open } = tempDb(t, PREFIX);
+  const before = createAdminSessions({ ttlMs: 8 * 3_600_000, maxSessions: 2, table: sqliteSessionTable(first) });
+  const old = before.create({ ...ada, subject: 'old' }, NOW);
+  const db = open();
+  db.pragma('busy_timeout = 0');
+  const locker = open();
+  locker.exec('BEGIN IMMEDIATE');
+  const after = createAdminSessions({ ttlMs: 3_600_000, maxSessions: 2, table: sqliteSessionTable(db) }); // the cap meets a locked store
+  locker.exec('ROLLBACK');
+  t.same(db.prepare('SELECT expires_at FROM admin_sessions').all(), [{ expires_at: NOW + 8 * 3_600_000 }], 'not capped yet');
+  const mid = after.create({ ...ada, subject: 'mid' }, NOW + 60_000);
+  after.create({ ...ada, subject: 'new' }, NOW + 120_000);
+  t.equal(after.get(old.id, NOW + 180_000), undefined, 'capped with the sign-in: the bound dropped what ends first');
+  t.ok(after.get(mid.id, NOW + 180_000));
+});
