@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { writeStatusFile, statusFilePath } from '../../../src/agents/agent-status.ts';
@@ -11,6 +12,8 @@ import { readCostReport } from '../../../src/cli/costs-command.ts';
 import { main } from '../../../src/cli/main.ts';
 import { createAuditWriter } from '../../../src/store/audit-writer.ts';
 import { verifyAuditStore } from '../../../src/store/sqlite-audit-reader.ts';
+import { startTestGateway } from '../../helpers/gateway-harness.ts';
+import { until } from '../../helpers/cli-process.ts';
 import { row } from '../../unit/audit/fixtures.ts';
 import { rawExchange } from '../../helpers/raw-client.ts';
 import { adminRequest, DAY, startAdminFixture, USD } from './admin-fixture.ts';
@@ -269,5 +272,29 @@ t.test('the dashboard: sign-in redirect, admins only, strict CSP, static assets'
   t.match(js.headers['content-type'], /^text\/javascript/);
   for (const p of ['/dashboard/nope.js', '/dashboard/index.html', '/dashboard/../../etc/passwd', '/dashboard/%2e%2e/admin-api.ts']) {
     t.equal((await get(p, {})).status, 404, p);
+  }
+});
+
+t.test('9.01: even a policy that allows loopback on the gateway\'s own ports cannot reach its listeners (self_connection)', async (t) => {
+  const tg = await startTestGateway({});
+  t.teardown(() => tg.stop());
+  const adminPort = Number(new URL(tg.adminUrl).port);
+  const ports = `[${adminPort}, ${tg.proxyPort}]`;
+  writeFileSync(path.join(tg.dir, 'policies', 'alpha.yaml'), `team: alpha
+rules:
+  - { host: "127.0.0.1", action: allow, ports: ${ports} }
+  - { host: "localhost", action: allow, ports: ${ports} }
+  - { host: "::1", action: allow, ports: ${ports} }
+  - { host: "*", action: deny }
+`);
+  await until('the policy naming the ports to be in force', () => tg.logs.some((l) => l['msg'] === 'policy reloaded'), 10_000);
+  for (const p of [adminPort, tg.proxyPort]) {
+    for (const host of [`127.0.0.1:${p}`, `localhost:${p}`, `[::1]:${p}`]) {
+      const r = await rawExchange(tg.proxyPort, `GET http://${host}/api/v1/policy HTTP/1.1\r\nHost: ${host}\r\nProxy-Authorization: ${tg.proxyAuth}\r\nConnection: close\r\n\r\n`);
+      t.match(r.text, /^HTTP\/1\.1 403/, `${host}: refused`);
+      t.match(r.text, /X-Tollgate-Reason: self_connection/i, `${host}: as a connection to itself, though the policy allows it`);
+    }
+    const c = await rawExchange(tg.proxyPort, `CONNECT 127.0.0.1:${p} HTTP/1.1\r\nHost: 127.0.0.1:${p}\r\nProxy-Authorization: ${tg.proxyAuth}\r\n\r\n`);
+    t.notMatch(c.text, /^HTTP\/1\.1 200/, `CONNECT to its own port ${p} is not established`);
   }
 });
