@@ -141,6 +141,25 @@ t.test('6.02: a stream without include_usage is charged an estimate, flagged, ne
   await dispatcher.close();
 });
 
+t.test('6.01: n choices reserve n times the output worst case', async (t) => {
+  ctl.mode = 'normal';
+  const token = await tokenFor('sdk-bot');
+  const dispatcher = proxyFor(token);
+  const before = rowsOf('sdk-bot').length;
+  for (const n of [1, 4]) {
+    const res = await request('https://api.openai.com/v1/chat/completions', {
+      method: 'POST', dispatcher, headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', n, max_tokens: 1000, messages: [{ role: 'user', content: 'same prompt' }] }),
+    });
+    t.equal(res.statusCode, 200);
+    await res.body.dump();
+  }
+  const [one, four] = (await settledRows('sdk-bot', before + 2)).slice(before);
+  // gpt-4o-mini output: $0.60 / MTok → 1000 tokens = 600 µ$ per choice; same input estimate both times
+  t.equal((four?.reserved_micros ?? 0) - (one?.reserved_micros ?? 0), 3 * 600, 'three more choices: three more output worst cases reserved');
+  await dispatcher.close();
+});
+
 t.test('gzip-encoded JSON is decoded on the side and charged exactly; the client gets the bytes as sent', async (t) => {
   ctl.mode = 'gzip';
   const token = await tokenFor('sdk-bot');
