@@ -31,6 +31,7 @@ const MeteringSchema = Type.Object({
   }, { additionalProperties: false }), { description: 'OpenAI-compatible APIs to meter like OpenAI' })),
   drain_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, description: 'how long to keep reading an LLM response after its client left, to see the final usage', default: 30_000 })),
   drain_bytes: Type.Optional(Type.Integer({ minimum: 0, description: 'how many bytes to read at most after the client left', default: 16 * 1024 * 1024 })),
+  provider_side_input_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'input tokens reserved at least for a request whose input the provider adds itself (a document by URL or file id, a previous response, web or file search): the body cannot show it', default: 200_000 })),
   max_request_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_073_741_824, description: 'largest metered request body (it is read whole to find the model)', default: 32 * 1024 * 1024 })),
   thresholds: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), { description: 'budget percentages that raise an event', default: [50, 80, 100] })),
 }, { additionalProperties: false, description: 'LLM metering and budgets (docs/metering.md)' });
@@ -195,6 +196,8 @@ export interface MeteringConfig {
   openaiCompatible: ReadonlyArray<{ name: string; host: string; port: number; pathPrefix: string; priceTable: string }>;
   drainMs: number;
   drainBytes: number;
+  /** Input tokens reserved at least for a request with provider-side input (LlmRequest.providerSideInput). */
+  providerSideInputTokens: number;
   maxRequestBytes: number;
   thresholds: readonly number[];
 }
@@ -235,6 +238,7 @@ function meteringConfig(m: GatewayConfigFile['metering'], source: YamlSource, pr
     openaiCompatible: compatible,
     drainMs: m?.drain_ms ?? 30_000,
     drainBytes: m?.drain_bytes ?? 16 * 1024 * 1024,
+    providerSideInputTokens: m?.provider_side_input_tokens ?? 200_000,
     maxRequestBytes: m?.max_request_bytes ?? 32 * 1024 * 1024,
     thresholds: [...new Set(m?.thresholds ?? [50, 80, 100])].sort((a, b) => a - b),
   };

@@ -13,6 +13,12 @@ export interface LlmRequest {
   /** OpenAI chat/completions: the client asked for the final usage chunk */
   includeUsage: boolean;
   inputTokenEstimate: number;
+  /**
+   * The request makes the provider add input that is not in its body (a document or image by URL
+   * or file id, a previous response or conversation, a stored prompt, server-side tools such as web
+   * or file search, MCP servers): the body-based estimate cannot see it.
+   */
+  providerSideInput: boolean;
 }
 
 export type LlmRequestResult = { ok: true; request: LlmRequest } | { ok: false; message: string };
@@ -28,6 +34,52 @@ function isBlob(s: string): boolean {
   if (s.length < BLOB_MIN_CHARS) return false;
   if (DATA_URL.test(s.slice(0, 100))) return true;
   return BASE64.test(s.slice(0, 4096)) && BASE64.test(s.slice(-256));
+}
+
+/** Server-side tools whose results become input tokens (Anthropic and OpenAI type names, by prefix). */
+const INPUT_ADDING_TOOLS = ['web_search', 'web_fetch', 'file_search', 'code_execution', 'code_interpreter', 'mcp'];
+/** Top-level fields that pull stored input in (OpenAI Responses; Anthropic MCP connector and containers). */
+const INPUT_ADDING_FIELDS = ['previous_response_id', 'conversation', 'prompt', 'mcp_servers', 'container'];
+const isRemote = (v: unknown): boolean => typeof v === 'string' && /^https?:\/\//i.test(v);
+
+/** Whether one object of the request body adds input on the provider's side (see LlmRequest.providerSideInput). */
+function addsProviderSideInput(o: Record<string, unknown>): boolean {
+  const type = o['type'];
+  if (typeof type === 'string') {
+    if (INPUT_ADDING_TOOLS.some((t) => type.startsWith(t))) return true;
+    // OpenAI: a file by id or URL; an image by id or http(s) URL (a data: URL is in the body)
+    if (type === 'input_file' && (o['file_id'] !== undefined || o['file_url'] !== undefined)) return true;
+    if (type === 'input_image' && (o['file_id'] !== undefined || isRemote(o['image_url']))) return true;
+    if (type === 'image_url' && isRemote((o['image_url'] as Record<string, unknown> | null | undefined)?.['url'])) return true;
+    if (type === 'file' && (o['file'] as Record<string, unknown> | null | undefined)?.['file_id'] !== undefined) return true;
+  }
+  // Anthropic: a document or image block whose source is a URL or an uploaded file
+  const source = o['source'];
+  if (source !== null && typeof source === 'object') {
+    const st = (source as Record<string, unknown>)['type'];
+    if (st === 'url' || st === 'file') return true;
+  }
+  return false;
+}
+
+/** Whether the request (a parsed JSON object) adds input the body does not show. */
+export function referencesProviderSideInput(value: Record<string, unknown>): boolean {
+  for (const f of INPUT_ADDING_FIELDS) {
+    const v = value[f];
+    if (v !== undefined && v !== null && v !== false && !(Array.isArray(v) && v.length === 0)) return true;
+  }
+  const stack: unknown[] = [value];
+  let steps = 0;
+  while (stack.length > 0 && steps++ < 1_000_000) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+    } else if (v !== null && typeof v === 'object') {
+      if (addsProviderSideInput(v as Record<string, unknown>)) return true;
+      for (const x of Object.values(v)) stack.push(x);
+    }
+  }
+  return false;
 }
 
 /**
@@ -117,6 +169,7 @@ export function parseLlmRequest(api: LlmApi, body: Uint8Array): LlmRequestResult
       stream: o['stream'] === true,
       includeUsage,
       inputTokenEstimate: estimateInputTokens(value, body.byteLength),
+      providerSideInput: referencesProviderSideInput(o),
     },
   };
 }

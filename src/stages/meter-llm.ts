@@ -155,7 +155,9 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
       throw new RequestRefusal('price_unknown', `Tollgate has no price for model "${request.model}" (${endpoint.provider}), so it cannot meter it. Ask an administrator to add it to prices.yaml.`);
     }
     const maxOut = (request.maxOutputTokens ?? price.maxOutputTokens) * request.choices;
-    const reservedMicros = worstCaseMicros(price, request.inputTokenEstimate, maxOut);
+    // Input the provider adds itself is not in the body: reserve at least the configured bound for it.
+    const inputTokens = request.providerSideInput ? Math.max(request.inputTokenEstimate, config.providerSideInputTokens) : request.inputTokenEstimate;
+    const reservedMicros = worstCaseMicros(price, inputTokens, maxOut);
     const at = now();
     const lines = budgetLinesFor(deps.current().org, principal, at);
     // The reservation is an admission check: it rides to the store with the decision row (the

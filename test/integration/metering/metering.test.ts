@@ -160,6 +160,26 @@ t.test('6.01: n choices reserve n times the output worst case', async (t) => {
   await dispatcher.close();
 });
 
+t.test('6.01: input the provider adds itself (a document by URL) is reserved at metering.provider_side_input_tokens', async (t) => {
+  ctl.mode = 'normal';
+  const token = await tokenFor('sdk-bot');
+  const dispatcher = proxyFor(token);
+  const before = rowsOf('sdk-bot').length;
+  for (const content of ['plain', [{ type: 'document', source: { type: 'url', url: 'https://docs.example/report.pdf' } }]]) {
+    const res = await request('https://api.anthropic.com/v1/messages', {
+      method: 'POST', dispatcher, headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content }] }),
+    });
+    t.equal(res.statusCode, 200);
+    await res.body.dump();
+  }
+  const [plain, byUrl] = (await settledRows('sdk-bot', before + 2)).slice(before);
+  // claude-haiku-4-5 input: $1 / MTok → 200,000 tokens = 200,000 µ$
+  t.ok((plain?.reserved_micros ?? 0) < 10_000, `a plain request reserves from its body (${plain?.reserved_micros} µ$)`);
+  t.ok((byUrl?.reserved_micros ?? 0) >= 200_000, `a document by URL reserves at least 200,000 input tokens (${byUrl?.reserved_micros} µ$)`);
+  await dispatcher.close();
+});
+
 t.test('gzip-encoded JSON is decoded on the side and charged exactly; the client gets the bytes as sent', async (t) => {
   ctl.mode = 'gzip';
   const token = await tokenFor('sdk-bot');

@@ -5,7 +5,7 @@ import { formatProblem } from '../../../src/errors.ts';
 t.test('metering keys: defaults, OpenAI-compatible bases, fallback price', async (t) => {
   const d = parseGatewayConfig('tollgate.yaml', 'data_dir: ./d\n', {});
   t.ok(d.ok);
-  if (d.ok) t.same(d.config.metering, { unknownModel: 'refuse', fallbackPrice: undefined, openaiCompatible: [], drainMs: 30_000, drainBytes: 16 * 1024 * 1024, maxRequestBytes: 32 * 1024 * 1024, thresholds: [50, 80, 100] });
+  if (d.ok) t.same(d.config.metering, { unknownModel: 'refuse', fallbackPrice: undefined, openaiCompatible: [], drainMs: 30_000, drainBytes: 16 * 1024 * 1024, providerSideInputTokens: 200_000, maxRequestBytes: 32 * 1024 * 1024, thresholds: [50, 80, 100] });
   const r = parseGatewayConfig('tollgate.yaml', [
     'metering:',
     '  unknown_model: fallback',

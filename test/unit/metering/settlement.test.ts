@@ -5,7 +5,7 @@ import { settleCharge } from '../../../src/metering/settlement.ts';
 import type { UsageReading } from '../../../src/metering/usage-parser.ts';
 
 const price: ModelPrice = { id: 'm', provider: 'p', price: { input: 3_000_000, output: 15_000_000, cacheWrite: 3_750_000, cacheWrite1h: 6_000_000, cacheRead: 300_000 }, longContext: undefined, maxOutputTokens: 1000, fallback: false };
-const request: LlmRequest = { model: 'm', maxOutputTokens: 100, choices: 1, stream: true, includeUsage: false, inputTokenEstimate: 300 };
+const request: LlmRequest = { model: 'm', maxOutputTokens: 100, choices: 1, stream: true, includeUsage: false, inputTokenEstimate: 300, providerSideInput: false };
 const tk = (i: number, o: number) => ({ inputTokens: i, outputTokens: o, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0 });
 const reading = (over: Partial<UsageReading>): UsageReading => ({ model: undefined, usage: undefined, usageFinal: false, relayedOutputTokens: 0, error: undefined, readable: true, ...over });
 const base = { responseStarted: true, status: 200, request, price, reservedMicros: 2400 };
