@@ -12,6 +12,7 @@
 // keys cannot be fetched).
 import { timingSafeEqual } from 'node:crypto';
 import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { duplicateMemberName } from './json-duplicates.ts';
 import { OidcError } from './oidc-error.ts';
 
 /** Clock skew allowed for nbf and iat, in seconds (documented in docs/identity.md). */
@@ -79,6 +80,12 @@ export async function verifyIdToken(input: VerifyIdTokenInput): Promise<IdTokenC
     throw invalid('The ID token is malformed.', 'not a signed compact JWS (three non-empty base64url parts)');
   }
   if (input.algorithms.length === 0) throw new OidcError('idp_misconfigured', 'No signing algorithm is configured for this issuer.');
+  // A member named twice (two `alg`, two `sub`): JSON.parse keeps the last, another reader might not.
+  const [headerPart = '', payloadPart = ''] = token.split('.');
+  for (const [part, what] of [[headerPart, 'header'], [payloadPart, 'claims']] as const) {
+    const name = duplicateMemberName(Buffer.from(part, 'base64url').toString('utf8'));
+    if (name !== undefined) throw invalid('The ID token is malformed.', `its ${what} name ${JSON.stringify(name.slice(0, 40))} twice`);
+  }
   let payload: JWTPayload;
   let header: { typ?: string | undefined };
   try {

@@ -117,3 +117,45 @@ t.test('an IdP that is down: a clear error in bounded time', async (t) => {
   const dead = createOidcIssuer({ ...settings, issuer: 'http://127.0.0.1:9' }, { now, timeoutMs: 800 });
   await t.rejects(dead.metadata(), { code: 'idp_unavailable' });
 });
+
+t.test('jku, x5u and an embedded jwk never choose where keys come from (5.07)', async (t) => {
+  // An attacker's key server on loopback: it would serve the attacker's key as a JWKS (and as a PEM
+  // for x5u), so a verifier that followed the header would accept the forged tokens below.
+  const attacker = await key('evil');
+  const hits: string[] = [];
+  const evil = http.createServer((req, res) => {
+    hits.push(`${req.method ?? ''} ${req.url ?? ''}`);
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ keys: [attacker.jwk, { ...attacker.jwk, kid: 'k1' }] }));
+  });
+  await new Promise<void>((r) => evil.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => { evil.close(() => r()); evil.closeAllConnections(); }));
+  const evilUrl = `http://127.0.0.1:${(evil.address() as net.AddressInfo).port}`;
+
+  idp.state.keys = [k1.jwk];
+  clock += 700_000; // past every earlier cache and cooldown
+  const issuer = createOidcIssuer(settings, { now });
+  const forge = (header: Record<string, unknown>, k: { kid: string; privateKey: Parameters<SignJWT['sign']>[0] } = attacker) =>
+    new SignJWT({ sub: 'u', email: 'a@acme.example' }).setProtectedHeader({ alg: 'RS256', ...header }).setIssuer(idp.issuer).setAudience('tollgate')
+      .setIssuedAt(Math.floor(clock / 1000)).setExpirationTime(Math.floor(clock / 1000) + 300).sign(k.privateKey);
+  const publicJwk = { kty: attacker.jwk.kty, n: attacker.jwk.n, e: attacker.jwk.e };
+
+  const forged: Array<[string, Record<string, unknown>]> = [
+    ['jku to the attacker, attacker kid', { kid: 'evil', jku: `${evilUrl}/jwks.json` }],
+    ['jku to the attacker, the IdP kid', { kid: 'k1', jku: `${evilUrl}/jwks.json` }],
+    ['x5u to the attacker', { kid: 'evil', x5u: `${evilUrl}/c.pem` }],
+    ['x5u to the attacker, the IdP kid', { kid: 'k1', x5u: `${evilUrl}/c.pem` }],
+    ['embedded jwk, no kid', { jwk: publicJwk }],
+    ['embedded jwk with the IdP kid', { kid: 'k1', jwk: { ...publicJwk, kid: 'k1' } }],
+    ['jku, x5u and jwk together', { kid: 'evil', jku: `${evilUrl}/jwks.json`, x5u: `${evilUrl}/c.pem`, jwk: publicJwk }],
+  ];
+  for (const [name, header] of forged) {
+    await t.rejects(verify(issuer, await forge(header)), { code: 'id_token_invalid' }, name);
+    clock += 31_000; // past the refetch cooldown, so an unknown kid may cause a (legitimate) IdP fetch each time
+  }
+  t.same(hits, [], 'the attacker key server received no request');
+  // A genuine token carrying the same headers verifies against the configured JWKS only.
+  t.match(await verify(issuer, await forge({ kid: 'k1', jku: `${evilUrl}/jwks.json`, x5u: `${evilUrl}/c.pem` }, k1)), { sub: 'u' }, 'a real token with jku/x5u: verified against the IdP keys');
+  t.same(hits, [], 'still no request to the attacker key server');
+  t.ok(idp.state.jwksFetches > 0, 'keys came from the configured jwks_uri');
+});

@@ -203,6 +203,45 @@ t.test('admins get the admin role on their token', async (t) => {
   t.notMatch(ev?.detail ?? '', out.login.token, 'never the token');
 });
 
+t.test('an ID token is not a gateway token, and a gateway token is not an ID token (5.04)', async (t) => {
+  const out = await login('ada@acme.example', home());
+  t.equal(out.admin, true);
+  const gatewayToken = out.login.token;
+  // Ada's ID token: validly signed by the trusted issuer, for our client, carrying the admin group.
+  const idToken = await idTokenFor('ada@acme.example', 'any-nonce');
+  t.match(idToken, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+  const policy = (bearer: string) => fetch(`${gw.adminUrl}/api/v1/policy`, { headers: { authorization: `Bearer ${bearer}` } });
+
+  const ctl = await policy(gatewayToken);
+  t.equal(ctl.status, 200, 'control: her gateway token is an admin bearer');
+  await ctl.body?.cancel();
+  const asAdmin = await policy(idToken);
+  t.equal(asAdmin.status, 401, 'the ID token as an admin bearer');
+  t.match(await asAdmin.json(), { error: { code: 'auth_invalid' } });
+  const asLogout = await fetch(`${gw.adminUrl}/api/v1/auth/revoke`, { method: 'POST', headers: { authorization: `Bearer ${idToken}` } });
+  t.equal(asLogout.status, 401, 'the ID token cannot log out (revoke) a gateway token either');
+  await asLogout.body?.cancel();
+
+  const basic = `Basic ${Buffer.from(`alpha:${idToken}`).toString('base64')}`;
+  t.ok(basic.length < 4096, 'the header is within the size limit: refused for what it is, not for its length');
+  const seen = echo.seen.length;
+  t.match((await viaProxy(gatewayToken)).text, /^HTTP\/1\.1 200/, 'control: her gateway token as the proxy password');
+  t.equal(echo.seen.length, seen + 1);
+  for (const auth of [basic, `Bearer ${idToken}`]) {
+    const r = await rawExchange(gw.proxyPort, `GET http://echo.alpha.test/id-token HTTP/1.1\r\nHost: echo.alpha.test\r\nProxy-Authorization: ${auth}\r\nConnection: close\r\n\r\n`);
+    t.match(r.text, /^HTTP\/1\.1 407/, `${auth.split(' ')[0] ?? ''}: the ID token as the proxy credential`);
+    t.match(r.text, /X-Tollgate-Reason: auth_invalid/);
+  }
+  t.equal(echo.seen.length, seen + 1, 'nothing reached the upstream with the ID token');
+
+  for (const flow of ['code', 'device'] as const) {
+    const r = await exchange({ issuer: 'test', id_token: gatewayToken, nonce: await mintNonce(), flow });
+    t.equal(r.status, 401, `${flow}: a gateway token sent as id_token`);
+    t.equal(r.body.error?.code, 'id_token_invalid');
+    t.notOk(r.body.token, 'no token issued');
+  }
+});
+
 t.test('device flow (RFC 8628) end to end: authorization_pending until the person confirms', async (t) => {
   const env = home();
   const browser = new ScriptedBrowser();

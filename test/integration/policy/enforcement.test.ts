@@ -8,7 +8,7 @@ import t from 'tap';
 import { ProxyAgent, request } from 'undici';
 import { startTestDns } from '../../helpers/dns-server.ts';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
-import { exchangeOn, openTunnel, rawExchange, tlsOverTunnel } from '../../helpers/raw-client.ts';
+import { connectWithEarlyClientHello, exchangeOn, openTunnel, parseResponses, rawExchange, tlsOverTunnel } from '../../helpers/raw-client.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
 import { startCanary, startUpstream } from '../../helpers/upstream-server.ts';
 import { tokenRevoke } from '../../../src/identity/token-commands.ts';
@@ -257,6 +257,75 @@ t.test('no credentials: 407 with Proxy-Authenticate and a login hint; revocation
   t.match(second, /^HTTP\/1\.1 407/, 'the revoked token stops working in the already open tunnel');
   t.equal(gh.seen.length, n);
   await tg4.stop();
+});
+
+t.test('refused proxy authentication forwards nothing: each variant over plain requests and CONNECT (5.01)', async (t) => {
+  // Its own gateway: the variants below count against the per-address failure limiter.
+  const g = await startTestGateway({ upstreams: { 'api.github.com': gh.port, 'echo.allowed.test': echo.port }, upstreamCaPem: pki.caPem });
+  t.teardown(() => g.stop());
+  const basic = (user: string, token: string) => Buffer.from(`${user}:${token}`).toString('base64');
+  const authLines = (auth: string | string[] | undefined) => [auth ?? []].flat().map((a) => `Proxy-Authorization: ${a}\r\n`).join('');
+  const plain = (auth: string | string[] | undefined, path: string) =>
+    `GET http://echo.allowed.test${path} HTTP/1.1\r\nHost: echo.allowed.test\r\n${authLines(auth)}Connection: close\r\n\r\n`;
+  // The client does not wait for the CONNECT answer: a request follows in the same write.
+  const connect = (auth: string | string[] | undefined, path: string) =>
+    `CONNECT echo.allowed.test:80 HTTP/1.1\r\nHost: echo.allowed.test:80\r\n${authLines(auth)}\r\nGET ${path} HTTP/1.1\r\nHost: echo.allowed.test\r\nConnection: close\r\n\r\n`;
+  const tlsConnect = (auth: string | string[] | undefined) =>
+    connectWithEarlyClientHello(g.proxyPort, 'api.github.com:443', auth === undefined ? {} : { 'Proxy-Authorization': [auth].flat().join(', ') }, g.caPem, 'api.github.com');
+
+  // Controls: the same requests with valid credentials (lower-case schemes authenticate, RFC 9110
+  // §11.1) do reach the upstreams, so each "nothing arrived" below is the refusal's doing.
+  for (const [name, auth] of [['lower-case basic', `basic ${basic('alpha', g.token)}`], ['lower-case bearer', `bearer ${g.token}`]] as const) {
+    const ok = await rawExchange(g.proxyPort, plain(auth, `/a501-control-plain-${name.length}`));
+    t.match(ok.text, /^HTTP\/1\.1 200/, `${name}: plain request authenticated`);
+    t.match(g.exchanges().at(-1), { principal: 'agent:alpha-bot', team: 'alpha' }, `${name}: attributed to the token's agent`);
+  }
+  const tunnelled = await rawExchange(g.proxyPort, connect(`basic ${basic('alpha', g.token)}`, '/a501-control-connect'), { waitMs: 3000 });
+  t.match(tunnelled.text, /^HTTP\/1\.1 200 Connection Established\r\n\r\nHTTP\/1\.1 200/, 'control: CONNECT + pipelined request is tunnelled and forwarded');
+  t.ok(echo.seen.some((s) => s.url === '/a501-control-connect'), 'control: the pipelined request reached echo');
+  const tlsOk = await tlsConnect(`Basic ${basic('alpha', g.token)}`);
+  t.match(tlsOk.connectStatus, /^HTTP\/1\.1 200/, 'control: CONNECT with a ClientHello in the same write is established');
+  tlsOk.tls.destroy();
+
+  const seen = echo.seen.length;
+  const echoConns = echo.tcpConnections;
+  const ghConns = gh.tcpConnections;
+  const unknown = `tg_${'B'.repeat(43)}`;
+  const variants: Array<[name: string, auth: string | string[] | undefined, status: 407 | 400, reason: string]> = [
+    ['no Proxy-Authorization', undefined, 407, 'auth_required'],
+    ['an empty Bearer', 'Bearer', 407, 'auth_invalid'],
+    ['Basic with invalid base64', 'Basic !!!not*base64', 407, 'auth_invalid'],
+    ['an unknown scheme carrying a valid token', `Token ${g.token}`, 407, 'auth_invalid'],
+    ['lower-case bearer, unknown token', `bearer ${unknown}`, 407, 'auth_invalid'],
+    ['lower-case basic, unknown token', `basic ${basic('alpha', unknown)}`, 407, 'auth_invalid'],
+    ['the token both as a Basic password and on a Bearer line', [`Basic ${basic('alpha', g.token)}`, `Bearer ${g.token}`], 400, 'malformed_request'],
+  ];
+  for (const [i, [name, auth, status, reason]] of variants.entries()) {
+    const p = await rawExchange(g.proxyPort, plain(auth, `/a501-plain-${i}`));
+    const pr = parseResponses(p.text);
+    t.equal(pr.length, 1, `${name} (plain): one response`);
+    t.equal(pr[0]?.status, status, `${name} (plain): ${status}`);
+    t.equal(pr[0]?.headers['x-tollgate-reason'], reason, `${name} (plain): ${reason}`);
+    if (status === 407) t.match(pr[0]?.headers['proxy-authenticate'], /^Basic realm="tollgate"/, `${name} (plain): Proxy-Authenticate`);
+
+    const c = await rawExchange(g.proxyPort, connect(auth, `/a501-connect-${i}`), { waitMs: 3000 });
+    const cr = parseResponses(c.text);
+    t.notMatch(c.text, /Connection Established/, `${name} (CONNECT): no tunnel`);
+    t.equal(cr.length, 1, `${name} (CONNECT): one response; the pipelined request is never answered`);
+    t.equal(cr[0]?.status, status, `${name} (CONNECT): ${status}`);
+    t.equal(cr[0]?.headers['x-tollgate-reason'], reason, `${name} (CONNECT): ${reason}`);
+    if (status === 407) t.match(cr[0]?.headers['proxy-authenticate'], /^Basic realm="tollgate"/, `${name} (CONNECT): Proxy-Authenticate`);
+    t.ok(c.closed, `${name} (CONNECT): the connection is closed`);
+
+    if (status === 407) {
+      const err = await tlsConnect(auth).then((ok) => { ok.tls.destroy(); return { connectStatus: ok.connectStatus }; }, (e: { connectStatus?: string }) => e);
+      t.match(err.connectStatus, /^HTTP\/1\.1 407/, `${name} (CONNECT + ClientHello): 407, no TLS session`);
+    }
+    t.equal(echo.seen.length, seen, `${name}: nothing reached echo`);
+  }
+  t.notOk(echo.seen.some((s) => s.url.startsWith('/a501-plain') || s.url.startsWith('/a501-connect')), 'no refused request was forwarded');
+  t.equal(echo.tcpConnections, echoConns, 'echo saw no connection');
+  t.equal(gh.tcpConnections, ghConns, 'api.github.com saw no connection');
 });
 
 t.test('hot reload: a broken policy is rejected and the last good one stays; a valid change applies', async (t) => {

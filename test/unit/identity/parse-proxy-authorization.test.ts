@@ -33,6 +33,18 @@ const cases: Array<{ name: string; headers: string[]; expect: Record<string, unk
   { name: 'digest', headers: ['Digest username="a"'], expect: { ok: false, reason: 'auth_invalid' } },
   { name: 'too long', headers: [`Bearer ${'a'.repeat(5000)}`], expect: { ok: false, reason: 'auth_invalid' } },
   { name: 'comma-joined', headers: [`Bearer ${TOKEN}, Basic ${b64(`sre:${TOKEN}`)}`], expect: { ok: false, reason: 'auth_invalid' } },
+  // security case 5.01: bare schemes, look-alike schemes, loose base64
+  { name: 'bare Basic', headers: ['Basic'], expect: { ok: false, reason: 'auth_invalid' } },
+  { name: 'bare lower-case bearer', headers: ['bearer'], expect: { ok: false, reason: 'auth_invalid' } },
+  { name: 'upper-case BEARER', headers: [`BEARER ${TOKEN}`], expect: { ok: true, token: TOKEN, scheme: 'bearer' } },
+  { name: 'unknown scheme carrying a valid token', headers: [`Token ${TOKEN}`], expect: { ok: false, reason: 'auth_invalid' } },
+  { name: 'scheme with a suffix (Basicx)', headers: [`Basicx ${b64(`sre:${TOKEN}`)}`], expect: { ok: false, reason: 'auth_invalid' } },
+  { name: 'scheme with a suffix (Bearerx)', headers: [`Bearerx ${TOKEN}`], expect: { ok: false, reason: 'auth_invalid' } },
+  { name: 'negotiate', headers: ['Negotiate YII='], expect: { ok: false, reason: 'auth_invalid' } },
+  { name: 'base64 with a space inside', headers: [`Basic ${b64(`sre:${TOKEN}`).slice(0, 8)} ${b64(`sre:${TOKEN}`).slice(8)}`], expect: { ok: false, reason: 'auth_invalid' } },
+  { name: 'base64 with too much padding', headers: [`Basic ${b64(`sre:${TOKEN}`)}===`], expect: { ok: false, reason: 'auth_invalid' } },
+  // 5.04: a JWT (an ID token) is handed on whole; token verification refuses it (it is no gateway token)
+  { name: 'a JWT as bearer', headers: ['Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln'], expect: { ok: true, token: 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln' } },
 ];
 
 for (const c of cases) {

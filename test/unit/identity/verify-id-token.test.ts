@@ -1,6 +1,6 @@
 // ID token verification against forged and damaged tokens (security cases 5.02–5.07, 5.11),
 // built with jose; the key set is local and the clock fixed.
-import { createHmac } from 'node:crypto';
+import { createHmac, createSign, generateKeyPairSync, KeyObject, sign as signRaw } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { createLocalJWKSet, exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
 import { verifyIdToken, type VerifyIdTokenInput } from '../../../src/identity/oidc/verify-id-token.ts';
@@ -14,8 +14,13 @@ const k1 = await generateKeyPair('RS256', { extractable: true });
 const other = await generateKeyPair('RS256', { extractable: true });
 const ec = await generateKeyPair('ES256', { extractable: true });
 const ps = await generateKeyPair('PS256', { extractable: true });
+const e384 = await generateKeyPair('ES384', { extractable: true });
 const pub1: JWK = { ...(await exportJWK(k1.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
 const getKey = createLocalJWKSet({ keys: [pub1] });
+/** An IdP that also publishes an EC P-256 key (kid e1) and a P-384 key (kid e384), and signs with RS256 or ES256. */
+const pubE1: JWK = { ...(await exportJWK(ec.publicKey)), kid: 'e1', alg: 'ES256', use: 'sig' };
+const pubE384: JWK = { ...(await exportJWK(e384.publicKey)), kid: 'e384', use: 'sig' };
+const ecInput = { algorithms: ['RS256', 'ES256'], getKey: createLocalJWKSet({ keys: [pub1, pubE1, pubE384] }) };
 
 const claims = (over: JWTPayload = {}): JWTPayload => ({
   iss: ISS, aud: CLIENT, sub: 'u-1', iat: NOW_S - 10, exp: NOW_S + 300, nonce: 'N1', email: 'alice@acme.example', ...over,
@@ -99,6 +104,58 @@ t.test('kid, jku, x5u and embedded jwk (5.07)', async (t) => {
   await refused(t, 'x5u to an attacker', sign(claims(), { kid: 'evil', x5u: 'https://evil.test/c.pem' }, other.privateKey));
   const attackerJwk = await exportJWK(other.publicKey);
   await refused(t, 'embedded jwk', sign(claims(), { kid: undefined, jwk: attackerJwk }, other.privateKey));
+});
+
+t.test('ECDSA: another curve, r = s = 0 and other out-of-range signatures (5.03, 5.06; CVE-2022-21449 class)', async (t) => {
+  await t.resolves(verifyIdToken(input(await new SignJWT(claims()).setProtectedHeader({ alg: 'ES256', kid: 'e1' }).sign(ec.privateKey), ecInput)), 'control: a real ES256 token verifies');
+  const body = `${b64({ alg: 'ES256', kid: 'e1', typ: 'JWT' })}.${b64(claims())}`;
+  // "ES256" signed with SHA-256 by a key on another curve (raw r||s, as JWS encodes it).
+  for (const curve of ['P-384', 'P-521', 'secp256k1']) {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: curve });
+    const sig = signRaw('sha256', Buffer.from(body), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    await refused(t, `ES256 signed by a ${curve} key, naming the published P-256 kid`, `${body}.${sig}`, ecInput, /signature/);
+  }
+  // secp256k1 is the curve most often mistaken for P-256: a 64-byte signature, the right length for ES256.
+  const k256 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' });
+  const k256Jwk = { ...(await exportJWK(k256.publicKey)), kid: 'k256' };
+  const k256Body = `${b64({ alg: 'ES256', kid: 'k256' })}.${b64(claims())}`;
+  await refused(t, 'ES256 with a secp256k1 key the JWKS publishes', `${k256Body}.${signRaw('sha256', Buffer.from(k256Body), { key: k256.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`,
+    { algorithms: ['ES256'], getKey: createLocalJWKSet({ keys: [k256Jwk] }) });
+  // "ES256" over the published P-384 key (the token picks a key of the wrong curve for its alg).
+  const e384Body = `${b64({ alg: 'ES256', kid: 'e384' })}.${b64(claims())}`;
+  const e384Sig = signRaw('sha256', Buffer.from(e384Body), { key: KeyObject.from(e384.privateKey), dsaEncoding: 'ieee-p1363' }).toString('base64url');
+  await refused(t, 'ES256 naming the published P-384 key, signed by it', `${e384Body}.${e384Sig}`, ecInput);
+  // r = s = 0 (the "psychic signature"), in JWS form and DER form, and r = s = n (the curve order).
+  const n = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex');
+  for (const [what, sig] of [
+    ['r = s = 0 (64 zero bytes)', Buffer.alloc(64)],
+    ['r = s = 0 (DER)', Buffer.from('3006020100020100', 'hex')],
+    ['r = s = n', Buffer.concat([n, n])],
+    ['r = 1, s = 0', Buffer.concat([Buffer.alloc(31), Buffer.from([1]), Buffer.alloc(32)])],
+  ] as const) {
+    await refused(t, `ES256 ${what}`, `${body}.${sig.toString('base64url')}`, ecInput);
+  }
+  // and the same zero signature claiming RS256 over the RSA key
+  await refused(t, 'RS256 with an all-zero signature', `${b64({ alg: 'RS256', kid: 'k1' })}.${b64(claims())}.${Buffer.alloc(256).toString('base64url')}`, {}, /signature/);
+});
+
+t.test('duplicate JSON member names in the header or the payload are refused (5.06; RFC 7515 §5.2)', async (t) => {
+  // Signed with the IdP's real key: the only thing wrong is the duplicate name. A parser that keeps
+  // the first value would read another token than the one verified (alg none, another iss, sub).
+  const rs = (text: string) => createSign('RSA-SHA256').update(text).sign(KeyObject.from(k1.privateKey)).toString('base64url');
+  const raw = (json: string) => Buffer.from(json).toString('base64url');
+  const payload = JSON.stringify(claims());
+  const header = JSON.stringify({ alg: 'RS256', kid: 'k1', typ: 'JWT' });
+  const signed = (h: string, p: string) => `${raw(h)}.${raw(p)}.${rs(`${raw(h)}.${raw(p)}`)}`;
+  await t.resolves(verifyIdToken(input(signed(header, payload))), 'control: the same token without duplicates verifies');
+  const cases: Array<[string, string, string]> = [
+    ['two "alg" in the header (none, then RS256)', '{"alg":"none","kid":"k1","typ":"JWT","alg":"RS256"}', payload],
+    ['two "kid" in the header', '{"alg":"RS256","kid":"other","typ":"JWT","kid":"k1"}', payload],
+    ['two "iss" in the payload', header, payload.replace('{', `{"iss":"https://evil.test",`)],
+    ['two "sub" in the payload ("a", then "admin")', header, payload.replace('"sub":"u-1"', '"sub":"a","sub":"admin"')],
+    ['two "aud" in the payload', header, payload.replace('{', '{"aud":"other-client",')],
+  ];
+  for (const [name, h, p] of cases) await refused(t, name, signed(h, p));
 });
 
 t.test('nonce (5.11)', async (t) => {
