@@ -67,9 +67,15 @@ export function requestOrigin(req: IncomingMessage, publicUrl?: string): string 
   return `${isTlsRequest(req) ? 'https' : 'http'}://${(req.headers.host ?? '').toLowerCase()}`;
 }
 
-export function sessionIdFrom(req: IncomingMessage): string | undefined {
+/**
+ * The session id of the request's cookie. Over TLS (or behind an https `public_url`) only the
+ * `__Host-` cookie counts: a cookie without the prefix can be planted by a sibling subdomain or on
+ * plain http, and accepting it would sign a browser into someone else's session (session fixation).
+ */
+export function sessionIdFrom(req: IncomingMessage, publicUrl?: string): string | undefined {
   const cookies = parseCookies(req.headers.cookie);
-  return cookies.get(SECURE_SESSION_COOKIE) ?? cookies.get(SESSION_COOKIE);
+  const secure = isTlsRequest(req) || (publicUrl?.startsWith('https:') ?? false);
+  return cookies.get(secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE);
 }
 
 function sameSecret(a: string, b: string): boolean {
@@ -106,7 +112,7 @@ export function createAdminAuthenticator(deps: AdminAuthDeps): AuthenticateAdmin
       }
       return { ok: true, principal: { email: v.record.subject, via: 'token', tokenId: v.record.id } };
     }
-    const id = sessionIdFrom(req);
+    const id = sessionIdFrom(req, deps.publicUrl);
     const session = id === undefined ? undefined : deps.sessions.get(id, now());
     if (session === undefined) return fail(401, 'auth_required', 'Sign in at /auth/login.');
     if (!isAdminGroup(deps.org(), session.groups)) {

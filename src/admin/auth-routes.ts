@@ -330,7 +330,7 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
     method: 'GET',
     path: '/auth/session',
     async handle(req, res) {
-      const id = sessionIdFrom(req);
+      const id = sessionIdFrom(req, deps.publicUrl);
       const s = id === undefined ? undefined : deps.sessions.get(id, now());
       if (!s) {
         sendError(res, 401, 'auth_required', 'Not signed in; go to /auth/login.');
@@ -347,7 +347,7 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
     method: 'POST',
     path: '/auth/logout',
     async handle(req, res) {
-      const id = sessionIdFrom(req);
+      const id = sessionIdFrom(req, deps.publicUrl);
       const s = id === undefined ? undefined : deps.sessions.get(id, now());
       const origin = req.headers.origin;
       const sameOrigin = origin !== undefined && origin.toLowerCase() === requestOrigin(req, deps.publicUrl);
