@@ -342,26 +342,40 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   }
 
   let pruneTimer: NodeJS.Timeout | undefined;
-  const pruneNow = (cutoff: number): { requests: number; events: number } => {
+  let closed = false;
+  /**
+   * Prunes chunk by chunk, yielding to the event loop between chunks: decisions and their commits
+   * go on meanwhile (a retention backlog of millions of rows must not stall the writer, or every
+   * decision would time out). `done` gets the totals, or the error of the chunk that failed.
+   */
+  const pruneInChunks = (cutoff: number, done: (err: unknown, total: { requests: number; events: number }) => void) => {
     const total = { requests: 0, events: 0 };
-    for (;;) {
-      const r = writer.prune(cutoff, cfg.pruneChunkRows, Date.now());
-      total.requests += r.requests;
-      total.events += r.events;
-      if (!r.more) return total;
-    }
+    const step = () => {
+      if (closed) { done(undefined, total); return; }
+      let more: boolean;
+      try {
+        const r = writer.prune(cutoff, cfg.pruneChunkRows, Date.now());
+        total.requests += r.requests;
+        total.events += r.events;
+        more = r.more;
+      } catch (err) {
+        done(err, total);
+        return;
+      }
+      if (more) setImmediate(step);
+      else done(undefined, total);
+    };
+    step();
   };
   const schedulePrune = (delay: number) => {
     if (cfg.retentionDays <= 0) return;
     pruneTimer = setTimeout(() => {
-      try {
-        const cutoff = Date.now() - cfg.retentionDays * 86_400_000;
-        const r = pruneNow(cutoff);
-        if (r.requests + r.events > 0) log('info', 'audit retention pruned old records', { ...r, retention_days: cfg.retentionDays });
-      } catch (err) {
-        log('warn', 'audit retention pruning failed; it runs again later', { error: (err as Error).message, code: errorCode(err) });
-      }
-      schedulePrune(cfg.pruneIntervalMs);
+      const cutoff = Date.now() - cfg.retentionDays * 86_400_000;
+      pruneInChunks(cutoff, (err, r) => {
+        if (err !== undefined) log('warn', 'audit retention pruning failed; it runs again later', { error: (err as Error).message, code: errorCode(err) });
+        else if (r.requests + r.events > 0) log('info', 'audit retention pruned old records', { ...r, retention_days: cfg.retentionDays });
+        if (!closed) schedulePrune(cfg.pruneIntervalMs);
+      });
     }, delay);
     pruneTimer.unref();
   };
@@ -390,14 +404,14 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         flushWaiters.push(m.id);
         schedule(true);
         return;
-      case 'prune':
-        try {
-          const cutoff = m.cutoff ?? Date.now() - cfg.retentionDays * 86_400_000;
-          post({ t: 'done', id: m.id, value: pruneNow(cutoff) });
-        } catch (err) {
-          post({ t: 'done', id: m.id, error: `${errorCode(err)}: ${(err as Error).message}` });
-        }
+      case 'prune': {
+        const cutoff = m.cutoff ?? Date.now() - cfg.retentionDays * 86_400_000;
+        pruneInChunks(cutoff, (err, total) => {
+          if (err === undefined) post({ t: 'done', id: m.id, value: total });
+          else post({ t: 'done', id: m.id, error: `${errorCode(err)}: ${(err as Error).message}` });
+        });
         return;
+      }
       case 'limits':
         try {
           if (m.maxPageCount !== undefined) db.pragma(`max_page_count = ${m.maxPageCount === null ? 4294967294 : Math.trunc(m.maxPageCount)}`);
@@ -408,6 +422,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         }
         return;
       case 'close': {
+        closed = true;
         if (pruneTimer) clearTimeout(pruneTimer);
         if (retryTimer) clearTimeout(retryTimer);
         commit();
