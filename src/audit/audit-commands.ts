@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { parseDuration } from '../identity/parse-duration.ts';
 import { TollgateError } from '../errors.ts';
 import { createAuditWriter } from '../store/audit-writer.ts';
-import { inImmediateTransactionAsync, openDatabase, type Database } from '../store/database.ts';
+import { inImmediateTransactionAsync, withDatabase, type Database } from '../store/database.ts';
 import {
   auditSummary, iterateAuditEvents, iterateAuditRows, readSnapshot, searchAuditRows, verifyAuditStore,
   type AuditFilter, type AuditPage, type AuditSummary, type AuditVerification,
@@ -64,14 +64,7 @@ export function toAuditFilter(a: AuditFilterArgs, now: number): AuditFilter {
   return f;
 }
 
-function withDb<T>(dbFile: string, fn: (db: Database) => T): T {
-  const db = openDatabase(dbFile);
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
+const withDb = <T>(dbFile: string, fn: (db: Database) => T): T => withDatabase(dbFile, {}, fn);
 
 export function auditSearch(dbFile: string, filter: AuditFilter): AuditPage {
   return withDb(dbFile, (db) => searchAuditRows(db, filter));

@@ -3,22 +3,13 @@
 // offboarding), each end recorded as an `admin_sessions_ended` event in the same transaction.
 import { auditUnavailable, cliActor, removeAccessWithEvent, storeFailure } from '../audit/audit-commands.ts';
 import { TollgateError } from '../errors.ts';
-import { openDatabase, type Database } from '../store/database.ts';
+import { openDatabase, withDatabase } from '../store/database.ts';
 import { endAdminSessions, listAdminSessions } from '../store/sqlite-admin-sessions.ts';
 
 /** The event names at most this many users (`sessions` counts them all). */
 const MAX_EMAILS_IN_EVENT = 100;
 
 export interface SessionListRow { email: string; issuer: string; subject: string; groups: string[]; createdAt: string; expiresAt: string }
-
-function withDb<T>(dbFile: string, busyTimeoutMs: number | undefined, fn: (db: Database) => T): T {
-  const db = openDatabase(dbFile, busyTimeoutMs === undefined ? {} : { busyTimeoutMs });
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
 
 /**
  * Live sessions, newest first: not expired, and within `ttlMs` (the configured session_ttl) as the
@@ -27,7 +18,7 @@ function withDb<T>(dbFile: string, busyTimeoutMs: number | undefined, fn: (db: D
  */
 export function sessionsList(opts: { dbFile: string; email?: string; ttlMs?: number; now?: number; busyTimeoutMs?: number }): SessionListRow[] {
   const now = opts.now ?? Date.now();
-  return withDb(opts.dbFile, opts.busyTimeoutMs, (db) => listAdminSessions(db, now, opts.email, opts.ttlMs)).map((s) => ({
+  return withDatabase(opts.dbFile, opts.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: opts.busyTimeoutMs }, (db) => listAdminSessions(db, now, opts.email, opts.ttlMs)).map((s) => ({
     email: s.email, issuer: s.issuer, subject: s.subject, groups: s.groups,
     createdAt: new Date(s.createdAt).toISOString(), expiresAt: new Date(s.expiresAt).toISOString(),
   }));

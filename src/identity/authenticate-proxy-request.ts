@@ -44,30 +44,32 @@ function parseMemoised(values: readonly string[]): ParsedProxyAuthorization {
  * refused for its address, and an expired or revoked one (a real client that has not signed in
  * again) does not count, so one stale client behind a shared NAT cannot lock its neighbours out.
  */
+/** A failed guess: refused outright when the address is blocked, else counted. */
+function guessFailed(limiter: AuthFailureLimiter, address: string, now: number): AuthenticationResult | undefined {
+  const gate = limiter.check(address, now);
+  if (!gate.allowed) return { ok: false, reason: 'rate_limited', message: 'Too many failed proxy authentications from this address; try again later.', detail: 'blocked', retryAfterMs: gate.retryAfterMs };
+  limiter.recordFailure(address, now);
+  return undefined;
+}
+
 export async function authenticateProxyRequest(
   deps: { tokens: TokenService; limiter: AuthFailureLimiter },
   req: { proxyAuthorization: readonly string[]; sourceAddress: string; now: number },
 ): Promise<AuthenticationResult> {
-  const blocked = (): AuthenticationResult | undefined => {
-    const gate = deps.limiter.check(req.sourceAddress, req.now);
-    return gate.allowed ? undefined : { ok: false, reason: 'rate_limited', message: 'Too many failed proxy authentications from this address; try again later.', detail: 'blocked', retryAfterMs: gate.retryAfterMs };
-  };
   const parsed = parseMemoised(req.proxyAuthorization);
   if (!parsed.ok) {
     // A request without credentials is the normal first step of many clients (curl, git): not a failure.
     if (parsed.reason !== 'auth_required') {
-      const refused = blocked();
+      const refused = guessFailed(deps.limiter, req.sourceAddress, req.now);
       if (refused) return refused;
-      deps.limiter.recordFailure(req.sourceAddress, req.now);
     }
     return { ok: false, reason: parsed.reason, message: parsed.message, detail: 'header' };
   }
   const verified = await deps.tokens.verifyToken(parsed.token, req.now);
   if (!verified.ok) {
     if (verified.rejection === 'malformed' || verified.rejection === 'unknown') {
-      const refused = blocked();
+      const refused = guessFailed(deps.limiter, req.sourceAddress, req.now);
       if (refused) return refused;
-      deps.limiter.recordFailure(req.sourceAddress, req.now);
     }
     return {
       ok: false,

@@ -60,6 +60,16 @@ export function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Data
  * a read-modify-write never fails halfway with SQLITE_BUSY and waits at most busy_timeout.
  * Nested calls become savepoints. fn must be synchronous.
  */
+/** Opens the file for one piece of work (a CLI verb's) and closes it after, whatever happens. */
+export function withDatabase<T>(file: string, opts: OpenDatabaseOptions, fn: (db: Database) => T): T {
+  const db = openDatabase(file, opts);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
 export function inImmediateTransaction<T>(db: Database, fn: () => T): T {
   return db.transaction(fn).immediate();
 }

@@ -77,9 +77,10 @@ export interface StoredAdminSession { email: string; issuer: string; subject: st
  */
 export function listAdminSessions(db: Database, now: number, email?: string, ttlMs?: number): StoredAdminSession[] {
   const ttl = ttlMs ?? Number.MAX_SAFE_INTEGER;
-  const rows = db.prepare<[number, number, string | null, string | null], SessionRow>(
-    'SELECT email, issuer, subject, groups, csrf_token, created_at, min(expires_at, created_at + ?) AS expires_at FROM admin_sessions WHERE expires_at > ? AND (? IS NULL OR email = ?) ORDER BY created_at DESC',
-  ).all(ttl, now, email?.toLowerCase() ?? null, email?.toLowerCase() ?? null).filter((r) => r.expires_at > now);
+  const rows = db.prepare<[{ ttl: number; now: number; email: string | null }], SessionRow>(
+    `SELECT email, issuer, subject, groups, csrf_token, created_at, min(expires_at, created_at + @ttl) AS expires_at FROM admin_sessions
+     WHERE min(expires_at, created_at + @ttl) > @now AND (@email IS NULL OR email = @email) ORDER BY created_at DESC`,
+  ).all({ ttl, now, email: email?.toLowerCase() ?? null });
   const out: StoredAdminSession[] = [];
   for (const r of rows) {
     const s = toSession(r);

@@ -6,7 +6,7 @@
 // upstream. Every broken file would, if any part of it were applied, allow the denied host and
 // refuse the allowed one, so a partial policy shows up in the decisions. The complete second step
 // applies. And `tollgate serve` refuses to start with a broken policy (7.05 g).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -15,7 +15,7 @@ import { request } from 'undici';
 import { runTollgate, until } from '../../helpers/cli-process.ts';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { rawExchange } from '../../helpers/raw-client.ts';
-import { unusedPort } from '../../helpers/unused-port.ts';
+import { writeMinimalGatewayDir } from '../../helpers/minimal-gateway-dir.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
 
 const REJECTED = 'policy reload rejected; the last good policy stays in force';
@@ -158,18 +158,9 @@ t.test('a file written in two steps: the truncated first write is rejected, the 
 t.test('`tollgate serve` refuses to start with a broken policy (file:line:col on stderr)', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-serve-broken-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  mkdirSync(path.join(dir, 'policies'));
-  const [proxyPort, adminPort] = [await unusedPort(), await unusedPort()];
-  writeFileSync(path.join(dir, 'tollgate.yaml'), [
-    `listen: { proxy: 127.0.0.1:${proxyPort}, admin: 127.0.0.1:${adminPort} }`,
-    'data_dir: ./data',
-    'ca: { cert: ./certs/ca.pem, key: ./certs/ca.key }',
-    '',
-  ].join('\n'));
-  writeFileSync(path.join(dir, 'org.yaml'), 'organization: Test Org\nteams:\n  alpha: { name: Alpha, idp_groups: [alpha], policy: policies/alpha.yaml }\n');
   // The same syntax error as above: line 5 starts a flow map the previous one never closed.
-  writeFileSync(path.join(dir, 'policies/alpha.yaml'), cases[0]?.content ?? '');
-  const r = await runTollgate(['serve'], path.join(dir, 'tollgate.yaml'), 60_000);
+  const { configFile } = await writeMinimalGatewayDir(dir, cases[0]?.content ?? '');
+  const r = await runTollgate(['serve'], configFile, 60_000);
   t.equal(r.code, 1, 'exits with 1');
   t.match(r.stderr, /TOLLGATE_ERR_CONFIG_INVALID/);
   t.match(r.stderr, /^ {2}policies\/alpha\.yaml:5:3: .*Flow map/m, 'the problem is printed as file:line:col');

@@ -12,7 +12,7 @@ import { TollgateError } from '../../../src/errors.ts';
 import { assembleGateway, type RunningGateway } from '../../../src/main.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { createCertificateAuthority, ensureCertificateAuthority, loadCertificateAuthority } from '../../../src/tls/certificate-authority.ts';
-import { unusedPort } from '../../helpers/unused-port.ts';
+import { writeMinimalGatewayDir } from '../../helpers/minimal-gateway-dir.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'tollgate-ca-mode-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -69,22 +69,13 @@ t.test('ensureCertificateAuthority (the gateway start) refuses an existing 0644 
 
 t.test('the gateway does not start with a 0644 CA key: no listener binds', async (t) => {
   const dir = path.join(root, 'gateway');
-  mkdirSync(path.join(dir, 'policies'), { recursive: true });
+  const { configFile, proxyPort, adminPort } = await writeMinimalGatewayDir(dir, 'team: alpha\nrules:\n  - { host: "*", action: deny }\n');
   mkdirSync(path.join(dir, 'certs'));
   writeFileSync(path.join(dir, 'certs', 'ca.pem'), readFileSync(certFile));
   writeFileSync(path.join(dir, 'certs', 'ca.key'), readFileSync(keyFile), { mode: 0o600 });
   const gwKey = path.join(dir, 'certs', 'ca.key');
   chmodSync(gwKey, 0o644);
-  const [proxyPort, adminPort] = [await unusedPort(), await unusedPort()];
-  writeFileSync(path.join(dir, 'tollgate.yaml'), [
-    `listen: { proxy: 127.0.0.1:${proxyPort}, admin: 127.0.0.1:${adminPort} }`,
-    'data_dir: ./data',
-    'ca: { cert: ./certs/ca.pem, key: ./certs/ca.key }',
-    '',
-  ].join('\n'));
-  writeFileSync(path.join(dir, 'org.yaml'), 'organization: Test Org\nteams:\n  alpha: { name: Alpha, idp_groups: [alpha], policy: policies/alpha.yaml }\n');
-  writeFileSync(path.join(dir, 'policies', 'alpha.yaml'), 'team: alpha\nrules:\n  - { host: "*", action: deny }\n');
-  const config = loadGatewayConfig(path.join(dir, 'tollgate.yaml'), {});
+  const config = loadGatewayConfig(configFile, {});
   const logs: Array<Record<string, unknown>> = [];
   const logger = createLogger({ level: 'debug', write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) });
   const refusesConnections = (port: number) => new Promise<boolean>((resolve) => {
