@@ -25,6 +25,7 @@ export const REASONS = {
   payload_too_large: { status: 413, text: 'The request body is too large.' },
   budget_exceeded: { status: 402, text: 'The budget is exhausted.' },
   price_unknown: { status: 403, text: 'The model has no known price.' },
+  endpoint_not_metered: { status: 403, text: 'The endpoint spends money Tollgate cannot meter.' },
   budget_unavailable: { status: 503, text: 'The spend store is unavailable.' },
   rate_limited: { status: 429, text: 'Too many requests.' },
   tunnel_limit: { status: 429, text: 'Too many open tunnels.' },

@@ -32,6 +32,7 @@ const MeteringSchema = Type.Object({
   drain_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000, description: 'how long to keep reading an LLM response after its client left, to see the final usage', default: 30_000 })),
   drain_bytes: Type.Optional(Type.Integer({ minimum: 0, description: 'how many bytes to read at most after the client left', default: 16 * 1024 * 1024 })),
   provider_side_input_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'input tokens reserved at least for a request whose input the provider adds itself (a document by URL or file id, a previous response, web or file search): the body cannot show it', default: 200_000 })),
+  unmetered_endpoints: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('allow')], { description: 'billable provider endpoints Tollgate cannot meter (batch jobs, fine-tuning, images, audio, realtime, Assistants runs, …): refuse (403 endpoint_not_metered) or allow them past every budget', default: 'refuse' })),
   max_request_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_073_741_824, description: 'largest metered request body (it is read whole to find the model)', default: 32 * 1024 * 1024 })),
   thresholds: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), { description: 'budget percentages that raise an event', default: [50, 80, 100] })),
 }, { additionalProperties: false, description: 'LLM metering and budgets (docs/metering.md)' });
@@ -198,6 +199,8 @@ export interface MeteringConfig {
   drainBytes: number;
   /** Input tokens reserved at least for a request with provider-side input (LlmRequest.providerSideInput). */
   providerSideInputTokens: number;
+  /** Billable endpoints Tollgate cannot meter (src/metering/unmetered-spend.ts): refused, or let past every budget. */
+  unmeteredEndpoints: 'refuse' | 'allow';
   maxRequestBytes: number;
   thresholds: readonly number[];
 }
@@ -239,6 +242,7 @@ function meteringConfig(m: GatewayConfigFile['metering'], source: YamlSource, pr
     drainMs: m?.drain_ms ?? 30_000,
     drainBytes: m?.drain_bytes ?? 16 * 1024 * 1024,
     providerSideInputTokens: m?.provider_side_input_tokens ?? 200_000,
+    unmeteredEndpoints: m?.unmetered_endpoints ?? 'refuse',
     maxRequestBytes: m?.max_request_bytes ?? 32 * 1024 * 1024,
     thresholds: [...new Set(m?.thresholds ?? [50, 80, 100])].sort((a, b) => a - b),
   };

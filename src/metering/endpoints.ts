@@ -2,6 +2,8 @@
 // shape. Only model endpoints are metered (and refused when a budget is exhausted); every other
 // path of an LLM host passes untouched. PURE.
 
+import { asciiLower } from '../classify/request-framing.ts';
+
 export type LlmApi = 'anthropic_messages' | 'openai_chat' | 'openai_responses' | 'openai_completions' | 'openai_embeddings';
 export type ErrorShape = 'anthropic' | 'openai';
 
@@ -38,14 +40,17 @@ function trimSlash(path: string): string {
 
 /**
  * The metered endpoint a request targets, or undefined. `path` is the normalised path without the
- * query. `/v1/messages/count_tokens` and batch endpoints are not metered (see docs/metering.md).
+ * query. `/v1/messages/count_tokens` and batch endpoints are not metered (see docs/metering.md;
+ * billable endpoints that cannot be metered are refused by default: unmetered-spend.ts).
  */
 export function detectEndpoint(
   req: { host: string; port: number; method: string; path: string | undefined },
   compatible: readonly OpenAiCompatibleBase[] = [],
 ): MeteredEndpoint | undefined {
   if (req.method !== 'POST' || req.path === undefined) return undefined;
-  const path = trimSlash(req.path);
+  // Compared without case: a provider that routes /V1/Messages like /v1/messages must not be a way
+  // around the meter (a mistyped path then costs one 404, settled at $0).
+  const path = asciiLower(trimSlash(req.path));
   if (req.host === 'api.anthropic.com') {
     return path === '/v1/messages' ? { provider: 'anthropic', api: 'anthropic_messages', shape: 'anthropic', priceTable: 'anthropic' } : undefined;
   }
@@ -58,7 +63,7 @@ export function detectEndpoint(
   for (const base of compatible) {
     if (base.host !== req.host || base.port !== req.port) continue;
     for (const [suffix, api] of OPENAI_PATHS) {
-      if (path === `${base.pathPrefix}${suffix}`) return { provider: base.name, api, shape: 'openai', priceTable: base.priceTable };
+      if (path === `${asciiLower(base.pathPrefix)}${suffix}`) return { provider: base.name, api, shape: 'openai', priceTable: base.priceTable };
     }
   }
   return undefined;

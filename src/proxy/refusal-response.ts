@@ -36,7 +36,7 @@ export function providerShapeForHost(host: string | undefined): ProviderShape {
 }
 
 /** Budget refusals are not about a policy rule: their text does not point at the rule that allowed the host. */
-const NOT_A_RULE: ReadonlySet<ReasonCode> = new Set(['budget_exceeded', 'price_unknown', 'budget_unavailable']);
+const NOT_A_RULE: ReadonlySet<ReasonCode> = new Set(['budget_exceeded', 'price_unknown', 'budget_unavailable', 'endpoint_not_metered']);
 
 const ANTHROPIC_TYPES: Partial<Record<number, string>> = {
   400: 'invalid_request_error', 401: 'authentication_error', 402: 'billing_error', 403: 'permission_error',

@@ -3,7 +3,9 @@
 // budget line in one transaction (402 in the provider's shape when a limit would be passed, 503 when
 // the store fails), then watches the response as it streams — decompressing gzip/deflate/br on the
 // side, never holding the response back — and settles the reservation to the actual usage when the
-// response ends, also after a client disconnect (bounded drain). Other requests pass untouched.
+// response ends, also after a client disconnect (bounded drain). A billable endpoint it cannot
+// meter (batch jobs, fine-tuning, images, …) is refused unless metering.unmetered_endpoints says
+// allow. Other requests pass untouched.
 import zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { loadPriceTable, tokenPrice } from '../config/price-config.ts';
@@ -12,6 +14,7 @@ import { RequestRefusal } from '../errors.ts';
 import type { Ledger, LineChange } from '../ledger/ledger.ts';
 import { budgetLinesFor, crossedThresholds, limitFor, refusalMessage, type BudgetLine, type ThresholdEvent } from '../metering/budget.ts';
 import { detectEndpoint, type MeteredEndpoint } from '../metering/endpoints.ts';
+import { unmeteredSpendEndpoint } from '../metering/unmetered-spend.ts';
 import { parseLlmRequest, type LlmRequest } from '../metering/llm-request.ts';
 import { formatUsd, resolveModelPrice, worstCaseMicros, type ModelPrice, type PriceTable } from '../metering/prices.ts';
 import { settleCharge } from '../metering/settlement.ts';
@@ -135,6 +138,13 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
   };
 
   return async (ex) => {
+    if (ex.kind === 'tunnel') return;
+    if (config.unmeteredEndpoints === 'refuse') {
+      const spend = unmeteredSpendEndpoint({ host: ex.host, port: ex.port, method: ex.method, path: ex.path }, config.openaiCompatible);
+      if (spend) {
+        throw new RequestRefusal('endpoint_not_metered', `Tollgate cannot meter ${spend.what} (${spend.provider}), so it does not let it spend the organisation's money past the budgets. An administrator can allow such endpoints with metering.unmetered_endpoints: allow.`);
+      }
+    }
     if (ex.kind !== 'request') return;
     const endpoint = detectEndpoint({ host: ex.host, port: ex.port, method: ex.method, path: ex.path }, config.openaiCompatible);
     if (!endpoint) return;

@@ -115,3 +115,23 @@ export function fakeOpenAi(ctl: FakeLlmControl): UpstreamHandler {
     ctl.finished++;
   };
 }
+
+/**
+ * Gateway options for team alpha reaching fake Anthropic and OpenAI upstreams (ports `ant`, `oai`)
+ * as api.anthropic.com and api.openai.com, with the two keys injected (secrets anthropic-key,
+ * openai-key). `files` and `extraYaml` are passed on.
+ */
+export function llmGatewayOptions(o: { ant: number; oai: number; caPem: string; antKey: string; oaiKey: string; files?: Record<string, string>; extraYaml?: string }) {
+  return {
+    upstreams: { 'api.anthropic.com': o.ant, 'api.openai.com': o.oai },
+    upstreamCaPem: o.caPem,
+    alphaRules: `
+  - { host: api.anthropic.com, action: allow }
+  - { host: api.openai.com, action: allow }`,
+    alphaCredentials: `
+  - { host: api.anthropic.com, header: { name: x-api-key, secret: anthropic-key } }
+  - { host: api.openai.com, bearer: { secret: openai-key } }`,
+    files: { ...o.files, 'secrets/anthropic-key': o.antKey, 'secrets/openai-key': o.oaiKey },
+    ...(o.extraYaml === undefined ? {} : { extraYaml: o.extraYaml }),
+  };
+}

@@ -10,7 +10,7 @@ import { databasePath } from '../../../src/config/gateway-config.ts';
 import { tokenIssue } from '../../../src/identity/token-commands.ts';
 import { openDatabase } from '../../../src/store/database.ts';
 import { sleep } from '../../helpers/cli-process.ts';
-import { fakeAnthropic, fakeOpenAi, type FakeLlmControl } from '../../helpers/fake-llm.ts';
+import { fakeAnthropic, fakeOpenAi, llmGatewayOptions, type FakeLlmControl } from '../../helpers/fake-llm.ts';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
@@ -38,18 +38,10 @@ agents:
   sdk-bot: { name: SDK Bot, team: alpha }
 `;
 
-const tg = await startTestGateway({
-  upstreams: { 'api.anthropic.com': ant.port, 'api.openai.com': oai.port },
-  upstreamCaPem: pki.caPem,
-  alphaRules: `
-  - { host: api.anthropic.com, action: allow }
-  - { host: api.openai.com, action: allow }`,
-  alphaCredentials: `
-  - { host: api.anthropic.com, header: { name: x-api-key, secret: anthropic-key } }
-  - { host: api.openai.com, bearer: { secret: openai-key } }`,
-  files: { 'org.yaml': ORG, 'secrets/anthropic-key': ANT_KEY, 'secrets/openai-key': OAI_KEY },
-  extraYaml: 'metering: { drain_ms: 5000 }',
-});
+const tg = await startTestGateway(llmGatewayOptions({
+  ant: ant.port, oai: oai.port, caPem: pki.caPem, antKey: ANT_KEY, oaiKey: OAI_KEY,
+  files: { 'org.yaml': ORG }, extraYaml: 'metering: { drain_ms: 5000 }',
+}));
 t.teardown(() => { if (process.env["METER_DEBUG"]) for (const l of tg.logs) if (l["level"] !== "debug" && l["msg"] !== "exchange") console.error(JSON.stringify(l)); });
 const db = openDatabase(databasePath({ dataDir: path.join(tg.dir, 'data') }));
 t.teardown(async () => {

@@ -5,13 +5,14 @@ import { formatProblem } from '../../../src/errors.ts';
 t.test('metering keys: defaults, OpenAI-compatible bases, fallback price', async (t) => {
   const d = parseGatewayConfig('tollgate.yaml', 'data_dir: ./d\n', {});
   t.ok(d.ok);
-  if (d.ok) t.same(d.config.metering, { unknownModel: 'refuse', fallbackPrice: undefined, openaiCompatible: [], drainMs: 30_000, drainBytes: 16 * 1024 * 1024, providerSideInputTokens: 200_000, maxRequestBytes: 32 * 1024 * 1024, thresholds: [50, 80, 100] });
+  if (d.ok) t.same(d.config.metering, { unknownModel: 'refuse', fallbackPrice: undefined, openaiCompatible: [], drainMs: 30_000, drainBytes: 16 * 1024 * 1024, providerSideInputTokens: 200_000, unmeteredEndpoints: 'refuse', maxRequestBytes: 32 * 1024 * 1024, thresholds: [50, 80, 100] });
   const r = parseGatewayConfig('tollgate.yaml', [
     'metering:',
     '  unknown_model: fallback',
     '  fallback_price: { input: 15, output: 75 }',
     '  openai_compatible: [ { name: together, base_url: "https://API.Together.xyz/v1/" }, { name: vllm, base_url: "http://10.0.0.5:8000", prices: openai } ]',
     '  thresholds: [100, 80, 80]',
+    '  unmetered_endpoints: allow',
     '',
   ].join('\n'), {});
   t.ok(r.ok);
@@ -22,6 +23,7 @@ t.test('metering keys: defaults, OpenAI-compatible bases, fallback price', async
     ]);
     t.same(r.config.metering.thresholds, [80, 100]);
     t.same(r.config.metering.fallbackPrice, { input: 15, output: 75 });
+    t.equal(r.config.metering.unmeteredEndpoints, 'allow');
   }
   const rows: Array<[string, RegExp]> = [
     ['metering: { unknown_model: fallback }\n', /tollgate\.yaml:1:\d+: metering\.unknown_model: fallback needs metering\.fallback_price/],
@@ -29,6 +31,7 @@ t.test('metering keys: defaults, OpenAI-compatible bases, fallback price', async
     ['metering: { fallback_price: { input: 0, output: 1 } }\n', /tollgate\.yaml:1:\d+: metering\.fallback_price\.input/],
     ['metering:\n  openai_compatible: [ { name: x, base_url: "https://api.openai.com/v1" } ]\n', /tollgate\.yaml:2:\d+: .*metered already/],
     ['metering: { drain_ms: -1 }\n', /metering\.drain_ms/],
+    ['metering: { unmetered_endpoints: yes }\n', /tollgate\.yaml:1:\d+: metering\.unmetered_endpoints/],
   ];
   for (const [text, want] of rows) {
     const bad = parseGatewayConfig('tollgate.yaml', text, {});

@@ -35,7 +35,7 @@ function exchange(id: string): Exchange {
 function stage(ledger: Ledger) {
   return meterLlmStage({
     ledger, prices: loadPriceTable('prices.yaml').table, current: () => ({ org: ORG }) as unknown as CompiledPolicySet,
-    config: { unknownModel: 'refuse', fallbackPrice: undefined, openaiCompatible: [], drainMs: 1000, drainBytes: 1 << 20, providerSideInputTokens: 200_000, maxRequestBytes: 1 << 20, thresholds: [] },
+    config: { unknownModel: 'refuse', fallbackPrice: undefined, openaiCompatible: [], drainMs: 1000, drainBytes: 1 << 20, providerSideInputTokens: 200_000, unmeteredEndpoints: 'refuse', maxRequestBytes: 1 << 20, thresholds: [] },
     logger: createLogger({ level: 'error', write: () => undefined }), now: () => NOW,
   });
 }
