@@ -18,6 +18,7 @@ export const PURE_FILES = [
   'src/metering/**/*.ts',
   'src/reporting/**/*.ts',
   'src/audit/**/*.ts',
+  'src/identity/identity-binding.ts',
   'src/credentials/plan-injection.ts',
   'src/credentials/redact.ts',
   'src/sandbox/plan-sandbox.ts',

@@ -32,6 +32,7 @@ import { createUpstreamTrust, type DialOptions } from './upstream/connector.ts';
 import { createConnectionTrust } from './upstream/connection-trust.ts';
 import { createOutboundDispatcher, fetchVia } from './upstream/outbound-dispatcher.ts';
 import { sqliteSessionTable } from './store/sqlite-admin-sessions.ts';
+import { sqliteIdentityBindings } from './store/sqlite-identity-bindings.ts';
 import { createCredentialWatch, type CredentialWatch } from './proxy/credential-watch.ts';
 import { createHostResolver } from './upstream/resolver.ts';
 import { createUpstreamPools } from './upstream/upstream-pools.ts';
@@ -312,7 +313,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     const outbound = createOutboundDispatcher({ connectTimeoutMs: config.timeouts.connectMs, trust, upstreamProxy: config.upstreamProxy ? new URL(config.upstreamProxy) : undefined });
     cleanup.push(() => outbound.close());
     const sso = await startSso(config, logger, {
-      dev: opts.dev, tokens, org: () => policy.current().org, issuerDeps: { fetch: fetchVia(outbound) }, sessionTable: sqliteSessionTable(db),
+      dev: opts.dev, tokens, org: () => policy.current().org, issuerDeps: { fetch: fetchVia(outbound) }, sessionTable: sqliteSessionTable(db), identities: sqliteIdentityBindings(db),
       audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())),
     });
     cleanup.push(() => sso.close());

@@ -11,6 +11,7 @@ import { registerPolicyCommands } from './policy-commands.ts';
 import { registerServeCommand } from './serve-command.ts';
 import { registerTokenCommands } from './token-commands.ts';
 import { registerSessionCommands } from './session-commands.ts';
+import { registerIdentityCommands } from './identity-commands.ts';
 import { registerRunCommand } from './run-command.ts';
 import { registerEnvCommand } from './env-command.ts';
 import { registerSetupCommand } from './setup-command.ts';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerPolicyCommands(program);
   registerTokenCommands(program);
   registerSessionCommands(program);
+  registerIdentityCommands(program);
   registerLoginCommands(program);
   registerRunCommand(program);
   registerEnvCommand(program);

@@ -2,7 +2,9 @@
 // with its issuer and maps it to { email, groups, teams, admin }; `exchange` (the CLI's
 // `tollgate login`) additionally checks the gateway nonce, refuses an ID token seen before,
 // issues a gateway token bound to the teams and admin role of this moment, and writes one
-// `sso_login` log event per outcome. Group changes therefore apply at the next login.
+// `sso_login` log event per outcome. Group changes therefore apply at the next login. People are
+// keyed on (iss, sub): the first account to sign in with an address holds it (identity_conflict
+// for any other, see src/identity/identity-binding.ts).
 import { createHash } from 'node:crypto';
 import { isAdminGroup, teamsForGroups } from '../config/org-config.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -44,10 +46,20 @@ export interface SsoLogin {
 
 export type SsoAuditHook = (e: { type: string; actor: string; detail: Record<string, unknown> }) => void;
 
+/** Binds a signed-in account (iss, sub) to its e-mail address (src/store/sqlite-identity-bindings.ts). */
+export interface SsoIdentityBinder {
+  bind(identity: { issuer: string; subject: string; email: string }, at: number): { ok: true } | { ok: false; holder: { issuer: string } };
+}
+
 export interface SsoLoginDeps {
   /** Also records each outcome in the audit trail (type sso_token_issued / sso_token_refused). */
   audit?: SsoAuditHook;
   issuers: IssuerRegistry;
+  /**
+   * Keys people on (iss, sub): a sign-in whose e-mail another account holds is refused
+   * (identity_conflict). Without it (unit tests) addresses are not bound.
+   */
+  identities?: SsoIdentityBinder;
   tokens: TokenService;
   org: () => OrgConfig;
   nonces: LoginNonces;
@@ -99,6 +111,15 @@ export function createSsoLogin(deps: SsoLoginDeps): SsoLogin {
     }
     const claims = await issuer.verify(idToken, { nonce, now: at, allowMissingNonce: opts.allowMissingNonce === true });
     const identity = identityFromClaims(claims, issuer.settings);
+    const bound = deps.identities?.bind(identity, at);
+    if (bound && !bound.ok) {
+      const holder = deps.issuers.list().find((i) => i.settings.issuer === bound.holder.issuer)?.settings.name ?? bound.holder.issuer;
+      throw new OidcError(
+        'identity_conflict',
+        `${identity.email} already belongs to another account${holder === issuerName ? ` of ${issuerName}` : ` (signed in through ${holder})`}, so this one cannot use it. If this account should take the address over, ask your Tollgate administrator to run \`tollgate identities unbind --email ${identity.email}\`.`,
+        { detail: `${identity.email}: held by ${bound.holder.issuer}, refused for ${identity.issuer} ${identity.subject}` },
+      );
+    }
     const org = deps.org();
     const teams = teamsForGroups(org, identity.groups);
     const admin = isAdminGroup(org, identity.groups);

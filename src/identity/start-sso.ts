@@ -12,7 +12,8 @@ import type { OrgConfig } from '../policy/types.ts';
 import { startDevIssuer, type DevIssuer, type DevIssuerOptions } from './dev-issuer.ts';
 import { createLoginNonces } from './oidc/login-nonce.ts';
 import { createIssuerRegistry, type OidcIssuerDeps } from './oidc/oidc-issuer.ts';
-import { createSsoLogin, type SsoAuditHook } from './sso-login.ts';
+import type { IdentityBindings } from '../store/sqlite-identity-bindings.ts';
+import { createSsoLogin, type SsoAuditHook, type SsoIdentityBinder } from './sso-login.ts';
 import type { TokenService } from './token-service.ts';
 
 export interface SsoRuntime {
@@ -36,6 +37,8 @@ export interface StartSsoOptions {
   audit?: SsoAuditHook;
   /** Where admin sessions are kept (the gateway: tollgate.db); default in memory. */
   sessionTable?: SessionTable;
+  /** Which account holds each e-mail address (the gateway: tollgate.db); default: addresses are not bound. */
+  identities?: IdentityBindings;
 }
 
 export async function startSso(config: GatewayConfig, logger: Logger, opts: StartSsoOptions): Promise<SsoRuntime> {
@@ -57,8 +60,14 @@ export async function startSso(config: GatewayConfig, logger: Logger, opts: Star
     ttlMs: config.sso.sessionTtlMs, accept: (s) => issuerNames.has(s.issuer), ...(opts.sessionTable ? { table: opts.sessionTable } : {}),
   });
   const nonces = createLoginNonces();
+  // Addresses held by an account of an issuer configured now are kept from every other account. The
+  // embedded dev issuer binds nothing: it moves port (so its iss) at each start, and holds only demo users.
+  const bindings = opts.identities;
+  const identities: SsoIdentityBinder | undefined = bindings && {
+    bind: (identity, at) => (devIssuer && identity.issuer === devIssuer.issuer ? { ok: true } : bindings.bind(identity, at, issuerNames)),
+  };
   const login = createSsoLogin({
-    issuers, tokens: opts.tokens, org: opts.org, nonces, logger, tokenTtlMs: config.sso.tokenTtlMs,
+    issuers, tokens: opts.tokens, ...(identities ? { identities } : {}), org: opts.org, nonces, logger, tokenTtlMs: config.sso.tokenTtlMs,
     ...(opts.now ? { now: opts.now } : {}), ...(opts.audit ? { audit: opts.audit } : {}),
   });
   let proxy: { host: string; port: number } | undefined;

@@ -236,4 +236,21 @@ CREATE TABLE admin_sessions (
 CREATE INDEX admin_sessions_by_expiry ON admin_sessions (expires_at);
 `,
   },
+  {
+    // Which identity provider account (iss, sub) holds each e-mail address
+    // (src/store/sqlite-identity-bindings.ts): people are keyed on their account, not on the address
+    // a token asserts.
+    version: 8,
+    name: 'sso_identities',
+    up: `
+CREATE TABLE sso_identities (
+  issuer     TEXT    NOT NULL,
+  subject    TEXT    NOT NULL,
+  email      TEXT    NOT NULL UNIQUE,
+  first_seen INTEGER NOT NULL,
+  last_seen  INTEGER NOT NULL,
+  PRIMARY KEY (issuer, subject)
+) STRICT, WITHOUT ROWID;
+`,
+  },
 ]);

@@ -1,6 +1,8 @@
 // Test-only: a scripted "browser" for OIDC sign-in pages — a cookie jar per origin (paths
 // ignored), manual redirect following, and form submission parsed from the HTML. It drives the
 // dev issuer's pick-a-user page and oidc-provider's device pages, no real browser needed.
+import { fetchDiscovery } from '../../src/identity/oidc/discovery.ts';
+import { runCodeFlow } from '../../src/identity/oidc/public-client.ts';
 
 export interface Hop {
   url: string;
@@ -103,4 +105,20 @@ export class ScriptedBrowser {
     }
     return hop;
   }
+}
+
+/**
+ * An ID token for `email` from the OpenID provider at `issuerUrl` (a dev issuer: client
+ * tollgate-dev), through a real code + PKCE flow with `nonce` — which the gateway need not have minted.
+ */
+export async function idTokenFrom(issuerUrl: string, email: string, nonce: string): Promise<string> {
+  const metadata = await fetchDiscovery(issuerUrl);
+  const browser = new ScriptedBrowser();
+  return runCodeFlow({
+    metadata, clientId: 'tollgate-dev', scopes: ['openid', 'email', 'groups'], nonce, print: () => undefined,
+    openUrl: async (url) => {
+      void browser.signIn(url, email);
+      return true;
+    },
+  });
 }

@@ -12,6 +12,8 @@ export const OIDC_ERROR_CODES = {
   id_token_replayed: 401,
   /** The claims lack a usable e-mail, or the IdP says it is unverified. */
   identity_incomplete: 403,
+  /** Another identity provider account (iss, sub) holds the e-mail address the sign-in asserts. */
+  identity_conflict: 403,
   /** The user's groups map to no team of org.yaml. */
   no_team: 403,
   /** The sign-in request itself is wrong (unknown issuer, bad body, state mismatch …). */

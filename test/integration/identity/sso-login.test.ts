@@ -11,9 +11,9 @@ import { openDatabase } from '../../../src/store/database.ts';
 import { loginToGateway } from '../../../src/identity/gateway-login.ts';
 import { readLogin } from '../../../src/identity/login-store.ts';
 import { fetchDiscovery } from '../../../src/identity/oidc/discovery.ts';
-import { runCodeFlow, runDeviceFlow } from '../../../src/identity/oidc/public-client.ts';
+import { runDeviceFlow } from '../../../src/identity/oidc/public-client.ts';
 import { SSO_TEST_ORG_YAML, startTestGateway } from '../../helpers/gateway-harness.ts';
-import { ScriptedBrowser } from '../../helpers/oidc-browser.ts';
+import { idTokenFrom, ScriptedBrowser } from '../../helpers/oidc-browser.ts';
 import { rawExchange } from '../../helpers/raw-client.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
 
@@ -64,17 +64,7 @@ async function login(email: string, env: NodeJS.ProcessEnv, sent: Array<Record<s
 }
 
 /** An ID token from the issuer for `email`, with any nonce (the gateway did not mint it). */
-async function idTokenFor(email: string, nonce: string): Promise<string> {
-  const metadata = await fetchDiscovery(dev.issuer);
-  const browser = new ScriptedBrowser();
-  return runCodeFlow({
-    metadata, clientId: 'tollgate-dev', scopes: ['openid', 'email', 'groups'], nonce, print: () => undefined,
-    openUrl: async (url) => {
-      void browser.signIn(url, email);
-      return true;
-    },
-  });
-}
+const idTokenFor = (email: string, nonce: string) => idTokenFrom(dev.issuer, email, nonce);
 
 async function exchange(body: Record<string, unknown>) {
   const res = await fetch(`${gw.adminUrl}/api/v1/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
