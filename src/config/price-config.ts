@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Type, type Static } from '@sinclair/typebox';
 import { TollgateError, type Problem } from '../errors.ts';
-import { perMillionToPico, type ModelPrice, type PriceTable, type TokenPrice } from '../metering/prices.ts';
+import { perMillionToPico, perThousandToPico, type ModelPrice, type PriceTable, type TokenPrice } from '../metering/prices.ts';
 import { parseYamlSource } from './yaml-source.ts';
 import { validateAgainstSchema } from './validate-schema.ts';
 
@@ -31,6 +31,10 @@ const ModelSchema = Type.Object(
       additionalProperties: false,
       description: 'rates for every token of a request whose prompt exceeds threshold_tokens',
     })),
+    priority: Type.Optional(Type.Object(Rates, {
+      additionalProperties: false,
+      description: 'rates of OpenAI priority processing (requests with service_tier: priority, or answered at that tier); without them such requests are refused (403 price_unknown)',
+    })),
     note: Type.Optional(Type.String({ description: 'free text for people reading the file' })),
   },
   { additionalProperties: false, description: 'a model: input and output (and optionally cache_write, cache_write_1h, cache_read) in US dollars per million tokens' },
@@ -42,6 +46,7 @@ export const PriceTableSchema = Type.Object(
     sources: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'where the prices come from' }),
     providers: Type.Record(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]*$' }), Type.Object({
       default_max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'output tokens reserved for a model of this section without max_output_tokens', default: 128_000 })),
+      web_search_per_1k: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10_000, description: 'US dollars per 1,000 server-side web searches, charged as the provider reports them (Anthropic usage.server_tool_use.web_search_requests); omitted: searches are not priced' })),
       models: Type.Record(Type.String({ minLength: 1, maxLength: 256 }), ModelSchema, { description: 'models by id, as clients name them in requests' }),
     }, { additionalProperties: false }), { description: 'price-table sections by provider (anthropic, openai, or an openai_compatible name)' }),
   },
@@ -53,6 +58,7 @@ export const PriceTableSchema = Type.Object(
       providers: {
         anthropic: {
           default_max_output_tokens: 128_000,
+          web_search_per_1k: 10,
           models: {
             'claude-sonnet-4-5': {
               input: 3, cache_write: 3.75, cache_write_1h: 6, cache_read: 0.3, output: 15, max_output_tokens: 64_000, aliases: ['claude-sonnet-4-5-20250929'],
@@ -92,8 +98,11 @@ export function parsePriceTable(file: string, text: string): { ok: true; table: 
   const v: Static<typeof PriceTableSchema> = checked.value;
   const problems: Problem[] = [];
   const sections = new Map<string, Map<string, ModelPrice>>();
+  const webSearch = new Map<string, number>();
   for (const [provider, section] of Object.entries(v.providers)) {
     const models = new Map<string, ModelPrice>();
+    const searchFee = section.web_search_per_1k === undefined ? 0 : perThousandToPico(section.web_search_per_1k);
+    if (searchFee > 0) webSearch.set(provider, searchFee);
     for (const [id, m] of Object.entries(section.models)) {
       const entry: ModelPrice = Object.freeze({
         id,
@@ -102,6 +111,8 @@ export function parsePriceTable(file: string, text: string): { ok: true; table: 
         longContext: m.long_context ? Object.freeze({ thresholdTokens: m.long_context.threshold_tokens, price: Object.freeze(tokenPrice(m.long_context)) }) : undefined,
         maxOutputTokens: m.max_output_tokens ?? section.default_max_output_tokens ?? DEFAULT_MAX_OUTPUT,
         fallback: false,
+        webSearch: searchFee,
+        priority: m.priority ? Object.freeze(tokenPrice(m.priority)) : undefined,
       });
       const names: Array<[string, (string | number)[]]> = [[id, ['providers', provider, 'models', id]]];
       (m.aliases ?? []).forEach((a, i) => names.push([a, ['providers', provider, 'models', id, 'aliases', i]]));
@@ -118,7 +129,7 @@ export function parsePriceTable(file: string, text: string): { ok: true; table: 
     sections.set(provider, models);
   }
   if (problems.length) return { ok: false, problems };
-  return { ok: true, table: Object.freeze({ asOf: v.as_of, sources: Object.freeze([...v.sources]), sections }) };
+  return { ok: true, table: Object.freeze({ asOf: v.as_of, sources: Object.freeze([...v.sources]), sections, webSearch }) };
 }
 
 /** The prices.yaml shipped at the repository root. */

@@ -2,6 +2,7 @@
 // `n`, streaming and `stream_options.include_usage` — and a cheap, deliberately high estimate of
 // the input tokens (for the worst-case reservation). PURE.
 import type { LlmApi } from './endpoints.ts';
+import type { ServiceTier } from './prices.ts';
 
 export interface LlmRequest {
   model: string;
@@ -19,6 +20,13 @@ export interface LlmRequest {
    * or file search, MCP servers): the body-based estimate cannot see it.
    */
   providerSideInput: boolean;
+  /**
+   * Server-side web searches to reserve (Anthropic `web_search` tools: their `max_uses`, else
+   * DEFAULT_WEB_SEARCHES each); 0 without such a tool or for other APIs (their searches are not priced).
+   */
+  webSearches: number;
+  /** OpenAI `service_tier: "priority"`: billed at the priority-processing rates */
+  serviceTier: ServiceTier;
 }
 
 export type LlmRequestResult = { ok: true; request: LlmRequest } | { ok: false; message: string };
@@ -108,6 +116,22 @@ export function estimateInputTokens(value: unknown, totalBytes: number): number 
   return Math.ceil(Math.max(0, totalBytes - blobBytes) / 3) + blobs * BLOB_TOKENS;
 }
 
+/** Web searches reserved for an Anthropic web_search tool that sets no max_uses. */
+export const DEFAULT_WEB_SEARCHES = 10;
+
+/** Searches an Anthropic request may make: the max_uses of each web_search tool (DEFAULT_WEB_SEARCHES when unset). */
+export function anthropicWebSearches(tools: unknown): number {
+  if (!Array.isArray(tools)) return 0;
+  let n = 0;
+  for (const t of tools) {
+    if (t === null || typeof t !== 'object') continue;
+    const type = (t as Record<string, unknown>)['type'];
+    if (typeof type !== 'string' || !type.startsWith('web_search')) continue;
+    n += Math.min(positiveInt((t as Record<string, unknown>)['max_uses']) ?? DEFAULT_WEB_SEARCHES, 10_000);
+  }
+  return n;
+}
+
 /** Above any model's output limit; keeps the worst-case reservation a safe integer of micro-dollars. */
 export const MAX_OUTPUT_TOKENS = 10_000_000;
 
@@ -170,6 +194,8 @@ export function parseLlmRequest(api: LlmApi, body: Uint8Array): LlmRequestResult
       includeUsage,
       inputTokenEstimate: estimateInputTokens(value, body.byteLength),
       providerSideInput: referencesProviderSideInput(o),
+      webSearches: api === 'anthropic_messages' ? anthropicWebSearches(o['tools']) : 0,
+      serviceTier: api !== 'anthropic_messages' && o['service_tier'] === 'priority' ? 'priority' : undefined,
     },
   };
 }

@@ -26,18 +26,32 @@ export interface ModelPrice {
   maxOutputTokens: number;
   /** true for the configured fallback (unknown model): the charge is flagged estimated */
   fallback: boolean;
+  /** integer pico-dollars per server-side web search (the section's web_search_per_1k); 0 when not priced */
+  webSearch: number;
+  /** rates of OpenAI priority processing (`service_tier: "priority"`), when prices.yaml lists them */
+  priority?: TokenPrice | undefined;
 }
+
+/** The processing tier a call is billed at: 'priority' (OpenAI priority processing) or the standard rates. */
+export type ServiceTier = 'priority' | undefined;
 
 export interface PriceTable {
   asOf: string;
   sources: readonly string[];
   /** price-table section (provider) → model id or alias (lower case) → price */
   sections: ReadonlyMap<string, ReadonlyMap<string, ModelPrice>>;
+  /** section → integer pico-dollars per server-side web search (sections that price them) */
+  webSearch: ReadonlyMap<string, number>;
 }
 
 /** $/MTok (a decimal from prices.yaml) → integer pico-dollars per token. */
 export function perMillionToPico(usdPerMillion: number): number {
   return Math.round(usdPerMillion * 1e6);
+}
+
+/** $ per 1,000 calls (a decimal from prices.yaml) → integer pico-dollars per call. */
+export function perThousandToPico(usdPerThousand: number): number {
+  return Math.round(usdPerThousand * 1e9);
 }
 
 export function usdToMicros(usd: number): number {
@@ -65,7 +79,8 @@ export function resolveModelPrice(table: PriceTable, section: string, model: str
   return undefined;
 }
 
-function priceFor(model: ModelPrice, promptTokens: number): TokenPrice {
+function priceFor(model: ModelPrice, promptTokens: number, tier: ServiceTier): TokenPrice {
+  if (tier === 'priority' && model.priority) return model.priority;
   return model.longContext && promptTokens > model.longContext.thresholdTokens ? model.longContext.price : model.price;
 }
 
@@ -73,28 +88,30 @@ function ceilDiv(n: bigint, d: bigint): bigint {
   return n <= 0n ? 0n : (n + d - 1n) / d;
 }
 
-/** The cost of reported usage, in micro-dollars (rounded up). */
-export function usageCostMicros(model: ModelPrice, t: TokenCounts): number {
+/** The cost of reported usage, in micro-dollars (rounded up); `tier` 'priority' uses the priority rates when the model has them. */
+export function usageCostMicros(model: ModelPrice, t: TokenCounts, tier?: ServiceTier): number {
   const prompt = t.inputTokens + t.cacheReadTokens + t.cacheWriteTokens;
-  const p = priceFor(model, prompt);
+  const p = priceFor(model, prompt, tier);
   const h1 = Math.min(t.cacheWrite1hTokens, t.cacheWriteTokens);
   const pico =
     BigInt(t.inputTokens) * BigInt(p.input) +
     BigInt(t.outputTokens) * BigInt(p.output) +
     BigInt(t.cacheReadTokens) * BigInt(p.cacheRead) +
     BigInt(t.cacheWriteTokens - h1) * BigInt(p.cacheWrite) +
-    BigInt(h1) * BigInt(p.cacheWrite1h);
+    BigInt(h1) * BigInt(p.cacheWrite1h) +
+    BigInt(t.webSearches ?? 0) * BigInt(model.webSearch);
   return Number(ceilDiv(pico, 1_000_000n));
 }
 
 /**
  * The most a request can cost: every estimated input token at the dearest input rate (a cache
  * write may cost more than plain input) and the full output cap at the output rate, using the
- * long-context rates when the estimate crosses their threshold.
+ * long-context rates when the estimate crosses their threshold (the priority rates for `tier`
+ * 'priority'), plus `webSearches` server-side searches at the section's fee.
  */
-export function worstCaseMicros(model: ModelPrice, inputTokenEstimate: number, maxOutputTokens: number): number {
-  const p = priceFor(model, inputTokenEstimate);
+export function worstCaseMicros(model: ModelPrice, inputTokenEstimate: number, maxOutputTokens: number, webSearches = 0, tier?: ServiceTier): number {
+  const p = priceFor(model, inputTokenEstimate, tier);
   const dearestInput = Math.max(p.input, p.cacheWrite, p.cacheWrite1h);
-  const pico = BigInt(inputTokenEstimate) * BigInt(dearestInput) + BigInt(maxOutputTokens) * BigInt(p.output);
+  const pico = BigInt(inputTokenEstimate) * BigInt(dearestInput) + BigInt(maxOutputTokens) * BigInt(p.output) + BigInt(webSearches) * BigInt(model.webSearch);
   return Math.max(1, Number(ceilDiv(pico, 1_000_000n)));
 }

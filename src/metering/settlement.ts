@@ -10,8 +10,10 @@
 //                                                            flagged estimated (never $0)
 //   - no usage, body unreadable (unknown encoding, cut     → the full reservation, flagged estimated
 //     before any event)
+// Token charges use the OpenAI priority-processing rates when the response (or, without one, the
+// request) names service_tier "priority".
 import type { LlmRequest } from './llm-request.ts';
-import { usageCostMicros, type ModelPrice } from './prices.ts';
+import { usageCostMicros, type ModelPrice, type ServiceTier } from './prices.ts';
 import { ZERO_TOKENS, type TokenCounts, type UsageReading } from './usage-parser.ts';
 
 export type Settlement =
@@ -31,18 +33,23 @@ export function settleCharge(s: SettlementInput): Settlement {
   if (!s.responseStarted) return { action: 'release' };
   const r = s.reading;
   const model = r?.model;
-  const flagged = s.price.fallback;
+  // The tier the response reports prices the call (else the one the request asked for); a priority
+  // answer for a model without priority rates is charged at the standard rates, flagged estimated.
+  const tier: ServiceTier = (r?.serviceTier ?? s.request.serviceTier) === 'priority' ? 'priority' : undefined;
+  const unpricedTier = tier === 'priority' && !s.price.priority;
+  const flagged = s.price.fallback || unpricedTier;
+  const cost = (t: TokenCounts) => usageCostMicros(s.price, t, tier);
   if (r?.usage) {
     if (r.usageFinal) {
       const explicitZero = r.usage.inputTokens + r.usage.outputTokens + r.usage.cacheReadTokens + r.usage.cacheWriteTokens === 0;
       if (explicitZero && r.relayedOutputTokens > 0) {
         const tokens = { ...ZERO_TOKENS, inputTokens: s.request.inputTokenEstimate, outputTokens: r.relayedOutputTokens };
-        return { action: 'charge', tokens, costMicros: Math.max(1, usageCostMicros(s.price, tokens)), estimated: true, model };
+        return { action: 'charge', tokens, costMicros: Math.max(1, cost(tokens)), estimated: true, model };
       }
-      return { action: 'charge', tokens: r.usage, costMicros: usageCostMicros(s.price, r.usage), estimated: flagged, model };
+      return { action: 'charge', tokens: r.usage, costMicros: cost(r.usage), estimated: flagged, model };
     }
     const tokens = { ...r.usage, outputTokens: Math.max(r.usage.outputTokens, r.relayedOutputTokens) };
-    return { action: 'charge', tokens, costMicros: Math.max(1, usageCostMicros(s.price, tokens)), estimated: true, model };
+    return { action: 'charge', tokens, costMicros: Math.max(1, cost(tokens)), estimated: true, model };
   }
   if (s.status !== undefined && s.status >= 400) {
     return { action: 'charge', tokens: { ...ZERO_TOKENS }, costMicros: 0, estimated: false, model };
@@ -51,5 +58,5 @@ export function settleCharge(s: SettlementInput): Settlement {
     return { action: 'charge', tokens: { ...ZERO_TOKENS, inputTokens: s.request.inputTokenEstimate }, costMicros: Math.max(1, s.reservedMicros), estimated: true, model };
   }
   const tokens = { ...ZERO_TOKENS, inputTokens: s.request.inputTokenEstimate, outputTokens: r.relayedOutputTokens };
-  return { action: 'charge', tokens, costMicros: Math.max(1, usageCostMicros(s.price, tokens)), estimated: true, model };
+  return { action: 'charge', tokens, costMicros: Math.max(1, cost(tokens)), estimated: true, model };
 }

@@ -3,9 +3,11 @@
 // can refuse them (metering.unmetered_endpoints: refuse, the default) instead of letting them
 // bypass every budget with the organisation's injected key. PURE.
 //
-// The list names the documented endpoints that create billable work. Everything else on these
-// hosts that is not a model endpoint (settings, model lists, file uploads, token counting, reading
-// a batch's results) stays free to pass: Claude Code and the SDKs call those at start-up.
+// The list names the documented endpoints that create billable work, and every WebSocket upgrade
+// to these hosts (the Realtime and Live APIs, the Responses API's WebSocket mode: model calls on a
+// connection Tollgate does not read). Everything else on these hosts that is not a model endpoint
+// (settings, model lists, file uploads, token counting, reading a batch's results) stays free to
+// pass: Claude Code and the SDKs call those at start-up.
 import type { OpenAiCompatibleBase } from './endpoints.ts';
 import { asciiLower } from '../classify/request-framing.ts';
 
@@ -44,6 +46,9 @@ const OPENAI: readonly SpendRoute[] = [
   route('POST', '/realtime/transcription_sessions', 'the Realtime API'),
   route('POST', '/realtime/client_secrets', 'the Realtime API'),
   route('POST', '/realtime/calls', 'the Realtime API'),
+  route('POST', '/realtime/calls/*/accept', 'the Realtime API'),
+  route('POST', '/live/sessions', 'the Live API'),
+  route('POST', '/responses/compact', 'response compaction (a model call whose usage Tollgate does not read)'),
   route('POST', '/threads/runs', 'Assistants runs'),
   route('POST', '/threads/*/runs', 'Assistants runs'),
   route('POST', '/threads/*/runs/*/submit_tool_outputs', 'Assistants runs'),
@@ -63,6 +68,13 @@ function find(routes: readonly SpendRoute[], method: string, segments: readonly 
   return r ? { provider, what: r.what } : undefined;
 }
 
+/** The provider whose API a host serves (any path), or undefined. */
+function providerOfHost(host: string, port: number, compatible: readonly OpenAiCompatibleBase[]): string | undefined {
+  if (host === 'api.anthropic.com') return 'anthropic';
+  if (host === 'api.openai.com') return 'openai';
+  return compatible.find((b) => b.host === host && b.port === port)?.name;
+}
+
 /** `path` split into segments after `prefix` (compared without case), or undefined when it is not under it. */
 function under(prefix: readonly string[], segments: readonly string[]): readonly string[] | undefined {
   if (segments.length < prefix.length) return undefined;
@@ -73,13 +85,17 @@ function under(prefix: readonly string[], segments: readonly string[]): readonly
 /**
  * The billable endpoint Tollgate cannot meter that a request targets, or undefined. `path` is the
  * normalised path without the query; it is compared without case (a provider that routes
- * `/V1/Batches` like `/v1/batches` must not open a way around the check). A WebSocket upgrade is a
- * GET (the Realtime API).
+ * `/V1/Batches` like `/v1/batches` must not open a way around the check). Any protocol upgrade
+ * (`upgrade`: a WebSocket) to one of these hosts counts as unmeterable.
  */
 export function unmeteredSpendEndpoint(
-  req: { host: string; port: number; method: string; path: string | undefined },
+  req: { host: string; port: number; method: string; path: string | undefined; upgrade?: boolean },
   compatible: readonly OpenAiCompatibleBase[] = [],
 ): UnmeteredSpend | undefined {
+  if (req.upgrade === true) {
+    const provider = providerOfHost(req.host, req.port, compatible);
+    return provider === undefined ? undefined : { provider, what: 'WebSocket APIs (Realtime, Live, the Responses API\'s WebSocket mode)' };
+  }
   if (req.path === undefined) return undefined;
   const method = req.method.toUpperCase();
   const segments = asciiLower(req.path).split('/').filter(Boolean);

@@ -15,6 +15,8 @@ export interface TokenCounts {
   cacheWriteTokens: number;
   /** the part of cacheWriteTokens written with the 1-hour TTL (Anthropic) */
   cacheWrite1hTokens: number;
+  /** server-side web searches the provider billed (Anthropic usage.server_tool_use.web_search_requests); absent when not reported */
+  webSearches?: number;
 }
 
 export const ZERO_TOKENS: Readonly<TokenCounts> = Object.freeze({ inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0 });
@@ -32,6 +34,8 @@ export interface UsageReading {
   error: string | undefined;
   /** false when nothing in the body could be read (not JSON, not SSE, cut before any event) */
   readable: boolean;
+  /** the processing tier an OpenAI response reports (`service_tier`: default, priority, flex …); absent when none */
+  serviceTier?: string;
 }
 
 export interface UsageParser {
@@ -82,6 +86,8 @@ export function applyAnthropicUsage(into: TokenCounts, u: Record<string, unknown
     if (write === undefined && (h1 !== undefined || m5 !== undefined)) into.cacheWriteTokens = (h1 ?? 0) + (m5 ?? 0);
   }
   if (into.cacheWrite1hTokens > into.cacheWriteTokens) into.cacheWrite1hTokens = into.cacheWriteTokens;
+  const searches = num(obj(u['server_tool_use'])?.['web_search_requests']);
+  if (searches !== undefined) into.webSearches = searches;
 }
 
 /** OpenAI usage (Chat Completions, legacy Completions, Embeddings, Responses) → counts. */
@@ -108,6 +114,7 @@ function anthropicFromBody(b: Record<string, unknown>, r: MutableReading): void 
 
 function openAiFromBody(b: Record<string, unknown>, r: MutableReading): void {
   if (typeof b['model'] === 'string') r.model = b['model'];
+  tierOf(b, r);
   const u = obj(b['usage']);
   const counts = u ? openAiUsage(u) : undefined;
   if (counts) {
@@ -118,7 +125,14 @@ function openAiFromBody(b: Record<string, unknown>, r: MutableReading): void {
   if (err) r.error = typeof err['type'] === 'string' ? err['type'] : typeof err['code'] === 'string' ? err['code'] : 'error';
 }
 
+/** Keeps the `service_tier` an OpenAI response or chunk names. */
+function tierOf(o: Record<string, unknown> | undefined, r: MutableReading): void {
+  const t = o?.['service_tier'];
+  if (typeof t === 'string' && t.length > 0 && t.length <= 32) r.serviceTier = t;
+}
+
 interface MutableReading {
+  serviceTier?: string;
   model: string | undefined;
   usage: TokenCounts | undefined;
   usageFinal: boolean;
@@ -206,6 +220,7 @@ function onSseData(api: LlmApi, data: string, r: MutableReading): void {
     }
     const resp = obj(ev['response']);
     if (resp && typeof resp['model'] === 'string') r.model = resp['model'];
+    tierOf(resp, r);
     if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
       const u = obj(resp?.['usage']);
       const counts = u ? openAiUsage(u) : undefined;
@@ -224,6 +239,7 @@ function onSseData(api: LlmApi, data: string, r: MutableReading): void {
   }
   // Chat Completions and legacy Completions chunks
   if (typeof ev['model'] === 'string') r.model = ev['model'];
+  tierOf(ev, r);
   const choices = ev['choices'];
   if (Array.isArray(choices)) {
     for (const c of choices) {
@@ -247,6 +263,15 @@ function onSseData(api: LlmApi, data: string, r: MutableReading): void {
   }
   const err = obj(ev['error']);
   if (err) r.error = typeof err['type'] === 'string' ? err['type'] : 'error';
+}
+
+const TIER_KEY = /(?<!\\)"service_tier"\s*:\s*"([a-z_]{1,32})"/g;
+
+/** The first group of the last match of a global regex in `text`. */
+function lastMatch(re: RegExp, text: string): string | undefined {
+  let last: string | undefined;
+  for (const m of text.matchAll(re)) last = m[1];
+  return last;
 }
 
 /** Position just after the JSON object starting at `start` (which must be "{"), or -1. */
@@ -354,9 +379,13 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
       return;
     }
     const headText = head.toString('utf8');
+    const tailText = tail.toString('utf8');
     const model = /"model"\s*:\s*"([^"\\]{1,256})"/.exec(headText);
     if (model?.[1]) r.model = model[1];
-    const u = lastUsageObject(tail.toString('utf8'));
+    // the key, not the same words inside a string value (there its quotes are escaped)
+    const tier = lastMatch(TIER_KEY, tailText) ?? lastMatch(TIER_KEY, headText);
+    if (tier !== undefined && api !== 'anthropic_messages') r.serviceTier = tier;
+    const u = lastUsageObject(tailText);
     if (u) {
       r.readable = true;
       fromBody({ usage: u }, r);
@@ -406,6 +435,7 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
         relayedOutputTokens: Math.max(r.relayedChunks, Math.ceil(r.relayedBytes / 3)),
         error: r.error,
         readable: r.readable,
+        ...(r.serviceTier === undefined ? {} : { serviceTier: r.serviceTier }),
       };
       return finished;
     },

@@ -74,7 +74,7 @@ export function labelSetsFromConfig(config: Pick<GatewayConfig, 'metering' | 'pr
   try {
     prices = loadPriceTable(config.prices).table;
   } catch {
-    prices = { asOf: '', sources: [], sections: new Map() };
+    prices = { asOf: '', sources: [], sections: new Map(), webSearch: new Map() };
   }
   return createLabelSets({ teams, prices, providers: meteredProviders(config) });
 }

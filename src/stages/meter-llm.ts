@@ -51,7 +51,7 @@ export interface MeteringNote {
 
 const FALLBACK_ID = '(fallback)';
 
-function fallbackPrice(config: MeteringConfig, provider: string): ModelPrice | undefined {
+function fallbackPrice(config: MeteringConfig, provider: string, webSearch: number): ModelPrice | undefined {
   const f = config.fallbackPrice;
   if (config.unknownModel !== 'fallback' || !f) return undefined;
   return {
@@ -61,6 +61,7 @@ function fallbackPrice(config: MeteringConfig, provider: string): ModelPrice | u
     longContext: undefined,
     maxOutputTokens: f.maxOutputTokens ?? 128_000,
     fallback: true,
+    webSearch,
   };
 }
 
@@ -139,8 +140,12 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
 
   return async (ex) => {
     if (ex.kind === 'tunnel') return;
+    if (ex.kind === 'upgrade' && detectEndpoint({ host: ex.host, port: ex.port, method: ex.method, path: ex.path }, config.openaiCompatible)) {
+      // A model endpoint asked for a protocol switch: never forwarded unmetered, whatever the setting.
+      throw new RequestRefusal('endpoint_not_metered', 'Tollgate meters model endpoints by reading their HTTP response; a protocol upgrade on one is refused.');
+    }
     if (config.unmeteredEndpoints === 'refuse') {
-      const spend = unmeteredSpendEndpoint({ host: ex.host, port: ex.port, method: ex.method, path: ex.path }, config.openaiCompatible);
+      const spend = unmeteredSpendEndpoint({ host: ex.host, port: ex.port, method: ex.method, path: ex.path, upgrade: ex.kind === 'upgrade' }, config.openaiCompatible);
       if (spend) {
         throw new RequestRefusal('endpoint_not_metered', `Tollgate cannot meter ${spend.what} (${spend.provider}), so it does not let it spend the organisation's money past the budgets. An administrator can allow such endpoints with metering.unmetered_endpoints: allow.`);
       }
@@ -160,14 +165,17 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
     const parsed = parseLlmRequest(endpoint.api, body);
     if (!parsed.ok) throw new RequestRefusal('malformed_request', parsed.message);
     const request = parsed.request;
-    const price = resolveModelPrice(deps.prices, endpoint.priceTable, request.model) ?? fallbackPrice(config, endpoint.provider);
+    const price = resolveModelPrice(deps.prices, endpoint.priceTable, request.model) ?? fallbackPrice(config, endpoint.provider, deps.prices.webSearch.get(endpoint.priceTable) ?? 0);
     if (!price) {
       throw new RequestRefusal('price_unknown', `Tollgate has no price for model "${request.model}" (${endpoint.provider}), so it cannot meter it. Ask an administrator to add it to prices.yaml.`);
+    }
+    if (request.serviceTier === 'priority' && !price.priority) {
+      throw new RequestRefusal('price_unknown', `Tollgate has no priority-processing price for model "${request.model}" (${endpoint.provider}), so it cannot meter service_tier "priority". Send the request without it, or ask an administrator to add priority rates to prices.yaml.`);
     }
     const maxOut = (request.maxOutputTokens ?? price.maxOutputTokens) * request.choices;
     // Input the provider adds itself is not in the body: reserve at least the configured bound for it.
     const inputTokens = request.providerSideInput ? Math.max(request.inputTokenEstimate, config.providerSideInputTokens) : request.inputTokenEstimate;
-    const reservedMicros = worstCaseMicros(price, inputTokens, maxOut);
+    const reservedMicros = worstCaseMicros(price, inputTokens, maxOut, request.webSearches, request.serviceTier);
     const at = now();
     const lines = budgetLinesFor(deps.current().org, principal, at);
     // The reservation is an admission check: it rides to the store with the decision row (the

@@ -7,8 +7,11 @@ import { sleep } from './cli-process.ts';
 import type { UpstreamHandler } from './upstream-server.ts';
 
 export interface FakeLlmControl {
-  /** 'normal' | 'slow' (200 chunks, 5 ms apart) | 'delay' (300 ms before the head) | 'gzip' | 'cut' (no usage, closes mid-stream) */
-  mode: 'normal' | 'slow' | 'delay' | 'gzip' | 'cut';
+  /**
+   * 'normal' | 'slow' (200 chunks, 5 ms apart) | 'delay' (300 ms before the head) | 'gzip' | 'cut' (no usage, closes mid-stream)
+   * | 'search' (Anthropic: the final usage reports SEARCHES server-side web searches)
+   */
+  mode: 'normal' | 'slow' | 'delay' | 'gzip' | 'cut' | 'search';
   /** In 'delay' mode: hold the response until this settles (instead of 300 ms), so a test controls overlap. */
   hold?: Promise<void>;
   /** chunks sent so far by the current slow stream (the abort test watches it) */
@@ -16,6 +19,9 @@ export interface FakeLlmControl {
   /** set when a stream finished (all chunks and the final usage written) */
   finished: number;
 }
+
+/** Web searches the fake Anthropic reports in 'search' mode. */
+export const SEARCHES = 2;
 
 /** Anthropic usage the fake reports: 100 input, 1000 cache reads, 200 cache writes, 15 output (cumulative 1 → 8 → 15). */
 export const ANTHROPIC_USAGE = { input_tokens: 100, cache_read_input_tokens: 1000, cache_creation_input_tokens: 200 };
@@ -71,7 +77,8 @@ export function fakeAnthropic(ctl: FakeLlmControl): UpstreamHandler {
       if (i === 1) sse(res, 'message_delta', { type: 'message_delta', delta: { stop_reason: null, stop_sequence: null }, usage: { output_tokens: 8 } });
     }
     sse(res, 'content_block_stop', { type: 'content_block_stop', index: 0 });
-    sse(res, 'message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 15 } });
+    const searched = ctl.mode === 'search' ? { server_tool_use: { web_search_requests: SEARCHES } } : {};
+    sse(res, 'message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 15, ...searched } });
     sse(res, 'message_stop', { type: 'message_stop' });
     res.end();
     ctl.finished++;
@@ -88,28 +95,30 @@ export function fakeOpenAi(ctl: FakeLlmControl): UpstreamHandler {
       res.end(JSON.stringify({ object: 'list', data: [] }));
       return;
     }
-    const j = JSON.parse(body.toString('utf8')) as { model: string; stream?: boolean; stream_options?: { include_usage?: boolean } };
+    const j = JSON.parse(body.toString('utf8')) as { model: string; stream?: boolean; stream_options?: { include_usage?: boolean }; service_tier?: string };
     const model = `${j.model}-2024-07-18`;
+    // the tier that served the request, as OpenAI reports it (the default tier unless priority or flex was asked for)
+    const tier = { service_tier: j.service_tier === 'priority' || j.service_tier === 'flex' ? j.service_tier : 'default' };
     if (ctl.mode === 'delay') await (ctl.hold ?? sleep(300));
     if (req.url === '/v1/responses') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({
-        id: 'resp_fake', object: 'response', status: 'completed', model, output: [{ type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'Hi', annotations: [] }] }],
+        id: 'resp_fake', object: 'response', status: 'completed', model, ...tier, output: [{ type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: 'Hi', annotations: [] }] }],
         usage: { input_tokens: 100_000, input_tokens_details: { cached_tokens: 10_000 }, output_tokens: 20_000, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: 120_000 },
       }));
       return;
     }
     if (!j.stream) {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion', created: 1, model, choices: [{ index: 0, message: { role: 'assistant', content: 'Hi', refusal: null }, finish_reason: 'stop', logprobs: null }], usage: OPENAI_USAGE }));
+      res.end(JSON.stringify({ id: 'chatcmpl-fake', object: 'chat.completion', created: 1, model, ...tier, choices: [{ index: 0, message: { role: 'assistant', content: 'Hi', refusal: null }, finish_reason: 'stop', logprobs: null }], usage: OPENAI_USAGE }));
       return;
     }
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
-    const chunk = (delta: unknown, finish: string | null) => ({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+    const chunk = (delta: unknown, finish: string | null) => ({ id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model, ...tier, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
     sse(res, undefined, chunk({ role: 'assistant', content: '' }, null));
     for (const w of ['One', ' two', ' three']) sse(res, undefined, chunk({ content: w }, null));
     sse(res, undefined, chunk({}, 'stop'));
-    if (j.stream_options?.include_usage) sse(res, undefined, { id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model, choices: [], usage: OPENAI_USAGE });
+    if (j.stream_options?.include_usage) sse(res, undefined, { id: 'chatcmpl-fake', object: 'chat.completion.chunk', created: 1, model, ...tier, choices: [], usage: OPENAI_USAGE });
     sse(res, undefined, '[DONE]');
     res.end();
     ctl.finished++;

@@ -10,7 +10,7 @@ import { databasePath } from '../../../src/config/gateway-config.ts';
 import { tokenIssue } from '../../../src/identity/token-commands.ts';
 import { openDatabase } from '../../../src/store/database.ts';
 import { sleep } from '../../helpers/cli-process.ts';
-import { fakeAnthropic, fakeOpenAi, llmGatewayOptions, type FakeLlmControl } from '../../helpers/fake-llm.ts';
+import { fakeAnthropic, fakeOpenAi, llmGatewayOptions, SEARCHES, type FakeLlmControl } from '../../helpers/fake-llm.ts';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
@@ -93,6 +93,46 @@ t.test('a streaming Anthropic call through the real SDK is charged its usage to 
   t.ok((counter('team:alpha', month())?.spent_micros ?? 0) >= HAIKU_COST);
   t.ok((counter('org', month())?.spent_micros ?? 0) >= HAIKU_COST);
   await dispatcher.close();
+});
+
+t.test('server-side web searches are charged at $10 per 1,000 and reserved up to the tool\'s max_uses', async (t) => {
+  ctl.mode = 'search';
+  t.teardown(() => { ctl.mode = 'normal'; });
+  const token = await tokenFor('sdk-bot');
+  const dispatcher = proxyFor(token);
+  t.teardown(() => dispatcher.close());
+  const before = rowsOf('sdk-bot').length;
+  const client = new Anthropic({ apiKey: 'sk-ant-dummy', ...viaProxy(dispatcher) });
+  const stream = client.messages.stream({
+    model: 'claude-haiku-4-5', max_tokens: 1024, messages: [{ role: 'user', content: 'What is new?' }],
+    tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }],
+  });
+  const final = await stream.finalMessage();
+  t.equal(final.usage.server_tool_use?.web_search_requests, SEARCHES);
+  const row = (await settledRows('sdk-bot', before + 1)).at(-1);
+  t.match(row, { state: 'settled', cost_micros: HAIKU_COST + SEARCHES * 10_000, estimated: 0, output_tokens: 15 }, 'tokens plus $0.01 a search');
+  t.ok(row && row.reserved_micros >= HAIKU_COST + 5 * 10_000, 'the reservation held five searches (max_uses)');
+});
+
+t.test('OpenAI priority processing is charged at its own rates; a model without them is refused before forwarding', async (t) => {
+  ctl.mode = 'normal';
+  const token = await tokenFor('sdk-bot');
+  const dispatcher = proxyFor(token);
+  t.teardown(() => dispatcher.close());
+  const client = new OpenAI({ apiKey: 'sk-dummy', ...viaProxy(dispatcher) });
+  const before = rowsOf('sdk-bot').length;
+  const r = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 50_000, service_tier: 'priority' });
+  t.equal(r.service_tier, 'priority');
+  const row = (await settledRows('sdk-bot', before + 1)).at(-1);
+  // priority gpt-4o-mini: $0.25 input, $0.125 cached, $1.00 output per MTok (standard: MINI_COST)
+  t.match(row, { state: 'settled', cost_micros: Math.ceil(90_000 * 0.25 + 10_000 * 0.125 + 20_000 * 1), estimated: 0 });
+  t.ok(row && row.reserved_micros >= 50_000 * 1, 'the output cap was reserved at the priority output rate');
+
+  const seen = oai.seen.length;
+  const refused = await client.chat.completions.create({ model: 'gpt-5-nano', messages: [{ role: 'user', content: 'hi' }], service_tier: 'priority' }).then(() => undefined, (e: unknown) => e);
+  t.ok(refused instanceof OpenAI.PermissionDeniedError, '403 price_unknown, shown once');
+  t.match((refused as Error).message, /no priority-processing price for model "gpt-5-nano"/);
+  t.equal(oai.seen.length, seen, 'nothing reached OpenAI');
 });
 
 t.test('OpenAI SDK: chat (JSON, and streamed with include_usage) and Responses are charged exactly', async (t) => {

@@ -118,19 +118,27 @@ t.test('a case variant of the path is refused too; the free endpoints still pass
   t.equal(oai.seen.length, oaiSeen + 1);
 });
 
-t.test('a Realtime WebSocket upgrade is refused before anything is dialled', async (t) => {
-  const before = oai.tcpConnections;
-  const basic = Buffer.from(`alpha:${refusedToken}`).toString('base64');
-  const sock = await openTunnel(refused.proxyPort, 'api.openai.com:443', { 'Proxy-Authorization': `Basic ${basic}` });
-  const tls = await tlsOverTunnel(sock, refused.caPem, 'api.openai.com');
+/** A WebSocket upgrade request (`head`: request line) through an intercepted tunnel to api.openai.com; the gateway's answer. */
+async function upgradeVia(tg: TestGateway, token: string, head: string, extra: string[] = []): Promise<string> {
+  const basic = Buffer.from(`alpha:${token}`).toString('base64');
+  const sock = await openTunnel(tg.proxyPort, 'api.openai.com:443', { 'Proxy-Authorization': `Basic ${basic}` });
+  const tls = await tlsOverTunnel(sock, tg.caPem, 'api.openai.com');
   const got = await collect(tls, [
-    'GET /v1/realtime?model=gpt-realtime HTTP/1.1', 'Host: api.openai.com', 'Connection: Upgrade', 'Upgrade: websocket',
-    'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', '',
+    head, 'Host: api.openai.com', 'Connection: Upgrade', 'Upgrade: websocket',
+    'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', ...extra, '', '',
   ].join('\r\n'), { until: (s) => s.includes('\r\n\r\n') && s.includes('}') });
   tls.destroy();
-  t.match(got.text, /^HTTP\/1\.1 403 /);
-  t.match(got.text, /x-tollgate-reason: endpoint_not_metered/i);
-  t.match(got.text, /Realtime API/);
+  return got.text;
+}
+
+t.test('WebSocket upgrades (Realtime, the Responses API\'s WebSocket mode) are refused before anything is dialled', async (t) => {
+  const before = oai.tcpConnections;
+  for (const head of ['GET /v1/realtime?model=gpt-realtime HTTP/1.1', 'GET /v1/responses HTTP/1.1']) {
+    const text = await upgradeVia(refused, refusedToken, head);
+    t.match(text, /^HTTP\/1\.1 403 /, head);
+    t.match(text, /x-tollgate-reason: endpoint_not_metered/i);
+    t.match(text, /WebSocket APIs/);
+  }
   t.equal(oai.tcpConnections, before, 'the gateway never connected to the provider');
 });
 
@@ -148,5 +156,11 @@ t.test('metering.unmetered_endpoints: allow lets them through with the key injec
   t.equal(ant.seen.length, antSeen + 1);
   t.equal(ant.seen.at(-1)?.url, '/v1/messages/batches');
   t.equal(ant.seen.at(-1)?.headers['x-api-key'], ANT_KEY);
+  // a model endpoint asked to switch protocols is never forwarded unmetered, even in allow mode
+  const before = oai.tcpConnections;
+  const text = await upgradeVia(open, token, 'POST /v1/chat/completions HTTP/1.1', ['Content-Type: application/json', 'Content-Length: 2']);
+  t.match(text, /^HTTP\/1\.1 403 /);
+  t.match(text, /x-tollgate-reason: endpoint_not_metered/i);
+  t.equal(oai.tcpConnections, before, 'nothing dialled');
   t.match(await auditRows(open, '/v1/messages/batches'), [{ decision: 'allow', status: 200 }], 'audited as allowed (the completion follows the response)');
 });

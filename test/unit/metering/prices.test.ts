@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { BUNDLED_PRICES, parsePriceTable } from '../../../src/config/price-config.ts';
 import { formatProblem } from '../../../src/errors.ts';
-import { formatUsd, perMillionToPico, resolveModelPrice, usageCostMicros, worstCaseMicros, type ModelPrice } from '../../../src/metering/prices.ts';
+import { formatUsd, perMillionToPico, perThousandToPico, resolveModelPrice, usageCostMicros, worstCaseMicros, type ModelPrice } from '../../../src/metering/prices.ts';
 
 const bundled = parsePriceTable(BUNDLED_PRICES, readFileSync(BUNDLED_PRICES, 'utf8'));
 if (!bundled.ok) throw new Error(bundled.problems.map(formatProblem).join('\n'));
@@ -62,6 +62,39 @@ t.test('worst case: dearest input rate for the estimate plus the full output cap
   t.equal(worstCaseMicros(m, 0, 0), 1, 'never a zero reservation');
 });
 
+t.test('server-side web searches: charged at the section fee, reserved with the worst case', async (t) => {
+  const sonnet = resolveModelPrice(table, 'anthropic', 'claude-sonnet-4-5')!;
+  t.equal(table.webSearch.get('anthropic'), perThousandToPico(10), 'the bundled table prices Anthropic web search at $10 per 1,000');
+  t.equal(sonnet.webSearch, 10_000_000_000, '$0.01 a search, in pico-dollars');
+  t.equal(usageCostMicros(sonnet, { ...tk(100, 15), webSearches: 3 }), 300 + 225 + 30_000);
+  t.equal(usageCostMicros(sonnet, { ...tk(100, 15), webSearches: 0 }), 300 + 225);
+  t.equal(worstCaseMicros(sonnet, 1000, 100, 5), 1000 * 6 + 100 * 15 + 50_000, '1000 input at the 1h cache-write rate, 100 output, 5 searches');
+  t.equal(worstCaseMicros(sonnet, 1000, 100), 1000 * 6 + 100 * 15, 'no searches reserved by default');
+  const mini = resolveModelPrice(table, 'openai', 'gpt-4o-mini')!;
+  t.equal(mini.webSearch, 0, 'OpenAI web search is not priced');
+  t.equal(usageCostMicros(mini, { ...tk(0, 0), webSearches: 4 }), 0);
+  t.equal(perThousandToPico(25), 25_000_000_000);
+  const custom = parsePriceTable('prices.yaml', 'as_of: "2026-01-01"\nsources: [x]\nproviders:\n  acme:\n    web_search_per_1k: 5\n    models:\n      m: { input: 1 }\n');
+  t.ok(custom.ok);
+  if (custom.ok) {
+    t.equal(custom.table.webSearch.get('acme'), 5_000_000_000);
+    t.equal(resolveModelPrice(custom.table, 'acme', 'm')?.webSearch, 5_000_000_000);
+  }
+});
+
+t.test('priority processing rates (OpenAI service_tier: priority)', async (t) => {
+  const mini = resolveModelPrice(table, 'openai', 'gpt-4o-mini')!;
+  t.ok(mini.priority, 'the bundled table has priority rates for gpt-4o-mini');
+  t.equal(usageCostMicros(mini, tk(1_000_000, 1_000_000, 1_000_000), 'priority'), 250_000 + 1_000_000 + 125_000);
+  t.equal(usageCostMicros(mini, tk(1_000_000, 1_000_000, 1_000_000)), 150_000 + 600_000 + 75_000, 'standard without the tier');
+  t.equal(worstCaseMicros(mini, 1000, 1000, 0, 'priority'), 250 + 1000);
+  const nano = resolveModelPrice(table, 'openai', 'gpt-5-nano')!;
+  t.equal(nano.priority, undefined, 'not every model has priority rates');
+  t.equal(usageCostMicros(nano, tk(1_000_000, 0), 'priority'), 50_000, 'without them the standard rates apply');
+  const sonnet = resolveModelPrice(table, 'anthropic', 'claude-sonnet-4-5')!;
+  t.equal(worstCaseMicros(sonnet, 300_000, 0, 0, 'priority'), worstCaseMicros(sonnet, 300_000, 0), 'long-context rates still apply without priority rates');
+});
+
 t.test('formatUsd', async (t) => {
   t.equal(formatUsd(1_000_000), '$1.00');
   t.equal(formatUsd(123_456_789), '$123.46');
@@ -78,6 +111,7 @@ t.test('broken price tables are refused with file:line:col', async (t) => {
     ['as_of: "2026-01-01"\nproviders: {}\n', /sources is required/],
     ['', /empty/],
     ['as_of: "2026-01-01"\nsources: [x]\nproviders:\n  openai:\n    models:\n      gpt-x: { input: 1, output: -2 }\n', /prices\.yaml:6:\d+/],
+    ['as_of: "2026-01-01"\nsources: [x]\nproviders:\n  openai:\n    web_search_per_1k: 0\n    models:\n      gpt-x: { input: 1 }\n', /prices\.yaml:5:\d+: .*web_search_per_1k/],
   ];
   for (const [text, want] of rows) {
     const r = parsePriceTable('prices.yaml', text);

@@ -2,7 +2,7 @@
 // covers it. Table over both providers' documented request shapes, with the look-alikes that keep
 // their input in the body (base64 sources, data: URLs, client tools) as negatives.
 import t from 'tap';
-import { parseLlmRequest, referencesProviderSideInput } from '../../../src/metering/llm-request.ts';
+import { anthropicWebSearches, DEFAULT_WEB_SEARCHES, parseLlmRequest, referencesProviderSideInput } from '../../../src/metering/llm-request.ts';
 
 const cases: Array<[string, Record<string, unknown>, boolean]> = [
   ['plain text', { model: 'm', messages: [{ role: 'user', content: 'hi' }] }, false],
@@ -44,4 +44,31 @@ t.test('parseLlmRequest carries the flag', async (t) => {
   const p = (body: unknown) => parseLlmRequest('openai_responses', Buffer.from(JSON.stringify(body)));
   t.match(p({ model: 'o3', input: 'hi', previous_response_id: 'resp_1' }), { ok: true, request: { providerSideInput: true } });
   t.match(p({ model: 'o3', input: 'hi' }), { ok: true, request: { providerSideInput: false } });
+});
+
+t.test('web searches to reserve: each Anthropic web_search tool\'s max_uses, else the default', async (t) => {
+  const rows: Array<[string, unknown, number]> = [
+    ['no tools', undefined, 0],
+    ['tools is not a list', { type: 'web_search_20250305' }, 0],
+    ['a client tool', [{ name: 'get_weather', input_schema: { type: 'object' } }], 0],
+    ['web search with max_uses', [{ type: 'web_search_20250305', name: 'web_search', max_uses: 5 }], 5],
+    ['web search without max_uses', [{ type: 'web_search_20260209', name: 'web_search' }], DEFAULT_WEB_SEARCHES],
+    ['a nonsense max_uses counts as none', [{ type: 'web_search_20250305', name: 'web_search', max_uses: -3 }], DEFAULT_WEB_SEARCHES],
+    ['a huge max_uses is bounded', [{ type: 'web_search_20250305', name: 'web_search', max_uses: 1e9 }], 10_000],
+    ['web fetch is not a search', [{ type: 'web_fetch_20250910', name: 'web_fetch', max_uses: 5 }], 0],
+    ['two search tools', [{ type: 'web_search_20250305', name: 'a', max_uses: 2 }, null, 'x', { type: 'web_search_20250305', name: 'b', max_uses: 3 }], 5],
+  ];
+  for (const [why, tools, want] of rows) t.equal(anthropicWebSearches(tools), want, why);
+  const body = (api: 'anthropic_messages' | 'openai_responses') => parseLlmRequest(api, Buffer.from(JSON.stringify({ model: 'm', max_tokens: 10, tools: [{ type: 'web_search_20250305', name: 'web_search', max_uses: 4 }] })));
+  t.match(body('anthropic_messages'), { ok: true, request: { webSearches: 4 } });
+  t.match(body('openai_responses'), { ok: true, request: { webSearches: 0 } }, 'OpenAI searches are not priced');
+});
+
+t.test('service_tier priority is read from OpenAI requests only', async (t) => {
+  const p = (api: 'anthropic_messages' | 'openai_chat' | 'openai_responses', extra: Record<string, unknown>) => parseLlmRequest(api, Buffer.from(JSON.stringify({ model: 'm', max_tokens: 10, ...extra })));
+  t.match(p('openai_chat', { service_tier: 'priority' }), { ok: true, request: { serviceTier: 'priority' } });
+  t.match(p('openai_responses', { service_tier: 'priority' }), { ok: true, request: { serviceTier: 'priority' } });
+  t.match(p('openai_chat', { service_tier: 'flex' }), { ok: true, request: { serviceTier: undefined } });
+  t.match(p('openai_chat', {}), { ok: true, request: { serviceTier: undefined } });
+  t.match(p('anthropic_messages', { service_tier: 'priority' }), { ok: true, request: { serviceTier: undefined } }, 'Anthropic priority tier is a capacity commitment, not a per-token rate');
 });

@@ -41,6 +41,12 @@ t.test('billable endpoints Tollgate cannot meter', async (t) => {
     ['api.openai.com', 'POST', '/v1/realtime/transcription_sessions', 'Realtime'],
     ['api.openai.com', 'POST', '/v1/realtime/client_secrets', 'Realtime'],
     ['api.openai.com', 'POST', '/v1/realtime/calls', 'Realtime'],
+    ['api.openai.com', 'POST', '/v1/realtime/calls/call_1/accept', 'Realtime'],
+    ['api.openai.com', 'POST', '/v1/realtime/calls/call_1/hangup', undefined],
+    ['api.openai.com', 'POST', '/v1/live/sessions', 'Live API'],
+    ['api.openai.com', 'POST', '/v1/responses/compact', 'compaction'],
+    ['api.openai.com', 'POST', '/v1/responses/resp_1/cancel', undefined],
+    ['api.openai.com', 'POST', '/v1/responses/input_tokens', undefined],
     ['api.openai.com', 'POST', '/v1/threads/runs', 'Assistants runs'],
     ['api.openai.com', 'POST', '/v1/threads/thread_1/runs', 'Assistants runs'],
     ['api.openai.com', 'POST', '/v1/threads/thread_1/runs/run_1/submit_tool_outputs', 'Assistants runs'],
@@ -75,6 +81,18 @@ t.test('billable endpoints Tollgate cannot meter', async (t) => {
   t.match(unmeteredSpendEndpoint({ host: 'api.openai.com', port: 443, method: 'POST', path: '/v1/batches' }), { provider: 'openai' });
   t.equal(unmeteredSpendEndpoint({ host: 'api.together.xyz', port: 8443, method: 'POST', path: '/v1/batches' }, compat), undefined, 'another port is another base');
   t.equal(unmeteredSpendEndpoint({ host: 'api.openai.com', port: 443, method: 'POST', path: '/' }), undefined);
+});
+
+t.test('every protocol upgrade to a provider host is unmeterable', async (t) => {
+  const up = (host: string, path: string, port = 443) => unmeteredSpendEndpoint({ host, port, method: 'GET', path, upgrade: true }, compat);
+  t.match(up('api.openai.com', '/v1/responses'), { provider: 'openai', what: /WebSocket/ }, 'the Responses API WebSocket mode');
+  t.match(up('api.openai.com', '/v1/live/sessions'), { provider: 'openai' });
+  t.match(up('api.openai.com', '/anything'), { provider: 'openai' });
+  t.match(up('api.anthropic.com', '/v1/messages'), { provider: 'anthropic' });
+  t.match(up('llm.internal', '/openai/v1/realtime', 8080), { provider: 'local' });
+  t.equal(up('llm.internal', '/openai/v1/realtime', 8443), undefined, 'another port is another host');
+  t.equal(up('echo.example', '/ws'), undefined, 'other hosts are not concerned');
+  t.equal(unmeteredSpendEndpoint({ host: 'api.openai.com', port: 443, method: 'GET', path: '/v1/responses', upgrade: false }), undefined, 'a plain GET lists or reads');
 });
 
 t.test('no path is both metered and refused as unmeterable', async (t) => {

@@ -43,6 +43,11 @@ const rows: Row[] = [
     want: { model: 'claude-haiku-4-5-20251001', usage: tokens(40, 1), usageFinal: false }, minRelayed: 20 },
   { name: 'anthropic/stream-error.sse', api: 'anthropic_messages', contentType: SSE,
     want: { usage: tokens(12, 1), usageFinal: false, error: 'overloaded_error' } },
+  // server-side web searches: counted from usage.server_tool_use (cumulative in message_delta)
+  { name: 'anthropic/stream-web-search.sse', api: 'anthropic_messages', contentType: SSE,
+    want: { model: 'claude-sonnet-4-5-20250929', usage: { ...tokens(10682, 510), webSearches: 2 }, usageFinal: true }, minRelayed: 1 },
+  { name: 'anthropic/message-web-search.json', api: 'anthropic_messages', contentType: JSON_CT,
+    want: { model: 'claude-haiku-4-5-20251001', usage: { ...tokens(6039, 931), webSearches: 1 }, usageFinal: true } },
   { name: 'anthropic/error.json', api: 'anthropic_messages', contentType: JSON_CT,
     want: { usage: undefined, usageFinal: false, error: 'invalid_request_error', readable: true } },
   { name: 'openai/chat.json', api: 'openai_chat', contentType: JSON_CT,
@@ -130,6 +135,22 @@ t.test('a large JSON body is read by head and tail only', async (t) => {
   t.same(lastUsageObject('{"a":{"usage":{"x":1}},"usage":{"prompt_tokens":2,"s":"}\\"{"}}'), { prompt_tokens: 2, s: '}"{' });
 });
 
+t.test('a large JSON body: the service tier is read from its tail (or head), not from string values', async (t) => {
+  const text = 'x'.repeat(100 * 1024);
+  const big = (tierAt: 'head' | 'tail' | 'none', api: LlmApi = 'openai_chat') => {
+    const o: Record<string, unknown> = tierAt === 'head' ? { id: 'r', service_tier: 'priority', model: 'o3' } : { id: 'r', model: 'o3' };
+    o['choices'] = [{ message: { content: `${text} "service_tier": "default" \\"service_tier\\": "flex"` } }];
+    o['usage'] = { prompt_tokens: 3, completion_tokens: 4 };
+    if (tierAt === 'tail') o['service_tier'] = 'priority';
+    return read(api, JSON_CT, Buffer.from(JSON.stringify(o)), 8192, { maxJsonBytes: 16 * 1024 });
+  };
+  t.equal(big('tail').serviceTier, 'priority');
+  t.equal(big('head').serviceTier, 'priority');
+  t.equal(big('none').serviceTier, undefined, 'the words inside the content are not the key');
+  t.equal(big('tail', 'anthropic_messages').serviceTier, undefined, 'Anthropic tiers are not read');
+  t.same(big('tail').usage, tokens(3, 4));
+});
+
 t.test('not JSON, not SSE: unreadable', async (t) => {
   const got = read('openai_chat', 'text/html', Buffer.from('<html>bad gateway</html>'), 5);
   t.equal(got.readable, false);
@@ -150,4 +171,15 @@ t.test('an intermediate message_delta (no stop reason) is not the final usage', 
   t.same(got.usage, tokens(10, 8));
   const ended = read('anthropic_messages', SSE, Buffer.from(`${text}data: {"type":"message_stop"}\n\n`), 9);
   t.equal(ended.usageFinal, true, 'message_stop closes the message');
+});
+
+t.test('the service tier an OpenAI response reports', async (t) => {
+  const chatJson = Buffer.from(JSON.stringify({ id: 'c', object: 'chat.completion', model: 'gpt-4o-mini', service_tier: 'priority', choices: [], usage: { prompt_tokens: 5, completion_tokens: 1 } }));
+  t.equal(read('openai_chat', JSON_CT, chatJson, 7).serviceTier, 'priority');
+  const chunks = ['data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-mini","service_tier":"priority","choices":[{"index":0,"delta":{"content":"Hi"}}]}', 'data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-mini","service_tier":"priority","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1}}', 'data: [DONE]', ''].join('\n\n');
+  t.equal(read('openai_chat', SSE, Buffer.from(chunks), 5).serviceTier, 'priority');
+  const responses = ['event: response.completed', 'data: {"type":"response.completed","response":{"id":"r","model":"o3","service_tier":"default","usage":{"input_tokens":3,"output_tokens":2}}}', '', ''].join('\n');
+  t.equal(read('openai_responses', SSE, Buffer.from(responses), 9).serviceTier, 'default');
+  t.equal(read('openai_chat', JSON_CT, Buffer.from(JSON.stringify({ model: 'x', service_tier: 'x'.repeat(40), usage: { prompt_tokens: 1 } })), 100).serviceTier, undefined, 'an absurd tier name is ignored');
+  t.notOk('serviceTier' in read('anthropic_messages', SSE, fixture('anthropic/stream-basic.sse'), 64), 'absent when none is reported');
 });
