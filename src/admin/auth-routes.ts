@@ -299,6 +299,7 @@ export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
         if (!user.admin && user.teams.length === 0) {
           throw new OidcError('no_team', `${user.email} is in no team and no admin group of org.yaml.`);
         }
+        deps.login.bindIdentity(user, now());
         let created: ReturnType<AdminSessions['create']>;
         try {
           created = deps.sessions.create({ email: user.email, issuer: user.issuer, subject: user.subject, groups: user.groups }, now());

@@ -39,8 +39,14 @@ export interface ExchangeResult {
 }
 
 export interface SsoLogin {
-  /** Verifies and maps (teams may be empty); throws OidcError. */
+  /** Verifies and maps (teams may be empty); throws OidcError. Binds nothing: see bindIdentity. */
   signIn(issuerName: string, idToken: string, nonce: string | undefined, now: number, opts?: { allowMissingNonce?: boolean }): Promise<SignedInUser>;
+  /**
+   * Binds the user's account (iss, sub) to their e-mail address — called once a sign-in is about to
+   * yield a token or a session, never for a refused one. Throws OidcError identity_conflict when
+   * another account holds the address, store_unavailable when the store cannot answer.
+   */
+  bindIdentity(user: SignedInUser, at: number): void;
   exchange(req: ExchangeRequest): Promise<ExchangeResult>;
 }
 
@@ -48,7 +54,7 @@ export type SsoAuditHook = (e: { type: string; actor: string; detail: Record<str
 
 /** Binds a signed-in account (iss, sub) to its e-mail address (src/store/sqlite-identity-bindings.ts). */
 export interface SsoIdentityBinder {
-  bind(identity: { issuer: string; subject: string; email: string }, at: number): { ok: true } | { ok: false; holder: { issuer: string } };
+  bind(identity: { issuer: string; subject: string; email: string }, at: number): { ok: true; released?: { issuer: string; subject: string } | undefined } | { ok: false; holder: { issuer: string } };
 }
 
 export interface SsoLoginDeps {
@@ -111,23 +117,39 @@ export function createSsoLogin(deps: SsoLoginDeps): SsoLogin {
     }
     const claims = await issuer.verify(idToken, { nonce, now: at, allowMissingNonce: opts.allowMissingNonce === true });
     const identity = identityFromClaims(claims, issuer.settings);
-    const bound = deps.identities?.bind(identity, at);
-    if (bound && !bound.ok) {
-      const holder = deps.issuers.list().find((i) => i.settings.issuer === bound.holder.issuer)?.settings.name ?? bound.holder.issuer;
-      throw new OidcError(
-        'identity_conflict',
-        `${identity.email} already belongs to another account${holder === issuerName ? ` of ${issuerName}` : ` (signed in through ${holder})`}, so this one cannot use it. If this account should take the address over, ask your Tollgate administrator to run \`tollgate identities unbind --email ${identity.email}\`.`,
-        { detail: `${identity.email}: held by ${bound.holder.issuer}, refused for ${identity.issuer} ${identity.subject}` },
-      );
-    }
     const org = deps.org();
     const teams = teamsForGroups(org, identity.groups);
     const admin = isAdminGroup(org, identity.groups);
     return { ...identity, issuerName, teams, admin };
   };
 
+  const bindIdentity = (user: SignedInUser, at: number): void => {
+    if (!deps.identities) return;
+    let bound: ReturnType<SsoIdentityBinder['bind']>;
+    try {
+      bound = deps.identities.bind(user, at);
+    } catch (err) {
+      throw new OidcError('store_unavailable', 'The sign-in could not be recorded just now; try again.', { detail: String(err), cause: err });
+    }
+    if (!bound.ok) {
+      const holderIss = bound.holder.issuer;
+      const holder = deps.issuers.list().find((i) => i.settings.issuer === holderIss)?.settings.name ?? holderIss;
+      throw new OidcError(
+        'identity_conflict',
+        `${user.email} already belongs to another account${holder === user.issuerName ? ` of ${user.issuerName}` : ` (signed in through ${holder})`}, so this one cannot use it. If this account should take the address over, ask your Tollgate administrator to run \`tollgate identities unbind --email ${user.email}\`.`,
+        { detail: `${user.email}: held by ${holderIss}, refused for ${user.issuer} ${user.subject}` },
+      );
+    }
+    if (bound.released) {
+      // the address was held by an account of an issuer no longer configured (an IdP migration)
+      deps.logger.warn('an e-mail address moved to a new identity provider account', { email: user.email, from_issuer: bound.released.issuer, issuer: user.issuer });
+      audit({ type: 'identity_unbound', actor: 'gateway', detail: { email: user.email, issuer: bound.released.issuer, subject: bound.released.subject, by: 'sign-in', taken_by: { issuer: user.issuer, subject: user.subject } } });
+    }
+  };
+
   return {
     signIn,
+    bindIdentity,
     async exchange(req) {
       const at = now();
       const base = { issuer: req.issuer, flow: req.flow, source: req.source };
@@ -148,6 +170,7 @@ export function createSsoLogin(deps: SsoLoginDeps): SsoLogin {
         if (!remember(req.idToken, expMs, at)) {
           throw new OidcError('id_token_replayed', 'This sign-in was already used; run `tollgate login` again.');
         }
+        bindIdentity(user, at);
         const issued = await deps.tokens.issueToken({
           kind: 'user', subject: user.email, teams: user.teams, ...(user.admin ? { roles: ['admin'] as const } : {}),
           ttlMs: deps.tokenTtlMs ?? 12 * 3_600_000, issuedBy: `oidc:${user.issuer}`, now: at,

@@ -64,7 +64,7 @@ export async function startSso(config: GatewayConfig, logger: Logger, opts: Star
   // embedded dev issuer binds nothing: it moves port (so its iss) at each start, and holds only demo users.
   const bindings = opts.identities;
   const identities: SsoIdentityBinder | undefined = bindings && {
-    bind: (identity, at) => (devIssuer && identity.issuer === devIssuer.issuer ? { ok: true } : bindings.bind(identity, at, issuerNames)),
+    bind: (identity, at) => (devIssuer && identity.issuer === devIssuer.issuer ? { ok: true } : bindings.bind({ issuer: identity.issuer, subject: identity.subject, email: identity.email }, at, issuerNames)),
   };
   const login = createSsoLogin({
     issuers, tokens: opts.tokens, ...(identities ? { identities } : {}), org: opts.org, nonces, logger, tokenTtlMs: config.sso.tokenTtlMs,

@@ -16,6 +16,8 @@ export const OIDC_ERROR_CODES = {
   identity_conflict: 403,
   /** The user's groups map to no team of org.yaml. */
   no_team: 403,
+  /** Tollgate's own store (tollgate.db) could not record the sign-in (locked, read-only, full). */
+  store_unavailable: 503,
   /** The sign-in request itself is wrong (unknown issuer, bad body, state mismatch …). */
   bad_request: 400,
 } as const;

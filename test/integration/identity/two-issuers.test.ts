@@ -13,6 +13,7 @@ import { idTokenFrom, ScriptedBrowser } from '../../helpers/oidc-browser.ts';
 const users = [
   { email: 'alice@acme.example', name: 'Alice', groups: ['alpha-people'] },
   { email: 'ada@acme.example', name: 'Ada', groups: ['admins', 'alpha-people'] },
+  { email: 'bob@acme.example', name: 'Bob', groups: ['alpha-people'] },
 ];
 const corp = await startDevIssuer({ users });
 const partner = await startDevIssuer({ users });
@@ -82,6 +83,17 @@ t.test('the first account to sign in holds the address; the other IdP\'s account
 
   const again = await signIn('corp', 'alice@acme.example');
   t.equal(again.status, 200, 'the holder still signs in');
+});
+
+t.test('a refused sign-in binds nothing: the account that gets a token holds the address', async (t) => {
+  partner.setGroups('bob@acme.example', ['contractors']);
+  t.teardown(() => partner.setGroups('bob@acme.example', ['alpha-people']));
+  const refused = await signIn('partner', 'bob@acme.example');
+  t.equal(refused.status, 403);
+  t.equal(refused.body.error?.code, 'no_team');
+  t.same(identitiesList({ dbFile, email: 'bob@acme.example' }), [], 'no binding for a sign-in that got nothing');
+  t.equal((await signIn('corp', 'bob@acme.example')).status, 200, 'the corp account is not refused');
+  t.match(identitiesList({ dbFile, email: 'bob@acme.example' }), [{ issuer: corp.issuer }]);
 });
 
 t.test('an admin of the other IdP gets no dashboard session either', async (t) => {
