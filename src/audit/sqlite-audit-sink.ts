@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
 import { LATE_LEDGER_METHODS, appendPacked, type AuditOp, type PackedBatch } from '../store/audit-writer.ts';
 import type { AuditWorkerConfig, FromWorker, LedgerCall, LedgerMethod, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
-import type { CheckpointerConfig } from '../store/wal-checkpointer-worker.ts';
+import type { CheckpointerConfig, CheckpointerMessage } from '../store/wal-checkpointer-worker.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { AuditEventRow } from './audit-record.ts';
 import { AuditUnavailableError, type AuditSink, type AuditSinkStatus } from './audit-sink.ts';
@@ -334,11 +334,26 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     });
   };
   start(true);
-  // WAL checkpoints run on a thread of their own (src/store/wal-checkpointer-worker.ts), never
-  // inside one of the writer's commits.
-  const checkpointer = spawnWorker(CHECKPOINTER_URL, { file: opts.file, intervalMs: opts.checkpointIntervalMs ?? 500 } satisfies CheckpointerConfig, 'tollgate-wal-checkpointer');
-  checkpointer.on('error', (err) => log.warn('WAL checkpointer failed; the writer truncates the WAL at its cap', { error: err.message }));
-  checkpointer.unref();
+  // WAL checkpoints, and truncating a WAL past its cap, run on a thread of their own
+  // (src/store/wal-checkpointer-worker.ts), never inside one of the writer's commits; a thread that
+  // dies is started again.
+  let checkpointer: Worker | undefined;
+  const startCheckpointer = () => {
+    const c = spawnWorker(CHECKPOINTER_URL, { file: opts.file, intervalMs: opts.checkpointIntervalMs ?? 500, walCapBytes: config.walCapBytes } satisfies CheckpointerConfig, 'tollgate-wal-checkpointer');
+    checkpointer = c;
+    c.on('message', (m: CheckpointerMessage) => {
+      if (m.t === 'wal-blocked') log.warn('audit WAL is above its cap and a reader blocks the checkpoint', { wal_bytes: m.walBytes, cap_bytes: m.capBytes });
+      else log.warn('the WAL checkpointer cannot open the database; the WAL grows until it can', { error: m.error });
+    });
+    c.on('error', (err) => log.warn('WAL checkpointer failed; starting it again', { error: err.message }));
+    c.on('exit', () => {
+      if (closing || checkpointer !== c) return;
+      const again = setTimeout(() => { if (!closing) startCheckpointer(); }, 1000);
+      again.unref();
+    });
+    c.unref();
+  };
+  startCheckpointer();
 
   const ledgerCall = (method: LedgerMethod, args: unknown[]): Promise<unknown> =>
     // queued at once when the writer runs (so a settlement and its completion share a message)
@@ -432,7 +447,9 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       for (const c of outboxCalls) failLedgerCall(c.id, new AuditUnavailableError('AUDIT_CLOSED', 'the gateway is shutting down'));
       outboxCalls = [];
       await w?.terminate();
-      await checkpointer.terminate();
+      const c = checkpointer;
+      checkpointer = undefined;
+      await c?.terminate();
     },
   };
   return sink;

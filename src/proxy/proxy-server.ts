@@ -46,9 +46,12 @@ export interface ProxyServer {
   stats(): { connections: number; tunnels: number; activeExchanges: number };
 }
 
+/** How much longer a client connection may stay idle than a response body it waits for (undici's timers are coarse). */
+const UPSTREAM_FIRST_GRACE_MS = 2000;
+
 export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   const sockets = new Set<Duplex>();
-  const tunnelOf = new WeakMap<object, { ctx: TunnelContext; scheme: 'http' | 'https' }>();
+  const tunnelOf = new WeakMap<object, { ctx: TunnelContext; scheme: 'http' | 'https'; raw?: net.Socket }>();
   let tunnels = 0;
   let activeExchanges = 0;
   let draining = false;
@@ -72,6 +75,9 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   const inner = http.createServer(serverOptions);
   outer.maxConnections = deps.maxConnections;
   for (const s of [outer, inner]) {
+    // Node sets a kept-alive socket's timeout back to server.timeout when its next request arrives:
+    // the idle bound must hold for every request of a connection, not only the first.
+    s.timeout = deps.timeouts.idleMs;
     s.on('connection', (sock: net.Socket) => {
       track(sock);
       sock.setTimeout(deps.timeouts.idleMs, () => sock.destroy());
@@ -231,9 +237,13 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const t = tunnelOf.get(req.socket);
     const ex = newExchange('request', t ? 'intercepted' : 'plain', req, t?.ctx);
     activeResponses.add(res);
+    // The exchange is reported once its outcome is known: a client that leaves closes the response
+    // before the forwarder has recorded why (499, "client disconnected during the response").
+    let forwarding: Promise<void> | undefined;
     res.once('close', () => {
       activeResponses.delete(res);
-      endExchange(ex);
+      if (forwarding) void forwarding.then(() => endExchange(ex), () => endExchange(ex));
+      else endExchange(ex);
     });
     let closeAfter = false;
     try {
@@ -269,7 +279,18 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       if (facts.expectContinue && !ex.notes['continued']) res.writeContinue();
       if (draining) res.shouldKeepAlive = false;
       closeAfter = false;
-      await forwardHttp(ex, req, res, deps.pools, facts.hasBody);
+      // While the upstream answers, its own timers (first byte, body idle) bound the wait: the
+      // client connection's idle timer waits a little longer, so a stalled upstream is reported as
+      // such rather than as a client that went away.
+      const clientSockets = t?.raw ? [req.socket, t.raw] : [req.socket];
+      for (const s of clientSockets) s.setTimeout(deps.timeouts.idleMs + UPSTREAM_FIRST_GRACE_MS);
+      forwarding = forwardHttp(ex, req, res, deps.pools, facts.hasBody);
+      try {
+        await forwarding;
+      } finally {
+        // (unless Node has moved on to its keep-alive timeout meanwhile)
+        for (const s of clientSockets) if (!s.destroyed && s.timeout === deps.timeouts.idleMs + UPSTREAM_FIRST_GRACE_MS) s.setTimeout(deps.timeouts.idleMs);
+      }
     } catch (err) {
       const r = toRefusal(err);
       if (r.reason === 'internal_error') deps.logger.error('request failed', { request_id: ex.id, error: r.detail });
@@ -404,7 +425,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     tlsSocket.once('secure', () => clearTimeout(hsTimer));
     tlsSocket.on('error', () => { clearTimeout(hsTimer); tlsSocket.destroy(); socket.destroy(); });
     tlsSocket.once('close', () => socket.destroy());
-    tunnelOf.set(tlsSocket, { ctx, scheme: 'https' });
+    tunnelOf.set(tlsSocket, { ctx, scheme: 'https', raw: socket });
     inner.emit('connection', tlsSocket);
   }
 

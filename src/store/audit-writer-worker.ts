@@ -96,7 +96,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     db.pragma(`journal_size_limit = ${Math.trunc(cfg.walCapBytes)}`);
     // No checkpoint inside a commit: the checkpointer thread (wal-checkpointer-worker.ts) runs them
     // on its own connection, so a decision never waits for pages being copied and synced.
-    // journal_size_limit bounds the WAL file; maybeCheckpoint truncates a WAL past its cap.
+    // journal_size_limit bounds the WAL file; the checkpointer also truncates a WAL past its cap.
     db.pragma('wal_autocheckpoint = 0');
     // This connection only appends: a larger page cache keeps the indexes' recent pages in memory
     // as the tables grow; sorts and temporary b-trees stay in memory.
@@ -128,7 +128,6 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   let retryTimer: NodeJS.Timeout | undefined;
   let failing = false;
   let flushWaiters: number[] = [];
-  let lastWalCheck = 0;
 
   const checkFile = () => {
     let st;
@@ -322,22 +321,6 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
       const w = flushWaiters;
       flushWaiters = [];
       for (const id of w) post({ t: 'done', id, value: { retrying: retry.length } });
-    }
-    maybeCheckpoint();
-  }
-
-  function maybeCheckpoint(): void {
-    const now = Date.now();
-    if (now - lastWalCheck < 5000) return;
-    lastWalCheck = now;
-    try {
-      const size = statSync(`${cfg.file}-wal`).size;
-      if (size > cfg.walCapBytes) {
-        const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
-        if (r && r.busy) log('warn', 'audit WAL is above its cap and a reader blocks the checkpoint', { wal_bytes: size, cap_bytes: cfg.walCapBytes });
-      }
-    } catch {
-      // no WAL file yet, or the checkpoint was busy: try again later
     }
   }
 

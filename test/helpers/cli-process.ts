@@ -36,3 +36,13 @@ export async function until(what: string, ok: () => boolean, ms = 30_000): Promi
     await sleep(20);
   }
 }
+
+/** Whether `ok()` came to hold within `ms` (polled every 10 ms). */
+export async function waitFor(ok: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) return false;
+    await sleep(10);
+  }
+  return true;
+}

@@ -43,7 +43,7 @@ t.test('a held write lock: the connection opens on a later tick, then the WAL is
   const attempted = () => (statSync(file).mode & 0o777) === 0o600;
   chmodSync(file, 0o644);
   db.exec('BEGIN IMMEDIATE');
-  const worker = await startCheckpointer({ file, intervalMs: 10, openBusyTimeoutMs: 20 });
+  const worker = await startCheckpointer({ file, intervalMs: 10, openBusyTimeoutMs: 20, walCapBytes: 64 * 1024 * 1024 });
   t.teardown(() => worker.terminate());
   await until('a first attempt to open', attempted, 5000);
   chmodSync(file, 0o644);
