@@ -4,7 +4,6 @@ import { Command } from 'commander';
 import { loadGatewayConfig } from '../config/gateway-config.ts';
 import { createLogger } from '../observability/logger.ts';
 import { stdoutLineWriter } from '../observability/line-writer.ts';
-import { assembleGateway } from '../main.ts';
 import { addConfigOption, configPath } from './config-option.ts';
 
 export function registerServeCommand(program: Command): void {
@@ -14,6 +13,9 @@ export function registerServeCommand(program: Command): void {
       const config = loadGatewayConfig(configPath(opts));
       const lines = stdoutLineWriter();
       const logger = createLogger({ level: config.log.level, write: lines.write });
+      // Loaded here, not at the top: the gateway's modules take over a second to load, which every
+      // other verb of the CLI would pay for nothing.
+      const { assembleGateway } = await import('../main.ts');
       const gateway = await assembleGateway(config, logger, { dev: opts.dev === true });
       await new Promise<void>((resolve) => {
         let stopping = false;
