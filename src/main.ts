@@ -165,7 +165,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
       logExchange(logger, ex);
       parts.onExchangeEnd?.(ex);
     },
-    timeouts: { headersMs: config.timeouts.headersMs, idleMs: config.timeouts.idleMs },
+    timeouts: { headersMs: config.timeouts.headersMs, idleMs: config.timeouts.idleMs, firstByteMs: config.timeouts.firstByteMs },
     maxHeaderBytes: config.limits.maxHeaderBytes,
     maxConnections: config.limits.maxConnections,
     ...(parts.credentialWatch ? { credentialWatch: parts.credentialWatch } : {}),

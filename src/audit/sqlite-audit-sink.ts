@@ -338,18 +338,35 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
   // (src/store/wal-checkpointer-worker.ts), never inside one of the writer's commits; a thread that
   // dies is started again.
   let checkpointer: Worker | undefined;
+  // A thread that keeps dying (it cannot load, no thread can be made) is started again after 1 s,
+  // then 2, 4 … up to a minute; one that ran a minute starts the count again.
+  let restartDelayMs = 1000;
+  const restartCheckpointer = () => {
+    const again = setTimeout(() => { if (!closing) startCheckpointer(); }, restartDelayMs);
+    again.unref();
+    restartDelayMs = Math.min(restartDelayMs * 2, 60_000);
+  };
   const startCheckpointer = () => {
-    const c = spawnWorker(CHECKPOINTER_URL, { file: opts.file, intervalMs: opts.checkpointIntervalMs ?? 500, walCapBytes: config.walCapBytes } satisfies CheckpointerConfig, 'tollgate-wal-checkpointer');
+    let c: Worker;
+    try {
+      c = spawnWorker(CHECKPOINTER_URL, { file: opts.file, intervalMs: opts.checkpointIntervalMs ?? 500, walCapBytes: config.walCapBytes } satisfies CheckpointerConfig, 'tollgate-wal-checkpointer');
+    } catch (err) {
+      log.warn('WAL checkpointer cannot start; trying again', { error: String(err), retry_ms: restartDelayMs });
+      restartCheckpointer();
+      return;
+    }
+    const startedAt = Date.now();
     checkpointer = c;
     c.on('message', (m: CheckpointerMessage) => {
       if (m.t === 'wal-blocked') log.warn('audit WAL is above its cap and a reader blocks the checkpoint', { wal_bytes: m.walBytes, cap_bytes: m.capBytes });
       else log.warn('the WAL checkpointer cannot open the database; the WAL grows until it can', { error: m.error });
     });
-    c.on('error', (err) => log.warn('WAL checkpointer failed; starting it again', { error: err.message }));
+    c.on('error', (err) => log.warn('WAL checkpointer failed; starting it again', { error: err.message, retry_ms: restartDelayMs }));
     c.on('exit', () => {
       if (closing || checkpointer !== c) return;
-      const again = setTimeout(() => { if (!closing) startCheckpointer(); }, 1000);
-      again.unref();
+      checkpointer = undefined;
+      if (Date.now() - startedAt >= 60_000) restartDelayMs = 1000;
+      restartCheckpointer();
     });
     c.unref();
   };

@@ -265,15 +265,6 @@ function onSseData(api: LlmApi, data: string, r: MutableReading): void {
   if (err) r.error = typeof err['type'] === 'string' ? err['type'] : 'error';
 }
 
-const TIER_KEY = /(?<!\\)"service_tier"\s*:\s*"([a-z_]{1,32})"/g;
-
-/** The first group of the last match of a global regex in `text`. */
-function lastMatch(re: RegExp, text: string): string | undefined {
-  let last: string | undefined;
-  for (const m of text.matchAll(re)) last = m[1];
-  return last;
-}
-
 /** Position just after the JSON object starting at `start` (which must be "{"), or -1. */
 function objectEnd(text: string, start: number): number {
   let depth = 0;
@@ -379,13 +370,11 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
       return;
     }
     const headText = head.toString('utf8');
-    const tailText = tail.toString('utf8');
     const model = /"model"\s*:\s*"([^"\\]{1,256})"/.exec(headText);
     if (model?.[1]) r.model = model[1];
-    // the key, not the same words inside a string value (there its quotes are escaped)
-    const tier = lastMatch(TIER_KEY, tailText) ?? lastMatch(TIER_KEY, headText);
-    if (tier !== undefined && api !== 'anthropic_messages') r.serviceTier = tier;
-    const u = lastUsageObject(tailText);
+    // No service tier from a head and a tail: a nested key (the caller's metadata) cannot be told
+    // from the top-level one there, so settlement prices such a body at the tier the request named.
+    const u = lastUsageObject(tail.toString('utf8'));
     if (u) {
       r.readable = true;
       fromBody({ usage: u }, r);

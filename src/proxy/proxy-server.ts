@@ -32,7 +32,7 @@ export interface ProxyServerDeps {
   stages: { tunnel: readonly Stage[]; request: readonly Stage[] };
   /** Called once per exchange when it ends (log line, audit row). */
   onExchangeEnd: (ex: Exchange) => void;
-  timeouts: { headersMs: number; idleMs: number; handshakeMs?: number };
+  timeouts: { headersMs: number; idleMs: number; handshakeMs?: number; /** the upstream's first-byte timeout (default: idleMs) */ firstByteMs?: number };
   maxHeaderBytes: number;
   maxConnections: number;
   /** Ends pass-through tunnels and WebSockets whose token is revoked or expires (they carry no further requests to authenticate). */
@@ -280,16 +280,17 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       if (draining) res.shouldKeepAlive = false;
       closeAfter = false;
       // While the upstream answers, its own timers (first byte, body idle) bound the wait: the
-      // client connection's idle timer waits a little longer, so a stalled upstream is reported as
-      // such rather than as a client that went away.
+      // client connection's idle timer waits a little longer than either, so a stalled upstream is
+      // reported as such rather than as a client that went away.
       const clientSockets = t?.raw ? [req.socket, t.raw] : [req.socket];
-      for (const s of clientSockets) s.setTimeout(deps.timeouts.idleMs + UPSTREAM_FIRST_GRACE_MS);
+      const forwardingIdleMs = Math.max(deps.timeouts.idleMs, deps.timeouts.firstByteMs ?? 0) + UPSTREAM_FIRST_GRACE_MS;
+      for (const s of clientSockets) s.setTimeout(forwardingIdleMs);
       forwarding = forwardHttp(ex, req, res, deps.pools, facts.hasBody);
       try {
         await forwarding;
       } finally {
         // (unless Node has moved on to its keep-alive timeout meanwhile)
-        for (const s of clientSockets) if (!s.destroyed && s.timeout === deps.timeouts.idleMs + UPSTREAM_FIRST_GRACE_MS) s.setTimeout(deps.timeouts.idleMs);
+        for (const s of clientSockets) if (!s.destroyed && s.timeout === forwardingIdleMs) s.setTimeout(deps.timeouts.idleMs);
       }
     } catch (err) {
       const r = toRefusal(err);
