@@ -48,6 +48,7 @@ export function detectEndpoint(
   compatible: readonly OpenAiCompatibleBase[] = [],
 ): MeteredEndpoint | undefined {
   if (req.method !== 'POST' || req.path === undefined) return undefined;
+  if (req.host !== 'api.anthropic.com' && req.host !== 'api.openai.com' && !compatible.some((b) => b.host === req.host && b.port === req.port)) return undefined;
   // Compared without case: a provider that routes /V1/Messages like /v1/messages must not be a way
   // around the meter (a mistyped path then costs one 404, settled at $0).
   const path = asciiLower(trimSlash(req.path));

@@ -92,10 +92,10 @@ export function unmeteredSpendEndpoint(
   req: { host: string; port: number; method: string; path: string | undefined; upgrade?: boolean },
   compatible: readonly OpenAiCompatibleBase[] = [],
 ): UnmeteredSpend | undefined {
-  if (req.upgrade === true) {
-    const provider = providerOfHost(req.host, req.port, compatible);
-    return provider === undefined ? undefined : { provider, what: 'WebSocket APIs (Realtime, Live, the Responses API\'s WebSocket mode)' };
-  }
+  // Every request of every host passes here: other hosts cost one comparison, no string work.
+  const provider = providerOfHost(req.host, req.port, compatible);
+  if (provider === undefined) return undefined;
+  if (req.upgrade === true) return { provider, what: 'WebSocket APIs (Realtime, Live, the Responses API\'s WebSocket mode)' };
   if (req.path === undefined) return undefined;
   const method = req.method.toUpperCase();
   const segments = asciiLower(req.path).split('/').filter(Boolean);
