@@ -1,22 +1,27 @@
 // Owns: the pipeline stage that asks the pure `decide` for a verdict on the exchange (a tunnel at
-// CONNECT time, or one request) and stops the exchange with a 403 when it is denied.
+// CONNECT time, or one request) and stops the exchange with a 403 when it is denied. A request that
+// names another method in an override header or `_method` parameter needs that method allowed too.
+import { readMethodOverrides } from '../classify/method-override.ts';
 import { decide } from '../policy/decide.ts';
 import type { CompiledPolicySet, Decision } from '../policy/types.ts';
 import { RequestRefusal, REASONS, type ReasonCode } from '../errors.ts';
-import type { Stage } from '../proxy/exchange.ts';
+import type { Exchange, ExchangeDecision, Stage } from '../proxy/exchange.ts';
 
 export function decidePolicyStage(current: () => CompiledPolicySet): Stage {
   return (ex) => {
     const principal = ex.principal;
     if (!principal) throw new RequestRefusal('auth_required');
-    const d: Decision = decide(current(), { team: principal.team, project: principal.project, agent: principal.agent }, {
+    const set = current();
+    const who = { team: principal.team, project: principal.project, agent: principal.agent };
+    const request = {
       host: ex.host,
       hostKind: ex.hostKind,
       port: ex.port,
       method: ex.kind === 'tunnel' ? 'CONNECT' : ex.method,
       path: ex.kind === 'tunnel' ? undefined : ex.path,
       scheme: ex.scheme,
-    });
+    };
+    const d: Decision = decide(set, who, request);
     ex.decision = {
       effect: d.effect,
       reason: d.reason === 'direct' ? 'allowed' : d.reason as ReasonCode | 'allowed',
@@ -32,9 +37,27 @@ export function decidePolicyStage(current: () => CompiledPolicySet): Stage {
       const reason = (d.reason in REASONS ? d.reason : 'host_not_allowed') as ReasonCode;
       throw new RequestRefusal(reason, d.explanation, { status: REASONS[reason].status === 421 ? 421 : 403 });
     }
+    if (ex.kind !== 'tunnel') denyOverrides(ex, (method) => decide(set, who, { ...request, method }));
     if (ex.kind !== 'tunnel' && d.effect === 'direct') {
       // A pass-through host reached as a plain HTTP request: nothing to intercept, forward as allowed.
       ex.decision.effect = 'allow';
     }
   };
+}
+
+/**
+ * Every method the request asks the upstream to apply instead of its own (X-HTTP-Method-Override,
+ * X-HTTP-Method, X-Method-Override, `?_method=`) must be allowed as well; the first that is not
+ * refuses the request, with the decision for that method. A value that is no method is a 400.
+ */
+function denyOverrides(ex: Exchange, decideFor: (method: string) => Decision): void {
+  const reading = readMethodOverrides(ex.method, ex.headers, ex.query);
+  if (!reading.ok) throw new RequestRefusal(reading.reason, reading.message);
+  for (const o of reading.overrides) {
+    const d = decideFor(o.method);
+    if (d.effect !== 'deny') continue;
+    ex.decision = { ...(ex.decision as ExchangeDecision), effect: 'deny', reason: d.reason as ReasonCode, rule: d.rule, explanation: d.explanation };
+    const reason = (d.reason in REASONS ? d.reason : 'method_not_allowed') as ReasonCode;
+    throw new RequestRefusal(reason, `The request is sent as ${ex.method} but asks the upstream to apply ${o.method} (${o.source}). ${d.explanation}`, { status: REASONS[reason].status === 421 ? 421 : 403 });
+  }
 }

@@ -1,0 +1,84 @@
+// Owns: reading the methods a request asks its upstream to apply instead of its own. Many
+// frameworks honour a method override: Rack and Express (`X-HTTP-Method-Override`), OData and
+// Microsoft services (`X-HTTP-Method`), Google APIs and others (`X-Method-Override`), Laravel and
+// Symfony (a `_method` parameter; in the query string too). A POST carrying `DELETE` in one of
+// them is a DELETE to such an upstream, so the policy must allow every method the request names,
+// not only its request line's (security case 3.05). Pure: forwarded headers and the raw query in,
+// the distinct overriding methods out (upper-cased, without the request's own method).
+import { malformed, type Malformed } from './malformed.ts';
+
+/** The override headers Tollgate reads (lower-case). */
+export const METHOD_OVERRIDE_HEADERS: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+
+/** The override parameter read from the query string. */
+export const METHOD_OVERRIDE_PARAMETER = '_method';
+
+export interface MethodOverride {
+  /** Where the method was named: a header name as received, or `?_method`. */
+  readonly source: string;
+  /** Upper-cased method token. */
+  readonly method: string;
+}
+
+export type MethodOverrideReading = { readonly ok: true; readonly overrides: readonly MethodOverride[] } | Malformed;
+
+const NONE: MethodOverrideReading = Object.freeze({ ok: true, overrides: Object.freeze([]) });
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
+const HEADER_LENGTHS = new Set(METHOD_OVERRIDE_HEADERS.map((h) => h.length));
+
+function isOverrideHeader(name: string): boolean {
+  return HEADER_LENGTHS.has(name.length) && METHOD_OVERRIDE_HEADERS.includes(name.toLowerCase());
+}
+
+/** The query's `_method` values, percent-decoded (`+` is a space, as in a form); undefined when one cannot be decoded. */
+function queryOverrides(query: string): string[] | undefined {
+  const out: string[] = [];
+  for (const pair of query.split('&')) {
+    const eq = pair.indexOf('=');
+    const rawName = eq === -1 ? pair : pair.slice(0, eq);
+    let name: string;
+    try {
+      name = decodeURIComponent(rawName.replace(/\+/g, ' '));
+    } catch {
+      continue; // a name that cannot be decoded is not `_method`: the upstream's business
+    }
+    if (name.toLowerCase() !== METHOD_OVERRIDE_PARAMETER) continue;
+    let value: string;
+    try {
+      value = decodeURIComponent((eq === -1 ? '' : pair.slice(eq + 1)).replace(/\+/g, ' '));
+    } catch {
+      return undefined;
+    }
+    out.push(value);
+  }
+  return out;
+}
+
+/**
+ * The methods `headers` (as forwarded) and `query` (raw, without `?`) name besides `method`.
+ * An empty value names nothing; a comma-separated header value names each element. A value that
+ * is not an HTTP method token, or a `_method` parameter that cannot be decoded, is malformed:
+ * the request is refused rather than guessed at.
+ */
+export function readMethodOverrides(method: string, headers: ReadonlyArray<readonly [string, string]>, query: string): MethodOverrideReading {
+  const named: Array<{ source: string; value: string }> = [];
+  for (const [name, value] of headers) {
+    if (isOverrideHeader(name)) for (const v of value.split(',')) named.push({ source: name, value: v });
+  }
+  if (query.length >= METHOD_OVERRIDE_PARAMETER.length && /_method|%5fmethod/i.test(query)) {
+    const values = queryOverrides(query);
+    if (values === undefined) return malformed(`The request's ${METHOD_OVERRIDE_PARAMETER} query parameter cannot be decoded; it would name the method the upstream applies.`);
+    for (const v of values) named.push({ source: `?${METHOD_OVERRIDE_PARAMETER}`, value: v });
+  }
+  if (named.length === 0) return NONE;
+  const own = method.toUpperCase();
+  const overrides: MethodOverride[] = [];
+  for (const { source, value } of named) {
+    const v = value.trim();
+    if (v === '') continue;
+    if (!TOKEN.test(v)) return malformed(`${source} names ${JSON.stringify(v.slice(0, 40))}, which is not an HTTP method; the upstream would apply it instead of ${method}.`);
+    const m = v.toUpperCase();
+    if (m !== own && !overrides.some((o) => o.method === m)) overrides.push({ source, method: m });
+  }
+  return overrides.length === 0 ? NONE : { ok: true, overrides };
+}
