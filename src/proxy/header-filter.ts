@@ -1,12 +1,29 @@
 // Owns: which header lines cross the proxy. Pure: raw header pairs in, the forwarded list out.
-// Hop-by-hop headers (RFC 9110 §7.6.1), headers named in Connection, and every Proxy-* header
-// are dropped in both directions.
+// Hop-by-hop headers (RFC 9110 §7.6.1), headers named in Connection, every Proxy-* header and the
+// gateway's own X-Tollgate-* namespace are dropped in both directions: an agent cannot send the
+// gateway's headers upstream, and an upstream cannot speak for the gateway (security case 4.06).
+// Requests also lose the headers by which a client could steer what a server behind the upstream
+// believes about the request — who sent it and which URL it is for (security case 4.07): the
+// policy decided on the request line's host and path, so X-Original-URL / X-Rewrite-URL (honoured
+// by IIS and Symfony as the path to route) would undo that decision.
 import { asciiLower } from '../classify/request-framing.ts';
 
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate',
   'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings', 'expect', 'host',
 ]);
+
+/** Client-supplied forwarding and routing claims, never forwarded. */
+const STEERING = new Set([
+  'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'forwarded',
+  'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-original-url', 'x-rewrite-url', 'x-original-host',
+]);
+
+const GATEWAY_PREFIX = 'x-tollgate-';
+
+function dropped(lower: string, named: ReadonlySet<string>): boolean {
+  return HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('proxy-') || lower.startsWith(GATEWAY_PREFIX);
+}
 
 function connectionTokens(rawHeaders: readonly string[]): Set<string> {
   const named = new Set<string>();
@@ -29,7 +46,7 @@ export function forwardableRequestHeaders(rawHeaders: readonly string[], keep: R
     const name = rawHeaders[i] as string;
     const lower = asciiLower(name);
     if (keep.has(lower)) { out.push([name, rawHeaders[i + 1] as string]); continue; }
-    if (HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('proxy-')) continue;
+    if (dropped(lower, named) || STEERING.has(lower)) continue;
     out.push([name, rawHeaders[i + 1] as string]);
   }
   return out;
@@ -46,7 +63,7 @@ export function relayableResponseHeaders(headers: Record<string, string | string
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
     const lower = asciiLower(name);
-    if (HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('proxy-')) continue;
+    if (dropped(lower, named)) continue;
     if (Array.isArray(value)) for (const v of value) out.push(name, v);
     else out.push(name, value);
   }
