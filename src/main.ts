@@ -165,7 +165,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
       logExchange(logger, ex);
       parts.onExchangeEnd?.(ex);
     },
-    timeouts: { headersMs: config.timeouts.headersMs, idleMs: config.timeouts.idleMs, firstByteMs: config.timeouts.firstByteMs },
+    timeouts: { headersMs: config.timeouts.headersMs, idleMs: config.timeouts.idleMs, firstByteMs: config.timeouts.firstByteMs, handshakeMs: config.timeouts.headersMs },
     maxHeaderBytes: config.limits.maxHeaderBytes,
     maxConnections: config.limits.maxConnections,
     ...(parts.credentialWatch ? { credentialWatch: parts.credentialWatch } : {}),
@@ -350,7 +350,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
         onThreshold: (e) => { logger.warn('budget threshold', { ...e }); auditSink.event(buildAuditEvent({ type: 'budget_threshold', actor: 'gateway', detail: { ...e } }, Date.now())); alerts.notifyThreshold(e); } }), auditStage],
       tunnelStagesAfterResolve: [auditStage],
       onExchangeEnd: (ex) => { auditEnd(ex); recordExchange(ex); },
-      ruleAllowsAddress: (ex, ip) => (ex.principal ? addressAllowedByRule(policy.current(), ex.principal.team, ip).allowed : false),
+      ruleAllowsAddress: (ex, ip) => (ex.principal ? addressAllowedByRule(policy.current(), ex.principal.team, ip, ex.port).allowed : false),
       readiness: () => {
         const st = policy.status();
         const au = auditSink.status();

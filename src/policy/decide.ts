@@ -368,15 +368,18 @@ function findGuardrail(table: RuleTable, host: string, ip: ParsedIp | null, port
  * rule names it). Rules are taken in order: a deny naming the address first wins, and org
  * guardrails naming it always win. `*` and host-name rules never count.
  */
-export function addressAllowedByRule(set: CompiledPolicySet, team: string, ip: ParsedIp): { allowed: boolean; rule: string | null } {
+export function addressAllowedByRule(set: CompiledPolicySet, team: string, ip: ParsedIp, port: number): { allowed: boolean; rule: string | null } {
+  const onPort = (r: CompiledRule) => r.ports === null || r.ports.has(port);
   for (const r of set.guardrails.rules) {
-    if ((r.host.kind === 'ip' || r.host.kind === 'cidr') && r.http === null && hostPatternMatches(r.host, '', ip)) return { allowed: false, rule: r.id };
+    if ((r.host.kind === 'ip' || r.host.kind === 'cidr') && r.http === null && onPort(r) && hostPatternMatches(r.host, '', ip)) return { allowed: false, rule: r.id };
   }
   const policy = set.teams.get(team);
   if (!policy) return { allowed: false, rule: null };
   for (const at of policy.table.addresses) {
     const r = policy.table.rules[at] as CompiledRule;
-    if (!hostPatternMatches(r.host, '', ip)) continue;
+    // A rule names an address only on its ports: `10.20.0.0/16 ... ports: [8443]` lets a name
+    // resolve into that range for port 8443, not for 443.
+    if (!onPort(r) || !hostPatternMatches(r.host, '', ip)) continue;
     return { allowed: r.action !== 'deny', rule: r.id };
   }
   return { allowed: false, rule: null };

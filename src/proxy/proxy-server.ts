@@ -69,10 +69,18 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
     requireHostHeader: false, // checked by checkRequestFraming with a clearer message
+    // Node enforces headersTimeout by sweeping its connections every connectionsCheckingInterval
+    // (30 s by default): a slowloris head would outlive headers_ms by up to 30 s.
+    connectionsCheckingInterval: Math.max(50, Math.min(500, Math.floor(deps.timeouts.headersMs / 3))),
   } as http.ServerOptions;
 
   const outer = http.createServer(serverOptions);
   const inner = http.createServer(serverOptions);
+  // `inner` never listens: intercepted tunnels are handed to it with emit('connection'). Node starts
+  // the sweep that enforces headersTimeout on 'listening', so without this a request head dribbled
+  // inside a tunnel would be bounded only by idle_ms, which every byte resets (security case 8.01).
+  // close() in shutdown stops the sweep again.
+  inner.emit('listening');
   outer.maxConnections = deps.maxConnections;
   for (const s of [outer, inner]) {
     // Node sets a kept-alive socket's timeout back to server.timeout when its next request arrives:
@@ -607,6 +615,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       draining = true;
       for (const res of activeResponses) if (!res.headersSent) res.shouldKeepAlive = false;
       outer.close();
+      inner.close(() => undefined); // stops the header sweep; "not running" is expected
       outer.closeIdleConnections();
       inner.closeIdleConnections();
       if (activeExchanges > 0) {

@@ -159,15 +159,19 @@ t.test('decision explanation names the rule and the team', async (t) => {
 
 t.test('addressAllowedByRule: deny listed first wins, names only', async (t) => {
   const ip = (s: string) => parseIp(s)!;
-  t.same(addressAllowedByRule(set, 'alpha', ip('192.168.1.5')).allowed, false);
-  t.same(addressAllowedByRule(set, 'alpha', ip('192.168.1.6')).allowed, true);
-  t.same(addressAllowedByRule(set, 'alpha', ip('10.1.2.3')).allowed, false);
-  t.same(addressAllowedByRule(set, 'alpha', ip('10.1.3.3')), { allowed: true, rule: 'policies/alpha.yaml:38' });
-  t.same(addressAllowedByRule(set, 'alpha', ip('127.0.0.1')), { allowed: false, rule: null }, '"*" never names an address');
-  t.same(addressAllowedByRule(set, 'alpha', ip('169.254.169.254')).allowed, false, 'guardrail wins');
-  t.same(addressAllowedByRule(set, 'alpha', ip('::ffff:10.1.3.3')).allowed, true, 'mapped form takes the IPv4 rules');
-  t.same(addressAllowedByRule(set, 'beta', ip('192.168.1.6')).allowed, false, 'other team');
-  t.same(addressAllowedByRule(set, 'gamma', ip('192.168.1.6')).allowed, false, 'unknown team');
+  t.same(addressAllowedByRule(set, 'alpha', ip('192.168.1.5'), 443).allowed, false);
+  t.same(addressAllowedByRule(set, 'alpha', ip('192.168.1.6'), 443).allowed, true);
+  t.same(addressAllowedByRule(set, 'alpha', ip('10.1.2.3'), 443).allowed, false);
+  t.same(addressAllowedByRule(set, 'alpha', ip('10.1.3.3'), 443), { allowed: true, rule: 'policies/alpha.yaml:38' });
+  t.same(addressAllowedByRule(set, 'alpha', ip('127.0.0.1'), 443), { allowed: false, rule: null }, '"*" never names an address');
+  t.same(addressAllowedByRule(set, 'alpha', ip('169.254.169.254'), 443).allowed, false, 'guardrail wins');
+  t.same(addressAllowedByRule(set, 'alpha', ip('::ffff:10.1.3.3'), 443).allowed, true, 'mapped form takes the IPv4 rules');
+  t.same(addressAllowedByRule(set, 'beta', ip('192.168.1.6'), 443).allowed, false, 'other team');
+  t.same(addressAllowedByRule(set, 'gamma', ip('192.168.1.6'), 443).allowed, false, 'unknown team');
+  // a rule names its addresses on its own ports only (10.1.0.0/16 is allowed on 443 and 8443)
+  t.same(addressAllowedByRule(set, 'alpha', ip('10.1.3.3'), 8443), { allowed: true, rule: 'policies/alpha.yaml:38' }, 'on a port of the rule');
+  t.same(addressAllowedByRule(set, 'alpha', ip('10.1.3.3'), 22), { allowed: false, rule: null }, 'not on a port the rule does not list');
+  t.same(addressAllowedByRule(set, 'alpha', ip('169.254.169.254'), 8080).allowed, false, 'a guardrail without ports holds on every port');
 });
 
 t.test('first-match order holds across the exact, suffix and * indexes', async (t) => {
