@@ -19,6 +19,7 @@ export const PURE_FILES = [
   'src/reporting/**/*.ts',
   'src/audit/**/*.ts',
   'src/identity/identity-binding.ts',
+  'src/limits/principal-limits.ts',
   'src/credentials/plan-injection.ts',
   'src/credentials/redact.ts',
   'src/sandbox/plan-sandbox.ts',

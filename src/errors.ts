@@ -108,12 +108,15 @@ export class RequestRefusal extends Error {
   /** Public text for the client (already safe to show). */
   readonly publicMessage: string;
   readonly detail: string | undefined;
-  constructor(reason: ReasonCode, publicMessage?: string, opts: { detail?: string; status?: number; cause?: unknown } = {}) {
+  /** For a 429: when the client may try again (sent as Retry-After, in whole seconds). */
+  readonly retryAfterMs: number | undefined;
+  constructor(reason: ReasonCode, publicMessage?: string, opts: { detail?: string; status?: number; cause?: unknown; retryAfterMs?: number } = {}) {
     super(publicMessage ?? REASONS[reason].text, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'RequestRefusal';
     this.reason = reason;
     this.status = opts.status ?? REASONS[reason].status;
     this.publicMessage = publicMessage ?? REASONS[reason].text;
     this.detail = opts.detail;
+    this.retryAfterMs = opts.retryAfterMs;
   }
 }

@@ -11,6 +11,8 @@ import { createAuthFailureLimiter } from './identity/auth-failure-limiter.ts';
 import { createTokenService } from './identity/token-service.ts';
 import { addressAllowedByRule } from './policy/decide.ts';
 import { authenticateStage } from './stages/authenticate.ts';
+import { limitPrincipalStage } from './stages/limit-principal.ts';
+import { createPrincipalLimits } from './limits/principal-limits.ts';
 import { decidePolicyStage } from './stages/decide-policy.ts';
 import { injectCredentialsStage } from './stages/inject-credentials.ts';
 import { meteringStageFromConfig } from './stages/meter-llm.ts';
@@ -318,6 +320,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     });
     cleanup.push(() => sso.close());
     const authenticate = authenticateStage({ tokens, limiter });
+    const limitPrincipal = limitPrincipalStage({ limits: createPrincipalLimits(config.limits.perPrincipal) });
     const decidePolicy = decidePolicyStage(policy.current);
     // Admin API reads run on their own thread (started on first use), never on the proxy's loop.
     const reporting = createWorkerReportingReader({ file: databasePath(config), busyTimeoutMs: config.audit.busyTimeoutMs });
@@ -343,8 +346,8 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       pinnedTrust: (host) => connectionTrust.choose(host),
       trust,
       credentialWatch,
-      tunnelStages: [authenticate, decidePolicy],
-      requestStages: [authenticate, decidePolicy],
+      tunnelStages: [authenticate, limitPrincipal, decidePolicy],
+      requestStages: [authenticate, limitPrincipal, decidePolicy],
       // auditStage stays LAST: the decision row is committed just before the first byte goes upstream.
       requestStagesAfterResolve: [injectCredentialsStage({ secrets, current: policy.current }), meteringStageFromConfig({ ledger: spend, config, logger, current: policy.current,
         onThreshold: (e) => { logger.warn('budget threshold', { ...e }); auditSink.event(buildAuditEvent({ type: 'budget_threshold', actor: 'gateway', detail: { ...e } }, Date.now())); alerts.notifyThreshold(e); } }), auditStage],

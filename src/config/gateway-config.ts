@@ -8,6 +8,7 @@ import { parseYamlSource, type PathSegment, type YamlSource } from './yaml-sourc
 import { validateAgainstSchema } from './validate-schema.ts';
 import { parseDuration } from '../identity/parse-duration.ts';
 import { AlertsSchema, alertsConfig, type AlertsConfig } from '../alerts/alerts-config.ts';
+import type { PrincipalLimitsConfig } from '../limits/principal-limits.ts';
 
 const HOST_PORT = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$';
 /** An address as host:port; `description` says what it is for. */
@@ -74,6 +75,12 @@ export const GatewayConfigSchema = Type.Object(
     limits: Type.Optional(Type.Object({
       max_header_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_048_576, description: 'largest request head accepted; larger ones get 431', default: 16_384 })),
       max_connections: Type.Optional(Type.Integer({ minimum: 1, description: 'client connections accepted at once', default: 10_000 })),
+      per_principal: Type.Optional(Type.Object({
+        max_tunnels: Type.Optional(Type.Integer({ minimum: 0, description: 'CONNECT tunnels and WebSockets one user or agent may hold open at once (0: unlimited); past it → 429 tunnel_limit', default: 1000 })),
+        max_concurrent_requests: Type.Optional(Type.Integer({ minimum: 0, description: 'requests of one user or agent in flight at once, plain or inside tunnels (0: unlimited); past it → 429 rate_limited', default: 256 })),
+        requests_per_second: Type.Optional(Type.Number({ minimum: 0, maximum: 1_000_000, description: 'sustained request rate of one user or agent (0: unlimited); past it → 429 rate_limited with Retry-After', default: 0 })),
+        burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'requests one user or agent may send at once above requests_per_second (default: twice the rate)' })),
+      }, { additionalProperties: false, description: 'Fairness limits per user or agent, so one runaway agent cannot starve the others (docs/configuration.md)' })),
     }, { additionalProperties: false, description: 'Size and connection limits of the proxy listener' })),
     sso: Type.Optional(Type.Object({
       issuers: Type.Optional(Type.Array(Type.Object({
@@ -122,7 +129,7 @@ export const GatewayConfigSchema = Type.Object(
       tls: { upstream_ca: ['./corp-root.pem'] },
       dns: { servers: ['10.0.0.2:53'], timeout_ms: 5000 },
       timeouts: { connect_ms: 10_000, first_byte_ms: 120_000, idle_ms: 300_000, headers_ms: 15_000, shutdown_ms: 10_000 },
-      limits: { max_header_bytes: 16_384, max_connections: 10_000 },
+      limits: { max_header_bytes: 16_384, max_connections: 10_000, per_principal: { max_tunnels: 1000, max_concurrent_requests: 256, requests_per_second: 50, burst: 100 } },
       log: { level: 'info' },
       sso: { issuers: [{ name: 'okta', issuer: 'https://acme.okta.com', client_id: 'tollgate', preset: 'okta' }] },
       metering: { unknown_model: 'refuse', thresholds: [50, 80, 100] },
@@ -153,7 +160,7 @@ export interface GatewayConfig {
   tls: { upstreamCa: readonly string[] };
   dns: { servers: readonly ListenAddress[]; timeoutMs: number };
   timeouts: { connectMs: number; firstByteMs: number; idleMs: number; headersMs: number; shutdownMs: number };
-  limits: { maxHeaderBytes: number; maxConnections: number };
+  limits: { maxHeaderBytes: number; maxConnections: number; perPrincipal: PrincipalLimitsConfig };
   sso: SsoConfig;
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   audit: { retentionDays: number; failOpenNonMetered: boolean; groupCommitMs: number; busyTimeoutMs: number; walCapBytes: number };
@@ -384,7 +391,16 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
       headersMs: c.timeouts?.headers_ms ?? 15_000,
       shutdownMs: c.timeouts?.shutdown_ms ?? 10_000,
     },
-    limits: { maxHeaderBytes: c.limits?.max_header_bytes ?? 16_384, maxConnections: c.limits?.max_connections ?? 10_000 },
+    limits: {
+      maxHeaderBytes: c.limits?.max_header_bytes ?? 16_384,
+      maxConnections: c.limits?.max_connections ?? 10_000,
+      perPrincipal: {
+        maxTunnels: c.limits?.per_principal?.max_tunnels ?? 1000,
+        maxConcurrentRequests: c.limits?.per_principal?.max_concurrent_requests ?? 256,
+        requestsPerSecond: c.limits?.per_principal?.requests_per_second ?? 0,
+        burst: c.limits?.per_principal?.burst ?? Math.max(1, Math.ceil(2 * (c.limits?.per_principal?.requests_per_second ?? 0))),
+      },
+    },
     sso,
     log: { level: c.log?.level ?? 'info' },
     audit: {

@@ -11,6 +11,8 @@ export interface RefusalFacts {
   rule: string | null;
   host: string | undefined;
   team: string | undefined;
+  /** A 429's wait before a retry; Retry-After says 1 s when unknown. */
+  retryAfterMs?: number | undefined;
 }
 
 export interface RenderedResponse {
@@ -61,7 +63,7 @@ export function renderRefusal(f: RefusalFacts, shape: ProviderShape = providerSh
   if (f.status === 407) {
     headers.push(['Proxy-Authenticate', 'Basic realm="tollgate", charset="UTF-8"']);
   }
-  if (f.status === 429) headers.push(['Retry-After', '1']);
+  if (f.status === 429) headers.push(['Retry-After', String(Math.max(1, Math.ceil((f.retryAfterMs ?? 1000) / 1000)))]);
   if (f.status === 402 || f.status === 403) headers.push(['x-should-retry', 'false']);
   const where = NOT_A_RULE.has(f.reason) ? '' : f.rule ? ` (rule ${f.rule}${f.team ? `, team ${f.team}` : ''})` : f.team ? ` (team ${f.team})` : '';
   const text = `Tollgate: ${f.message}${where}`;

@@ -24,6 +24,7 @@ function rendered(ex: Exchange, r: RequestRefusal) {
     rule: ex.decision?.rule ?? null,
     host: ex.host || undefined,
     team: ex.principal?.team,
+    retryAfterMs: r.retryAfterMs,
   });
 }
 

@@ -12,7 +12,7 @@ export function authenticateStage(deps: { tokens: TokenService; limiter: AuthFai
   return async (ex) => {
     const r = await authenticateProxyRequest(deps, { proxyAuthorization: ex.proxyAuthorization, sourceAddress: ex.clientAddress, now: now() });
     if (!r.ok) {
-      throw new RequestRefusal(r.reason, r.message, { detail: `${r.detail}${r.tokenId ? ` (token ${r.tokenId})` : ''}` });
+      throw new RequestRefusal(r.reason, r.message, { detail: `${r.detail}${r.tokenId ? ` (token ${r.tokenId})` : ''}`, ...(r.retryAfterMs === undefined ? {} : { retryAfterMs: r.retryAfterMs }) });
     }
     const p = r.principal;
     ex.principal = {
