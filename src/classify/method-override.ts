@@ -30,6 +30,18 @@ function isOverrideHeader(name: string): boolean {
   return HEADER_LENGTHS.has(name.length) && METHOD_OVERRIDE_HEADERS.includes(name.toLowerCase());
 }
 
+/**
+ * The name PHP (Laravel, Symfony) files a query parameter under, lower-cased: leading spaces
+ * dropped, `name[key]` filed under `name`, and space, `.` and an unmatched `[` turned into `_` —
+ * so `.method`, `%20method` and `[method` all reach the application as `_method`.
+ */
+function phpParameterName(name: string): string {
+  let n = name.replace(/^ +/, '');
+  const open = n.indexOf('[');
+  if (open > 0 && n.indexOf(']', open) > open) n = n.slice(0, open);
+  return n.replace(/[ .[]/g, '_').toLowerCase();
+}
+
 /** The query's `_method` values, percent-decoded (`+` is a space, as in a form); undefined when one cannot be decoded. */
 function queryOverrides(query: string): string[] | undefined {
   const out: string[] = [];
@@ -42,7 +54,7 @@ function queryOverrides(query: string): string[] | undefined {
     } catch {
       continue; // a name that cannot be decoded is not `_method`: the upstream's business
     }
-    if (name.toLowerCase() !== METHOD_OVERRIDE_PARAMETER) continue;
+    if (phpParameterName(name) !== METHOD_OVERRIDE_PARAMETER) continue;
     let value: string;
     try {
       value = decodeURIComponent((eq === -1 ? '' : pair.slice(eq + 1)).replace(/\+/g, ' '));
@@ -65,7 +77,7 @@ export function readMethodOverrides(method: string, headers: ReadonlyArray<reado
   for (const [name, value] of headers) {
     if (isOverrideHeader(name)) for (const v of value.split(',')) named.push({ source: name, value: v });
   }
-  if (query.length >= METHOD_OVERRIDE_PARAMETER.length && /_method|%5fmethod/i.test(query)) {
+  if (query.length >= METHOD_OVERRIDE_PARAMETER.length && /method/i.test(query)) {
     const values = queryOverrides(query);
     if (values === undefined) return malformed(`The request's ${METHOD_OVERRIDE_PARAMETER} query parameter cannot be decoded; it would name the method the upstream applies.`);
     for (const v of values) named.push({ source: `?${METHOD_OVERRIDE_PARAMETER}`, value: v });

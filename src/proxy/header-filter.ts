@@ -16,6 +16,7 @@ const HOP_BY_HOP = new Set([
 /** Client-supplied forwarding and routing claims, never forwarded. */
 const STEERING = new Set([
   'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'forwarded',
+  'x-forwarded-scheme', 'x-forwarded-ssl', 'x-forwarded-server', 'x-forwarded-uri', 'x-host', 'x-http-host-override',
   'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-original-url', 'x-rewrite-url', 'x-original-host',
 ]);
 
@@ -80,4 +81,27 @@ export function rawHeaderValues(rawHeaders: readonly string[], lowerName: string
   const out: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (asciiLower(rawHeaders[i] as string) === lowerName) out.push(rawHeaders[i + 1] as string);
   return out;
+}
+
+/**
+ * A raw response head as an upstream sent it (status line and header lines, each ending in CRLF,
+ * without the blank line), for the paths that relay bytes rather than parsed headers (a WebSocket
+ * upgrade's answer): drops the gateway's X-Tollgate-* lines and every Proxy-* line, with their
+ * obs-fold continuations. Framing and upgrade headers stay: the bytes after the head depend on them.
+ */
+export function relayableRawHead(head: string): string {
+  const lines = head.split('\r\n');
+  const out: string[] = [];
+  let dropping = false;
+  for (const [i, line] of lines.entries()) {
+    if (i > 0 && (line.startsWith(' ') || line.startsWith('\t'))) {
+      if (!dropping) out.push(line);
+      continue;
+    }
+    const colon = line.indexOf(':');
+    const lower = i === 0 || colon < 0 ? '' : asciiLower(line.slice(0, colon).trim());
+    dropping = lower.startsWith(GATEWAY_PREFIX) || lower.startsWith('proxy-');
+    if (!dropping) out.push(line);
+  }
+  return out.join('\r\n');
 }

@@ -19,7 +19,7 @@ import type { UpstreamPools } from '../upstream/upstream-pools.ts';
 import type { CredentialWatch } from './credential-watch.ts';
 import { NO_BODY, admissionChecksPassed, newOutcome, type Exchange, type ExchangeBody, type Stage, type TunnelContext } from './exchange.ts';
 import { forwardHttp, hostHeaderValue } from './forward-http.ts';
-import { rawHeaderValues } from './header-filter.ts';
+import { rawHeaderValues, relayableRawHead } from './header-filter.ts';
 import { requestFacts } from './request-facts.ts';
 import { sendRawRefusal, sendRefusal, toRefusal } from './send-refusal.ts';
 
@@ -344,6 +344,13 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     ex.proxyAuthorization = rawHeaderValues(req.rawHeaders, 'proxy-authorization');
     let ended = false;
     const finish = () => { if (!ended) { ended = true; endExchange(ex); } };
+    // From the start: a client that goes away while the stages run (a DNS lookup, the audit commit)
+    // still ends its exchange, so its row completes and its tunnel slot is given back.
+    const gone = () => {
+      if (ex.outcome.status === undefined && ex.outcome.error === undefined) ex.outcome.error = 'the client closed the connection before the tunnel was set up';
+      finish();
+    };
+    socket.once('close', gone);
     try {
       if (draining) throw new RequestRefusal('shutting_down');
       const framing = checkRequestFraming(req.rawHeaders, req.httpVersion);
@@ -366,12 +373,12 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
         ex.outcome.status = r.status;
         ex.outcome.reason = r.reason;
         const denial = { status: r.status, reason: r.reason, message: r.publicMessage, rule: ex.decision?.rule ?? null };
-        socket.once('close', finish);
+        if (socket.destroyed) return;
         await intercept(ex, socket, head, denial);
         return;
       }
       const decision = ex.decision;
-      socket.once('close', finish);
+      if (socket.destroyed) return; // the client left meanwhile: `gone` ended the exchange
       if (decision && decision.effect === 'direct') {
         await directTunnel(ex, socket, head);
       } else {
@@ -431,9 +438,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       },
     } as tls.TLSSocketOptions);
     const hsTimer = setTimeout(() => tlsSocket.destroy(), deps.timeouts.handshakeMs ?? 10_000);
+    hsTimer.unref();
     tlsSocket.once('secure', () => clearTimeout(hsTimer));
     tlsSocket.on('error', () => { clearTimeout(hsTimer); tlsSocket.destroy(); socket.destroy(); });
-    tlsSocket.once('close', () => socket.destroy());
+    tlsSocket.once('close', () => { clearTimeout(hsTimer); socket.destroy(); });
     tunnelOf.set(tlsSocket, { ctx, scheme: 'https', raw: socket });
     inner.emit('connection', tlsSocket);
   }
@@ -529,7 +537,9 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       const res = new http.ServerResponse(req);
       res.shouldKeepAlive = false;
       res.assignSocket(socket);
-      res.once('finish', () => { res.detachSocket(socket); socket.end(); });
+      // Not detached: when the socket closes Node emits the response's 'close', which ends the
+      // exchange (its audit row, its slot of limits.per_principal).
+      res.once('finish', () => socket.end());
       if (head.length) socket.unshift(head);
       void onRequest(req, res);
       return;
@@ -580,8 +590,9 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
         upstream.off('data', onHead);
         const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(buf.subarray(0, end).toString('latin1'))?.[1] ?? 0);
         ex.outcome.status = status;
-        socket.write(buf);
-        ex.outcome.bytesOut += buf.length;
+        const relayed = Buffer.concat([Buffer.from(relayableRawHead(buf.subarray(0, end + 2).toString('latin1')), 'latin1'), buf.subarray(end + 2)]);
+        socket.write(relayed);
+        ex.outcome.bytesOut += relayed.length;
         if (status === 101) {
           upstream.on('data', (c: Buffer) => { ex.outcome.bytesOut += c.length; });
           socket.on('data', (c: Buffer) => { ex.outcome.bytesIn += c.length; });

@@ -17,6 +17,9 @@ export function limitPrincipalStage(deps: { limits: PrincipalLimits; now?: () =>
     if (!v.ok) {
       throw new RequestRefusal(v.limit === 'max_tunnels' ? 'tunnel_limit' : 'rate_limited', v.message, { retryAfterMs: v.retryAfterMs, detail: `${v.limit} (${key})` });
     }
-    ex.onClientEnd.push(v.release);
+    // An exchange that already ended (its client left while earlier stages ran) runs no more
+    // end hooks: give the slot back now.
+    if (ex.notes['ended']) v.release();
+    else ex.onClientEnd.push(v.release);
   };
 }

@@ -8,12 +8,13 @@
 //   (X-Tollgate-Team: beta) steers nothing: the upstream never sees them, the decision and the
 //   audit row name the token's team and the request line's path, and a path the policy denies
 //   stays denied whatever X-Original-URL says.
+import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { databasePath } from '../../../src/config/gateway-config.ts';
 import { openDatabase } from '../../../src/store/database.ts';
 import { waitFor } from '../../helpers/cli-process.ts';
-import { parseResponses } from '../../helpers/raw-client.ts';
+import { collect, parseResponses } from '../../helpers/raw-client.ts';
 import { API, ECHO, headerPairs, startSecurityFixture } from '../../helpers/security-fixture.ts';
 import type { UpstreamHandler } from '../../helpers/upstream-server.ts';
 
@@ -37,11 +38,36 @@ const rulesFor = (host: string) => [
   '      - { method: GET, path: "/public/**", action: allow }',
 ].join('\n');
 
-const fx = await startSecurityFixture({ echoHandler: spoofing, apiHandler: spoofing, gateway: { alphaRules: [rulesFor(ECHO), rulesFor(API)].join('\n') } });
+// An origin that answers upgrade requests with raw heads the gateway relays as bytes: a 101 and a
+// refusal with a body, both carrying the gateway's headers and a folded one.
+const WS = 'ws.allowed.test';
+const wsAnswers: Record<string, string> = {
+  '/ws-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-Tollgate-Decision: allow\r\nProxy-Authenticate: Basic realm="steal"\r\nX-Own: kept\r\n\r\n',
+  '/ws-403': 'HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\nX-Tollgate-Reason: none\r\nX-TOLLGATE-RULE: policies/beta.yaml:1\r\n  folded continuation\r\nX-Own: kept\r\nConnection: close\r\n\r\nnope!',
+};
+const wsOrigin = net.createServer((sock) => {
+  let head = '';
+  sock.on('error', () => undefined);
+  sock.on('data', (c: Buffer) => {
+    head += c.toString('latin1');
+    if (!head.includes('\r\n\r\n')) return;
+    const answer = wsAnswers[/^GET (\S+)/.exec(head)?.[1] ?? ''] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n';
+    if (answer.startsWith('HTTP/1.1 101')) sock.write(answer);
+    else sock.end(answer);
+  });
+});
+await new Promise<void>((r) => wsOrigin.listen(0, '127.0.0.1', () => r()));
+
+const fx = await startSecurityFixture({
+  echoHandler: spoofing, apiHandler: spoofing,
+  upstreams: { [WS]: (wsOrigin.address() as net.AddressInfo).port },
+  gateway: { alphaRules: [rulesFor(ECHO), rulesFor(API), `  - { host: ${WS}, action: allow }`].join('\n') },
+});
 const db = openDatabase(databasePath({ dataDir: path.join(fx.tg.dir, 'data') }));
 t.teardown(async () => {
   db.close();
   await fx.close();
+  await new Promise<void>((r) => { wsOrigin.close(() => r()); });
 });
 
 const STEERING = [
@@ -87,3 +113,17 @@ for (const route of fx.routes) {
     await fx.expectRefused(t, route, `${route.head('GET', '/admin')}X-Original-URL: /public/ok\r\nX-Rewrite-URL: /public/ok\r\nX-Tollgate-Decision: allow\r\n\r\n`, { statuses: [403], close: false });
   });
 }
+
+t.test('an upgrade\'s answer, relayed as bytes, loses the upstream\'s X-Tollgate-* and Proxy-* lines too (101 and a refusal)', async (t) => {
+  for (const p of ['/ws-101', '/ws-403']) {
+    const sock = await fx.plain.open();
+    const r = await collect(sock, `GET http://${WS}${p} HTTP/1.1\r\nHost: ${WS}\r\n${fx.authLine}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, { waitMs: 3000, until: (x) => x.includes('\r\n\r\n') && (p === '/ws-101' || x.endsWith('nope!')) });
+    sock.destroy();
+    const head = r.text.slice(0, r.text.indexOf('\r\n\r\n') + 2);
+    t.match(head, p === '/ws-101' ? /^HTTP\/1\.1 101 / : /^HTTP\/1\.1 403 /, `${p}: the status line`);
+    t.notMatch(head, /x-tollgate-|proxy-authenticate|folded continuation/i, `${p}: no X-Tollgate-* or Proxy-* line (nor a folded continuation of one)`);
+    t.match(head, /\r\nX-Own: kept\r\n/, `${p}: the origin's own header stays`);
+    if (p === '/ws-101') t.match(head, /\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: /, 'the upgrade headers stay');
+    else t.equal(r.text.slice(r.text.indexOf('\r\n\r\n') + 4), 'nope!', 'the refusal\'s body follows intact');
+  }
+});

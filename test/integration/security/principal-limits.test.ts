@@ -3,6 +3,8 @@
 // requests in flight (max_concurrent_requests) and request rate (requests_per_second) — and gets
 // 429 with Retry-After (tunnel_limit / rate_limited), audited, with nothing forwarded; agent B
 // (beta-bot) keeps working meanwhile; a slot comes back when A's tunnel closes or its request ends.
+import dgram from 'node:dgram';
+import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { databasePath } from '../../../src/config/gateway-config.ts';
@@ -10,6 +12,7 @@ import { openDatabase } from '../../../src/store/database.ts';
 import { waitFor } from '../../helpers/cli-process.ts';
 import { startTestGateway, type TestGateway } from '../../helpers/gateway-harness.ts';
 import { collect, hasResponses, openTunnel, parseResponses, rawExchange, rawSend, tlsOverTunnel } from '../../helpers/raw-client.ts';
+import { startTestDns } from '../../helpers/dns-server.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
 
@@ -31,10 +34,27 @@ const files = {
 };
 const upstreams = { [ECHO]: echo.port, [SECURE]: secure.port, [HOLD]: hold.port };
 const slots = await startTestGateway({ upstreams, upstreamCaPem: pki.caPem, files, extraYaml: `limits: { per_principal: { max_tunnels: ${MAX_TUNNELS}, max_concurrent_requests: ${MAX_IN_FLIGHT} } }` });
-const rated = await startTestGateway({ upstreams, upstreamCaPem: pki.caPem, files, extraYaml: 'limits: { per_principal: { requests_per_second: 2, burst: 5 } }' });
+const rated = await startTestGateway({ upstreams, upstreamCaPem: pki.caPem, files, extraYaml: 'limits: { per_principal: { requests_per_second: 0.5, burst: 5 } }' });
+// A resolver that answers 300 ms late (a relay in front of the test DNS server), so a client can
+// leave while its CONNECT is still in the gateway's stages.
+const SLOW_DNS_HOST = 'slow-dns.allowed.test';
+const dns = await startTestDns();
+dns.records.set(SLOW_DNS_HOST, ['127.0.0.1']);
+const relay = dgram.createSocket('udp4');
+relay.on('message', (msg, from) => {
+  const up = dgram.createSocket('udp4');
+  up.on('message', (answer) => { setTimeout(() => { relay.send(answer, from.port, from.address); up.close(); }, 300); });
+  up.send(msg, dns.port, '127.0.0.1');
+});
+await new Promise<void>((r) => relay.bind(0, '127.0.0.1', () => r()));
+const flaky = await startTestGateway({
+  alphaRules: [`  - { host: ${SLOW_DNS_HOST}, action: allow }`, '  - { host: 127.0.0.1, action: allow, ports: [443] }'].join('\n'),
+  extraYaml: `dns: { servers: ["127.0.0.1:${relay.address().port}"], timeout_ms: 2000 }\nlimits: { per_principal: { max_tunnels: 2 } }`,
+});
 t.teardown(async () => {
   releaseHeld();
-  await Promise.all([slots.stop(), rated.stop()]);
+  relay.close();
+  await Promise.all([slots.stop(), rated.stop(), flaky.stop(), dns.close()]);
   await Promise.all([echo.close(), secure.close(), hold.close()]);
 });
 
@@ -117,7 +137,36 @@ t.test(`requests in flight: A's ${MAX_IN_FLIGHT + 1}th concurrent request is a 4
   t.equal((await get(slots, authA(slots), ECHO, '/after'))?.status, 200, 'and A may send again');
 });
 
-t.test('rate: past its burst (5) at 2 requests/s, A gets 429 with Retry-After; B is unaffected; the bucket refills', async (t) => {
+t.test('h2c upgrade requests (answered as plain HTTP/1.1, then closed) give their slot back', async (t) => {
+  for (let i = 0; i < MAX_IN_FLIGHT + 2; i++) {
+    const r = await rawSend(slots.proxyPort, `GET http://${ECHO}/h2c-${i} HTTP/1.1\r\nHost: ${ECHO}\r\nProxy-Authorization: ${authA(slots)}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`, { waitMs: 5000 });
+    t.equal(parseResponses(r.text)[0]?.status, 200, `h2c request ${i}: answered as HTTP/1.1`);
+  }
+  t.equal((await get(slots, authA(slots), ECHO, '/after-h2c'))?.status, 200, `after ${MAX_IN_FLIGHT + 2} of them A is still admitted`);
+  t.ok(await waitFor(() => rows(slots, "path LIKE '/h2c-%' AND state = 'complete'").length === MAX_IN_FLIGHT + 2, 3000), 'and each has its completed audit row');
+});
+
+t.test('a client that resets its CONNECT while the gateway is still resolving gives its tunnel slot back', async (t) => {
+  for (let i = 0; i < 2; i++) {
+    const s = net.connect({ host: '127.0.0.1', port: flaky.proxyPort });
+    s.on('error', () => undefined);
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    s.write(`CONNECT ${SLOW_DNS_HOST}:443 HTTP/1.1\r\nHost: ${SLOW_DNS_HOST}:443\r\nProxy-Authorization: ${authA(flaky)}\r\n\r\n`);
+    await waitFor(() => false, 50);
+    s.resetAndDestroy();
+  }
+  let tunnels = NaN;
+  for (let i = 0; i < 40 && tunnels !== 0; i++) {
+    await waitFor(() => false, 100);
+    tunnels = Number(/^tollgate_proxy_active_exchanges (\d+)/m.exec(await (await fetch(`${flaky.adminUrl}/metrics`)).text())?.[1]);
+  }
+  t.equal(tunnels, 0, 'both exchanges ended');
+  const third = await openTunnel(flaky.proxyPort, `${SLOW_DNS_HOST}:443`, { 'Proxy-Authorization': authA(flaky) }).then((s) => { s.destroy(); return 'opened'; }, (e: Error) => e.message);
+  t.equal(third, 'opened', 'a new tunnel opens (max_tunnels 2: neither reset one still holds a slot)');
+  t.ok(await waitFor(() => rows(flaky, `host = '${SLOW_DNS_HOST}' AND state = 'complete'`).length >= 2, 3000), 'the reset CONNECTs have completed audit rows');
+});
+
+t.test('rate: past its burst (5) at 0.5 requests/s, A gets 429 with Retry-After; B is unaffected; the bucket refills', async (t) => {
   const statuses: number[] = [];
   let retryAfter: string | undefined;
   for (let i = 0; i < 10; i++) {
@@ -128,10 +177,10 @@ t.test('rate: past its burst (5) at 2 requests/s, A gets 429 with Retry-After; B
   t.same(statuses.slice(0, 5), [200, 200, 200, 200, 200], 'the burst passes');
   t.ok(statuses.filter((s) => s === 429).length >= 3, `then 429s (${statuses.join(' ')})`);
   t.ok(statuses.every((s) => s === 200 || s === 429), 'nothing else');
-  t.equal(retryAfter, '1', 'Retry-After: 1 (a token comes back within half a second)');
+  t.equal(retryAfter, '2', 'Retry-After: 2 (a token comes back within two seconds)');
   const refused = statuses.flatMap((s, i) => (s === 429 ? [`/rate-${i}`] : []));
   t.notOk(echo.seen.some((s) => refused.includes(s.url)), 'refused requests never reached the upstream');
   for (let i = 0; i < 5; i++) t.equal((await get(rated, authB(rated), ECHO, `/b-rate-${i}`))?.status, 200, `B request ${i}: 200`);
-  await waitFor(() => false, 1100);
-  t.equal((await get(rated, authA(rated), ECHO, '/rate-later'))?.status, 200, 'a second later A is admitted again');
+  await waitFor(() => false, 2100);
+  t.equal((await get(rated, authA(rated), ECHO, '/rate-later'))?.status, 200, 'two seconds later A is admitted again');
 });

@@ -1,6 +1,6 @@
 // Which header lines cross the proxy (security cases 4.01, 4.06, 4.07).
 import t from 'tap';
-import { forwardableRequestHeaders, relayableResponseHeaders } from '../../../src/proxy/header-filter.ts';
+import { forwardableRequestHeaders, relayableRawHead, relayableResponseHeaders } from '../../../src/proxy/header-filter.ts';
 
 const flat = (pairs: Array<[string, string]>) => pairs.flat();
 
@@ -36,4 +36,15 @@ t.test('response headers: hop-by-hop, Proxy-* and X-Tollgate-* from the upstream
     'x-empty': undefined,
   });
   t.same(out, ['content-type', 'text/plain', 'x-request-id', 'upstream-id', 'set-cookie', 'a=1', 'set-cookie', 'b=2', 'x-gateway-decision', 'allow']);
+});
+
+t.test('a raw response head relayed as bytes: X-Tollgate-* and Proxy-* lines (and their continuations) dropped', async (t) => {
+  const cases: Array<[string, string, string]> = [
+    ['nothing to drop', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n', 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'],
+    ['gateway and proxy lines', 'HTTP/1.1 101 OK\r\nX-Tollgate-Decision: allow\r\nUpgrade: websocket\r\nproxy-authenticate: Basic\r\nPROXY-CONNECTION: keep-alive\r\n', 'HTTP/1.1 101 OK\r\nUpgrade: websocket\r\n'],
+    ['a folded continuation goes with its line', 'HTTP/1.1 403 No\r\nX-Tollgate-Rule: a\r\n  b\r\n\tc\r\nX-Own: d\r\n  e\r\nContent-Length: 0\r\n', 'HTTP/1.1 403 No\r\nX-Own: d\r\n  e\r\nContent-Length: 0\r\n'],
+    ['a line without a colon is kept', 'HTTP/1.1 200 OK\r\nweird\r\n', 'HTTP/1.1 200 OK\r\nweird\r\n'],
+    ['a status line that looks like a header is kept', 'X-Tollgate-A: 1\r\n', 'X-Tollgate-A: 1\r\n'],
+  ];
+  for (const [name, input, want] of cases) t.equal(relayableRawHead(input), want, name);
 });
