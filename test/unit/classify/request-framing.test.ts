@@ -11,6 +11,8 @@ t.test('asciiLower folds A-Z only', async (t) => {
     ['ABCXYZ@[`{', 'abcxyz@[`{'],
     ['\u212Aey', '\u212Aey'], // KELVIN SIGN is not folded into "k"
     ['ÄÖ', 'ÄÖ'],
+    ['\u212Aeep-Alive', '\u212Aeep-alive'], // non-ASCII text: A-Z still folded, the look-alike kept
+    ['\u0130D', '\u0130d'], // LATIN CAPITAL I WITH DOT ABOVE is not folded into "i̇"
   ];
   for (const [input, want] of cases) t.equal(asciiLower(input), want, JSON.stringify(input));
 });
