@@ -465,6 +465,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   async function directTunnel(ex: Exchange, socket: net.Socket, head: Buffer): Promise<void> {
     const target = ex.target;
     if (!target) throw new Error('directTunnel: no vetted target');
+    ex.outcome.status ??= 200;
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     // Require a ClientHello whose SNI is the CONNECT host (domain fronting, pass-through mode).
     let buf = head;

@@ -6,9 +6,12 @@
 // their baseline; the agent's tunnel slots (limits.per_principal.max_tunnels, set to exactly the
 // number of tunnels opened) come back, so it can open as many again.
 import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import type net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
+import { databasePath } from '../../../src/config/gateway-config.ts';
+import { openDatabase } from '../../../src/store/database.ts';
 import { waitFor } from '../../helpers/cli-process.ts';
 import { startTestGateway } from '../../helpers/gateway-harness.ts';
 import { collect, hasResponses, openTunnel, parseResponses, tlsOverTunnel } from '../../helpers/raw-client.ts';
@@ -93,6 +96,17 @@ t.test(`${TOTAL} idle tunnels are closed after idle_ms (${IDLE_MS} ms); gauges, 
   }
   t.equal(tunnels, 0, 'no tunnel left open (tollgate_proxy_open_tunnels)');
   t.equal(connections, 0, 'no client connection left (tollgate_proxy_open_connections)');
+  // every tunnel's row is complete; a pass-through tunnel that was set up reads 200, not "the client left before the tunnel was set up"
+  const db = openDatabase(databasePath({ dataDir: path.join(tg.dir, 'data') }));
+  try {
+    const read = () => db.prepare("SELECT host, state, status, error FROM audit_requests WHERE kind = 'tunnel'").all() as Array<{ host: string; state: string; status: number | null; error: string | null }>;
+    t.ok(await waitFor(() => read().filter((r) => r.state === 'complete').length === TOTAL, 3000), `${TOTAL} completed tunnel rows`);
+    const direct = read().filter((r) => r.host === PASS);
+    t.equal(direct.length, DIRECT, 'one row per pass-through tunnel');
+    t.same(direct.filter((r) => r.status !== 200 || /before the tunnel was set up/.test(r.error ?? '')), [], 'each pass-through row: 200, not a client that left early');
+  } finally {
+    db.close();
+  }
   // every slot came back: the agent may hold TOTAL tunnels again
   const again = await openAll();
   t.equal(again.length, TOTAL, `the agent opens ${TOTAL} tunnels again (its max_tunnels)`);
