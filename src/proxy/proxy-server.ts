@@ -347,7 +347,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     // From the start: a client that goes away while the stages run (a DNS lookup, the audit commit)
     // still ends its exchange, so its row completes and its tunnel slot is given back.
     const gone = () => {
-      if (ex.outcome.status === undefined && ex.outcome.error === undefined) ex.outcome.error = 'the client closed the connection before the tunnel was set up';
+      if (ex.outcome.status === undefined) {
+        ex.outcome.status = 499;
+        ex.outcome.error ??= 'the client closed the connection before the tunnel was set up';
+      }
       finish();
     };
     socket.once('close', gone);
@@ -503,6 +506,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       socket.destroy();
       return;
     }
+    if (socket.destroyed) { upstream.destroy(); return; } // the client left while the gateway dialled
     tunnels++;
     track(upstream);
     upstream.once('close', () => { tunnels--; socket.destroy(); });
@@ -540,7 +544,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       res.assignSocket(socket);
       // Not detached: when the socket closes Node emits the response's 'close', which ends the
       // exchange (its audit row, its slot of limits.per_principal).
-      res.once('finish', () => socket.end());
+      res.once('finish', () => { socket.end(); setTimeout(() => socket.destroy(), 2000).unref(); });
       if (head.length) socket.unshift(head);
       void onRequest(req, res);
       return;
@@ -552,7 +556,13 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const t = tunnelOf.get(socket);
     const ex = newExchange('upgrade', t ? 'intercepted' : 'plain', req, t?.ctx);
     socket.on('error', () => socket.destroy());
-    socket.once('close', () => endExchange(ex));
+    socket.once('close', () => {
+      if (ex.outcome.status === undefined) {
+        ex.outcome.status = 499;
+        ex.outcome.error ??= 'the client closed the connection before the upgrade was answered';
+      }
+      endExchange(ex);
+    });
     try {
       if (draining) throw new RequestRefusal('shutting_down');
       const facts = requestFacts(req, t?.ctx, t?.scheme);
@@ -566,6 +576,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
         throw new RequestRefusal(d.reason, d.message, { status: d.status });
       }
       await runStages(deps.stages.request, ex);
+      if (socket.destroyed) return; // the client left while the stages ran: nothing goes upstream
       const target = ex.target;
       if (!target) throw new Error('upgrade: no vetted target');
       let upstream: net.Socket;
@@ -574,6 +585,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       } catch (err) {
         throw upstreamRefusal(err, `${ex.host}:${ex.port}`);
       }
+      if (socket.destroyed) { upstream.destroy(); return; }
       track(upstream);
       let headText = `${ex.method} ${ex.query ? `${ex.path}?${ex.query}` : ex.path} HTTP/1.1\r\nHost: ${hostHeaderValue(ex.host, ex.hostKind, ex.port, ex.scheme)}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n`;
       for (const [n, v] of ex.headers) headText += `${n}: ${v}\r\n`;
@@ -589,9 +601,16 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
         const end = buf.indexOf('\r\n\r\n');
         if (end === -1) { if (buf.length > 65_536) upstream.destroy(); return; }
         upstream.off('data', onHead);
-        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(buf.subarray(0, end).toString('latin1'))?.[1] ?? 0);
+        const headText = buf.subarray(0, end + 2).toString('latin1');
+        if (/(^|[^\r])\n/.test(headText)) {
+          // bare LF: the head's lines cannot be told apart reliably, so nothing of it is relayed
+          upstream.destroy();
+          sendRawRefusal(socket, ex, new RequestRefusal('upstream_protocol_error', `The upstream ${ex.host} answered the upgrade with a malformed response head (a bare LF line end).`));
+          return;
+        }
+        const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(headText)?.[1] ?? 0);
         ex.outcome.status = status;
-        const relayed = Buffer.concat([Buffer.from(relayableRawHead(buf.subarray(0, end + 2).toString('latin1')), 'latin1'), buf.subarray(end + 2)]);
+        const relayed = Buffer.concat([Buffer.from(relayableRawHead(headText), 'latin1'), buf.subarray(end + 2)]);
         socket.write(relayed);
         ex.outcome.bytesOut += relayed.length;
         if (status === 101) {

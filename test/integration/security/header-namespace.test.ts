@@ -43,6 +43,7 @@ const rulesFor = (host: string) => [
 const WS = 'ws.allowed.test';
 const wsAnswers: Record<string, string> = {
   '/ws-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nX-Tollgate-Decision: allow\r\nProxy-Authenticate: Basic realm="steal"\r\nX-Own: kept\r\n\r\n',
+  '/ws-bare-lf': 'HTTP/1.1 101 Switching Protocols\nX-Tollgate-Decision: allow\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
   '/ws-403': 'HTTP/1.1 403 Forbidden\r\nContent-Length: 5\r\nX-Tollgate-Reason: none\r\nX-TOLLGATE-RULE: policies/beta.yaml:1\r\n  folded continuation\r\nX-Own: kept\r\nConnection: close\r\n\r\nnope!',
 };
 const wsOrigin = net.createServer((sock) => {
@@ -126,4 +127,14 @@ t.test('an upgrade\'s answer, relayed as bytes, loses the upstream\'s X-Tollgate
     if (p === '/ws-101') t.match(head, /\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: /, 'the upgrade headers stay');
     else t.equal(r.text.slice(r.text.indexOf('\r\n\r\n') + 4), 'nope!', 'the refusal\'s body follows intact');
   }
+});
+
+t.test('an upgrade answer with a bare LF line end is refused (502), not relayed', async (t) => {
+  const sock = await fx.plain.open();
+  const r = await collect(sock, `GET http://${WS}/ws-bare-lf HTTP/1.1\r\nHost: ${WS}\r\n${fx.authLine}Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`, { waitMs: 3000 });
+  sock.destroy();
+  const res = parseResponses(r.text)[0];
+  t.equal(res?.status, 502);
+  t.equal(res?.headers['x-tollgate-reason'], 'upstream_protocol_error');
+  t.notMatch(r.text, /X-Tollgate-Decision: allow|101 Switching/, 'nothing of the upstream\'s head reaches the client');
 });

@@ -14,7 +14,7 @@ import { startTestGateway, type TestGateway } from '../../helpers/gateway-harnes
 import { collect, hasResponses, openTunnel, parseResponses, rawExchange, rawSend, tlsOverTunnel } from '../../helpers/raw-client.ts';
 import { startTestDns } from '../../helpers/dns-server.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
-import { startUpstream } from '../../helpers/upstream-server.ts';
+import { startCanary, startUpstream } from '../../helpers/upstream-server.ts';
 
 const ECHO = 'echo.allowed.test'; // plain http
 const SECURE = 'secure.allowed.test'; // https, intercepted
@@ -47,14 +47,16 @@ relay.on('message', (msg, from) => {
   up.send(msg, dns.port, '127.0.0.1');
 });
 await new Promise<void>((r) => relay.bind(0, '127.0.0.1', () => r()));
+// Where an upgrade to SLOW_DNS_HOST would be dialled: any accept here means a client that had left was forwarded.
+const wsCanary = await startCanary();
 const flaky = await startTestGateway({
-  alphaRules: [`  - { host: ${SLOW_DNS_HOST}, action: allow }`, '  - { host: 127.0.0.1, action: allow, ports: [443] }'].join('\n'),
+  alphaRules: [`  - { host: ${SLOW_DNS_HOST}, action: allow, ports: [443, ${wsCanary.port}] }`, `  - { host: 127.0.0.1, action: allow, ports: [443, ${wsCanary.port}] }`].join('\n'),
   extraYaml: `dns: { servers: ["127.0.0.1:${relay.address().port}"], timeout_ms: 2000 }\nlimits: { per_principal: { max_tunnels: 2 } }`,
 });
 t.teardown(async () => {
   releaseHeld();
   relay.close();
-  await Promise.all([slots.stop(), rated.stop(), flaky.stop(), dns.close()]);
+  await Promise.all([slots.stop(), rated.stop(), flaky.stop(), dns.close(), wsCanary.close()]);
   await Promise.all([echo.close(), secure.close(), hold.close()]);
 });
 
@@ -144,6 +146,23 @@ t.test('h2c upgrade requests (answered as plain HTTP/1.1, then closed) give thei
   }
   t.equal((await get(slots, authA(slots), ECHO, '/after-h2c'))?.status, 200, `after ${MAX_IN_FLIGHT + 2} of them A is still admitted`);
   t.ok(await waitFor(() => rows(slots, "path LIKE '/h2c-%' AND state = 'complete'").length === MAX_IN_FLIGHT + 2, 3000), 'and each has its completed audit row');
+  // clients that keep their side open after the answer (half-open) still give the slot back
+  const halfOpen = Array.from({ length: MAX_IN_FLIGHT }, () => net.connect({ host: '127.0.0.1', port: slots.proxyPort, allowHalfOpen: true }));
+  for (const [i, s] of halfOpen.entries()) {
+    s.on('error', () => undefined);
+    const r = await collect(s, `GET http://${ECHO}/h2c-half-${i} HTTP/1.1\r\nHost: ${ECHO}\r\nProxy-Authorization: ${authA(slots)}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n`, { waitMs: 5000, until: hasResponses(1), destroyOnTimeout: false });
+    t.equal(parseResponses(r.text)[0]?.status, 200, `half-open h2c client ${i}: answered`);
+  }
+  t.ok(await waitFor(() => halfOpen.every((s) => s.destroyed || s.readableEnded), 5000), 'the gateway ended each connection');
+  // within ~2 s of its answer (the gateway's close grace), well before idle_ms (5 s) would reap it
+  let after: number | undefined;
+  const until = Date.now() + 3500;
+  for (let i = 0; Date.now() < until && after !== 200; i++) {
+    after = (await get(slots, authA(slots), ECHO, `/after-half-open-${i}`))?.status;
+    if (after !== 200) await waitFor(() => false, 100);
+  }
+  t.equal(after, 200, 'A is admitted again within 3.5 s while those clients still hold their side open');
+  for (const s of halfOpen) s.destroy();
 });
 
 t.test('a client that resets its CONNECT while the gateway is still resolving gives its tunnel slot back', async (t) => {
@@ -164,6 +183,24 @@ t.test('a client that resets its CONNECT while the gateway is still resolving gi
   const third = await openTunnel(flaky.proxyPort, `${SLOW_DNS_HOST}:443`, { 'Proxy-Authorization': authA(flaky) }).then((s) => { s.destroy(); return 'opened'; }, (e: Error) => e.message);
   t.equal(third, 'opened', 'a new tunnel opens (max_tunnels 2: neither reset one still holds a slot)');
   t.ok(await waitFor(() => rows(flaky, `host = '${SLOW_DNS_HOST}' AND state = 'complete'`).length >= 2, 3000), 'the reset CONNECTs have completed audit rows');
+  t.same(rows(flaky, `host = '${SLOW_DNS_HOST}' AND state = 'complete' AND status = 499`).length, 2, 'with status 499 (the client went away)');
+});
+
+t.test('a WebSocket upgrade whose client leaves while the gateway is still resolving is never forwarded', async (t) => {
+  for (let i = 0; i < 3; i++) {
+    const s = net.connect({ host: '127.0.0.1', port: flaky.proxyPort });
+    s.on('error', () => undefined);
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    const authority = `${SLOW_DNS_HOST}:${wsCanary.port}`;
+    s.write(`GET http://${authority}/ws-${i} HTTP/1.1\r\nHost: ${authority}\r\nProxy-Authorization: ${authA(flaky)}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    await waitFor(() => false, 50);
+    s.resetAndDestroy();
+  }
+  await waitFor(() => false, 800); // past the 300 ms DNS answer: a forward would have been dialled by now
+  t.equal(wsCanary.accepts(), 0, 'the upstream saw no connection');
+  t.ok(await waitFor(() => rows(flaky, "path LIKE '/ws-%' AND state = 'complete' AND status = 499").length === 3, 3000), 'three completed rows, status 499');
+  const third = await openTunnel(flaky.proxyPort, `${SLOW_DNS_HOST}:443`, { 'Proxy-Authorization': authA(flaky) }).then((s) => { s.destroy(); return 'opened'; }, (e: Error) => e.message);
+  t.equal(third, 'opened', 'and their tunnel slots came back');
 });
 
 t.test('rate: past its burst (5) at 0.5 requests/s, A gets 429 with Retry-After; B is unaffected; the bucket refills', async (t) => {
