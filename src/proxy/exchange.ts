@@ -155,6 +155,34 @@ export async function admissionChecksPassed(ex: Exchange): Promise<void> {
   ex.admissionChecks.length = 0;
 }
 
+/** Whether the proxy server has ended the exchange (reported it; its end hooks have run). */
+export function exchangeEnded(ex: Exchange): boolean {
+  return ex.notes['ended'] === true;
+}
+
+/** Marks the exchange ended; false when it already was (an exchange ends once). */
+export function markExchangeEnded(ex: Exchange): boolean {
+  if (exchangeEnded(ex)) return false;
+  ex.notes['ended'] = true;
+  return true;
+}
+
+/**
+ * Runs `f` when the client side of the exchange is over (see Exchange.onClientEnd) — at once when
+ * it already is: a stage still running after its client left would otherwise never see that end.
+ */
+export function whenClientEnds(ex: Exchange, f: () => void): void {
+  if (exchangeEnded(ex)) f();
+  else ex.onClientEnd.push(f);
+}
+
+/** The client left before it was answered: the exchange is recorded as 499 with `why`. */
+export function markClientLeft(ex: Exchange, why: string): void {
+  if (ex.outcome.status !== undefined) return;
+  ex.outcome.status = 499;
+  ex.outcome.error ??= why;
+}
+
 export function newOutcome(): Exchange['outcome'] {
   return { status: undefined, reason: undefined, error: undefined, bytesIn: 0, bytesOut: 0, upstreamMs: undefined };
 }

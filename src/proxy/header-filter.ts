@@ -22,14 +22,20 @@ const STEERING = new Set([
 
 const GATEWAY_PREFIX = 'x-tollgate-';
 
+/** Proxy-* and the gateway's own X-Tollgate-* headers: never relayed, whatever the path. */
+function gatewayOwned(lower: string): boolean {
+  return lower.startsWith('proxy-') || lower.startsWith(GATEWAY_PREFIX);
+}
+
 function dropped(lower: string, named: ReadonlySet<string>): boolean {
-  return HOP_BY_HOP.has(lower) || named.has(lower) || lower.startsWith('proxy-') || lower.startsWith(GATEWAY_PREFIX);
+  return HOP_BY_HOP.has(lower) || named.has(lower) || gatewayOwned(lower);
 }
 
 function connectionTokens(rawHeaders: readonly string[]): Set<string> {
   const named = new Set<string>();
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (asciiLower(rawHeaders[i] as string) === 'connection') {
+    const name = rawHeaders[i] as string;
+    if (name.length === 10 && asciiLower(name) === 'connection') {
       for (const tok of (rawHeaders[i + 1] as string).split(',')) {
         const t = asciiLower(tok.trim());
         if (t) named.add(t);
@@ -100,7 +106,7 @@ export function relayableRawHead(head: string): string {
     }
     const colon = line.indexOf(':');
     const lower = i === 0 || colon < 0 ? '' : asciiLower(line.slice(0, colon).trim());
-    dropping = lower.startsWith(GATEWAY_PREFIX) || lower.startsWith('proxy-');
+    dropping = gatewayOwned(lower);
     if (!dropping) out.push(line);
   }
   return out.join('\r\n');

@@ -17,11 +17,11 @@ import { dial, type DialOptions } from '../upstream/connector.ts';
 import { upstreamRefusal } from '../upstream/upstream-error.ts';
 import type { UpstreamPools } from '../upstream/upstream-pools.ts';
 import type { CredentialWatch } from './credential-watch.ts';
-import { NO_BODY, admissionChecksPassed, newOutcome, type Exchange, type ExchangeBody, type Stage, type TunnelContext } from './exchange.ts';
+import { NO_BODY, admissionChecksPassed, markClientLeft, markExchangeEnded, newOutcome, type Exchange, type ExchangeBody, type Stage, type TunnelContext } from './exchange.ts';
 import { forwardHttp, hostHeaderValue } from './forward-http.ts';
 import { rawHeaderValues, relayableRawHead } from './header-filter.ts';
 import { requestFacts } from './request-facts.ts';
-import { sendRawRefusal, sendRefusal, toRefusal } from './send-refusal.ts';
+import { endThenDestroy, sendRawRefusal, sendRefusal, toRefusal } from './send-refusal.ts';
 
 export interface ProxyServerDeps {
   logger: Logger;
@@ -129,8 +129,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   const pendingEnds = new Set<Promise<void>>();
 
   function endExchange(ex: Exchange): void {
-    if (ex.notes['ended']) return;
-    ex.notes['ended'] = true;
+    if (!markExchangeEnded(ex)) return;
     const report = () => {
       try {
         deps.onExchangeEnd(ex);
@@ -342,18 +341,12 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     socket.on('error', () => socket.destroy());
     const ex = newExchange('tunnel', 'connect', req, undefined);
     ex.proxyAuthorization = rawHeaderValues(req.rawHeaders, 'proxy-authorization');
-    let ended = false;
-    const finish = () => { if (!ended) { ended = true; endExchange(ex); } };
     // From the start: a client that goes away while the stages run (a DNS lookup, the audit commit)
     // still ends its exchange, so its row completes and its tunnel slot is given back.
-    const gone = () => {
-      if (ex.outcome.status === undefined) {
-        ex.outcome.status = 499;
-        ex.outcome.error ??= 'the client closed the connection before the tunnel was set up';
-      }
-      finish();
-    };
-    socket.once('close', gone);
+    socket.once('close', () => {
+      markClientLeft(ex, 'the client closed the connection before the tunnel was set up');
+      endExchange(ex);
+    });
     try {
       if (draining) throw new RequestRefusal('shutting_down');
       const framing = checkRequestFraming(req.rawHeaders, req.httpVersion);
@@ -381,7 +374,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
         return;
       }
       const decision = ex.decision;
-      if (socket.destroyed) return; // the client left meanwhile: `gone` ended the exchange
+      if (socket.destroyed) return; // the client left meanwhile: its close ended the exchange
       if (decision && decision.effect === 'direct') {
         await directTunnel(ex, socket, head);
       } else {
@@ -389,7 +382,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       }
     } catch (err) {
       sendRawRefusal(socket, ex, err);
-      finish();
+      endExchange(ex);
     }
   }
   outer.on('connect', (req, socket, head) => void onConnect(req, socket as net.Socket, head));
@@ -544,7 +537,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       res.assignSocket(socket);
       // Not detached: when the socket closes Node emits the response's 'close', which ends the
       // exchange (its audit row, its slot of limits.per_principal).
-      res.once('finish', () => { socket.end(); setTimeout(() => socket.destroy(), 2000).unref(); });
+      res.once('finish', () => endThenDestroy(socket));
       if (head.length) socket.unshift(head);
       void onRequest(req, res);
       return;
@@ -557,10 +550,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const ex = newExchange('upgrade', t ? 'intercepted' : 'plain', req, t?.ctx);
     socket.on('error', () => socket.destroy());
     socket.once('close', () => {
-      if (ex.outcome.status === undefined) {
-        ex.outcome.status = 499;
-        ex.outcome.error ??= 'the client closed the connection before the upgrade was answered';
-      }
+      markClientLeft(ex, 'the client closed the connection before the upgrade was answered');
       endExchange(ex);
     });
     try {

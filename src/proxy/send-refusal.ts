@@ -7,6 +7,9 @@ import { RequestRefusal } from '../errors.ts';
 import type { Exchange } from './exchange.ts';
 import { renderRefusal } from './refusal-response.ts';
 
+/** How long a socket that was ended may stay half-open before it is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+
 export function toRefusal(err: unknown): RequestRefusal {
   if (err instanceof RequestRefusal) return err;
   return new RequestRefusal('internal_error', undefined, { detail: err instanceof Error ? (err.stack ?? err.message) : String(err), cause: err });
@@ -53,5 +56,11 @@ export function sendRawRefusal(socket: Duplex, ex: Exchange, err: unknown): void
   for (const [n, v] of out.headers) head += `${n}: ${v}\r\n`;
   head += 'Connection: close\r\n\r\n';
   socket.end(head + out.body);
-  setTimeout(() => socket.destroy(), 2000).unref();
+  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+}
+
+/** Ends the socket (what was written still flushes) and destroys it if the peer keeps its side open. */
+export function endThenDestroy(socket: Duplex): void {
+  socket.end();
+  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
 }

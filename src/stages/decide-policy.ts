@@ -33,10 +33,7 @@ export function decidePolicyStage(current: () => CompiledPolicySet): Stage {
     };
     ex.notes['credentials'] = d.credentials;
     ex.notes['hostBound'] = d.hostBound;
-    if (d.effect === 'deny') {
-      const reason = (d.reason in REASONS ? d.reason : 'host_not_allowed') as ReasonCode;
-      throw new RequestRefusal(reason, d.explanation, { status: REASONS[reason].status === 421 ? 421 : 403 });
-    }
+    if (d.effect === 'deny') throw denial(d, 'host_not_allowed', d.explanation);
     if (ex.kind !== 'tunnel') denyOverrides(ex, (method) => decide(set, who, { ...request, method }));
     if (ex.kind !== 'tunnel' && d.effect === 'direct') {
       // A pass-through host reached as a plain HTTP request: nothing to intercept, forward as allowed.
@@ -57,7 +54,12 @@ function denyOverrides(ex: Exchange, decideFor: (method: string) => Decision): v
     const d = decideFor(o.method);
     if (d.effect !== 'deny') continue;
     ex.decision = { ...(ex.decision as ExchangeDecision), effect: 'deny', reason: d.reason as ReasonCode, rule: d.rule, explanation: d.explanation };
-    const reason = (d.reason in REASONS ? d.reason : 'method_not_allowed') as ReasonCode;
-    throw new RequestRefusal(reason, `The request is sent as ${ex.method} but asks the upstream to apply ${o.method} (${o.source}). ${d.explanation}`, { status: REASONS[reason].status === 421 ? 421 : 403 });
+    throw denial(d, 'method_not_allowed', `The request is sent as ${ex.method} but asks the upstream to apply ${o.method} (${o.source}). ${d.explanation}`);
   }
+}
+
+/** The refusal for a deny decision: its reason (or `fallback` for one outside REASONS), 421 or 403. */
+function denial(d: Decision, fallback: ReasonCode, message: string): RequestRefusal {
+  const reason = (d.reason in REASONS ? d.reason : fallback) as ReasonCode;
+  return new RequestRefusal(reason, message, { status: REASONS[reason].status === 421 ? 421 : 403 });
 }

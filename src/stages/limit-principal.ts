@@ -3,7 +3,7 @@
 // and gives the slot back when the exchange ends. A refusal is a 429 with Retry-After.
 import { RequestRefusal } from '../errors.ts';
 import type { PrincipalLimits } from '../limits/principal-limits.ts';
-import type { Stage } from '../proxy/exchange.ts';
+import { whenClientEnds, type Stage } from '../proxy/exchange.ts';
 
 export function limitPrincipalStage(deps: { limits: PrincipalLimits; now?: () => number }): Stage {
   const now = deps.now ?? Date.now;
@@ -17,9 +17,6 @@ export function limitPrincipalStage(deps: { limits: PrincipalLimits; now?: () =>
     if (!v.ok) {
       throw new RequestRefusal(v.limit === 'max_tunnels' ? 'tunnel_limit' : 'rate_limited', v.message, { retryAfterMs: v.retryAfterMs, detail: `${v.limit} (${key})` });
     }
-    // An exchange that already ended (its client left while earlier stages ran) runs no more
-    // end hooks: give the slot back now.
-    if (ex.notes['ended']) v.release();
-    else ex.onClientEnd.push(v.release);
+    whenClientEnds(ex, v.release);
   };
 }

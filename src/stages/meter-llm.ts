@@ -21,7 +21,7 @@ import { settleCharge } from '../metering/settlement.ts';
 import { createUsageParser, type UsageParser } from '../metering/usage-parser.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { CompiledPolicySet } from '../policy/types.ts';
-import { addAdmissionCheck, type Exchange, type Stage } from '../proxy/exchange.ts';
+import { addAdmissionCheck, exchangeEnded, whenClientEnds, type Exchange, type Stage } from '../proxy/exchange.ts';
 import { registerProviderShape } from '../proxy/refusal-response.ts';
 import { asciiLower } from '../classify/request-framing.ts';
 
@@ -131,7 +131,7 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
     if (t - lastSweep < 1000) return;
     lastSweep = t;
     for (const f of inFlight.values()) {
-      if (f.done || f.ex.notes['ended'] !== true) continue;
+      if (f.done || !exchangeEnded(f.ex)) continue;
       f.endedSeenAt ??= t;
       const grace = f.started || f.forwarding ? config.drainMs + 5000 : 2000;
       if (t - f.endedSeenAt > grace) f.finish('the exchange ended without a response end');
@@ -268,7 +268,7 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
     // Refused after this stage (or dropped before forwarding): no response will ever end it. Once
     // forwarded, the forwarder waits for the provider's answer even when the client has left (the
     // generation is billed): its end settles the reservation.
-    ex.onClientEnd.push(() => {
+    whenClientEnds(ex, () => {
       if (!flight.started && !flight.forwarding) flight.finish('the exchange ended before a response started');
     });
 
