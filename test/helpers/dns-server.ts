@@ -3,7 +3,9 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 
-export type DnsAnswer = string[] | ((queryNumber: number) => string[]) | 'servfail' | 'timeout';
+type OneAnswer = string[] | ((queryNumber: number) => string[]) | 'servfail' | 'timeout';
+/** One answer for every query type, or one per type (a type left out gets an empty NOERROR answer). */
+export type DnsAnswer = OneAnswer | { A?: OneAnswer; AAAA?: OneAnswer };
 
 export interface TestDns {
   port: number;
@@ -36,7 +38,10 @@ export async function startTestDns(ttl = 0): Promise<TestDns> {
     const qtype = msg.readUInt16BE(end);
     const lower = name.toLowerCase();
     queries.push({ name: lower, type: qtype });
-    const entry = records.get(lower);
+    const named = records.get(lower);
+    const entry: OneAnswer | undefined = named === undefined || Array.isArray(named) || typeof named !== 'object'
+      ? named
+      : (qtype === 1 ? named.A : qtype === 28 ? named.AAAA : undefined) ?? [];
     if (entry === 'timeout') return;
     const header = Buffer.from(msg.subarray(0, 12));
     header.writeUInt16BE(0x8180, 2); // response, recursion desired+available, NOERROR
