@@ -1,6 +1,8 @@
 // Owns: the one canonical, redacted log event written per exchange (named fields only: never
 // headers, bodies, tokens or query strings).
+import { auditDecisionOf } from '../audit/build-audit-row.ts';
 import type { Exchange } from '../proxy/exchange.ts';
+import { AUDIT_NOTE } from '../stages/audit-decision.ts';
 import type { Logger } from './logger.ts';
 
 export function exchangeLogFields(ex: Exchange): Record<string, unknown> {
@@ -17,7 +19,9 @@ export function exchangeLogFields(ex: Exchange): Record<string, unknown> {
     host: ex.host,
     port: ex.port,
     path: ex.path,
-    decision: ex.decision?.effect ?? (ex.outcome.reason ? 'deny' : undefined),
+    // as on the audit row: a request the policy allowed but a later stage refused (a reflected
+    // credential, a budget, a rate limit) is a deny, not an allow
+    decision: auditDecisionOf(ex, ex.notes[AUDIT_NOTE] !== undefined),
     rule: ex.decision?.rule ?? undefined,
     reason: ex.outcome.reason ?? ex.decision?.reason,
     status: ex.outcome.status,
