@@ -2,7 +2,7 @@
 // webhooks that budget threshold events are posted to, and the retry schedule). A webhook URL is a
 // secret (Slack's carries its credential in the path): it is held in a wrapper that prints as
 // "[redacted]", and no problem message ever quotes it.
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from '../config/typebox.ts';
 import type { Problem } from '../errors.ts';
 import type { YamlSource } from '../config/yaml-source.ts';
 

@@ -2,7 +2,7 @@
 // ${ENV_VAR} substituted, defaults applied). Every problem is reported as file:line:col.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from './typebox.ts';
 import { TollgateError, type Problem } from '../errors.ts';
 import { parseYamlSource, type PathSegment, type YamlSource } from './yaml-source.ts';
 import { validateAgainstSchema } from './validate-schema.ts';

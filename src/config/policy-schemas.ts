@@ -2,7 +2,7 @@
 // policies/tests/*.yaml, as TypeBox schemas (which are JSON Schema). Every field is described
 // so editors show the text on hover. Semantic checks (globs, cross-file references) live in
 // src/policy/compile.ts; these schemas catch unknown keys and wrong types.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from './typebox.ts';
 
 const strict = { additionalProperties: false } as const;
 

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from './typebox.ts';
 import { TollgateError, type Problem } from '../errors.ts';
 import { perMillionToPico, perThousandToPico, type ModelPrice, type PriceTable, type TokenPrice } from '../metering/prices.ts';
 import { parseYamlSource } from './yaml-source.ts';

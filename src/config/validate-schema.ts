@@ -1,8 +1,6 @@
 // Owns: checking plain data from a YamlSource against a TypeBox (JSON Schema) schema and turning
 // every failure into a file:line:col problem whose message says what was expected.
-import type { Static, TSchema } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { ValueErrorType } from '@sinclair/typebox/errors';
+import { TypeCompiler, ValueErrorType, type Static, type TSchema, type TypeCheck } from './typebox.ts';
 import type { Problem } from '../errors.ts';
 import type { PathSegment, YamlSource } from './yaml-source.ts';
 

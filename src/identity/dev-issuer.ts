@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
-import Provider from 'oidc-provider';
+import type Provider from 'oidc-provider';
 import { TollgateError } from '../errors.ts';
 import type { SsoIssuerConfig } from '../config/gateway-config.ts';
 
@@ -127,6 +127,9 @@ export async function startDevIssuer(opts: DevIssuerOptions = {}): Promise<DevIs
   if (!LOOPBACK.test(host)) {
     throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', `the dev issuer refuses to listen on ${host}; it has no passwords and must stay on loopback`);
   }
+  // Loaded here, not at the top: oidc-provider and its dependencies are about 200 modules, and every
+  // process that imports the gateway (each CLI verb, each test file) would load them at start.
+  const { default: OidcProvider } = await import('oidc-provider');
   const clientId = opts.clientId ?? DEV_CLIENT_ID;
   const users = new Map((opts.users ?? DEMO_USERS).map((u) => [u.email, { ...u, groups: [...u.groups] }]));
   const server = http.createServer();
@@ -143,7 +146,7 @@ export async function startDevIssuer(opts: DevIssuerOptions = {}): Promise<DevIs
   const jwk = { ...(await exportJWK(privateKey)), kid: `dev-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
   const scopes = ['openid', 'email', 'profile', 'groups'];
 
-  const provider = new Provider(issuer, {
+  const provider = new OidcProvider(issuer, {
     clients: [{
       client_id: clientId,
       client_name: 'Tollgate (dev)',

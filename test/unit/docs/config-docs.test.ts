@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { Type } from '@sinclair/typebox';
+import { Type } from '../../../src/config/typebox.ts';
 import { parse } from 'yaml';
 import { parseGatewayConfig } from '../../../src/config/gateway-config.ts';
 import { parseOrgConfig } from '../../../src/config/org-config.ts';
