@@ -5,6 +5,7 @@
 // failing, writer down, commit timeout — one sweep timer for all pending decisions, not one timer
 // each), tracks health for /readyz, restarts a writer that died, and flushes on close. Also the
 // gateway's Ledger: its operations run on the writer thread (see audit-writer-worker.ts).
+import { statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../observability/logger.ts';
 import { LATE_LEDGER_METHODS, appendPacked, type AuditOp, type PackedBatch } from '../store/audit-writer.ts';
@@ -32,6 +33,11 @@ export interface SqliteAuditSinkOptions {
   walCapBytes?: number;
   /** How often the checkpointer thread runs a PASSIVE WAL checkpoint (default 500 ms). */
   checkpointIntervalMs?: number;
+  /**
+   * WAL size at which the checkpointer thread is started (default: 4 MiB, SQLite's own
+   * auto-checkpoint size, or half the WAL cap when that is smaller; 0 starts it at once).
+   */
+  checkpointerStartBytes?: number;
   /** Records waiting in this process while the writer (re)starts; beyond it completions are dropped. */
   maxOutbox?: number;
 }
@@ -349,7 +355,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
   const startCheckpointer = () => {
     let c: Worker;
     try {
-      c = spawnWorker(CHECKPOINTER_URL, { file: opts.file, intervalMs: opts.checkpointIntervalMs ?? 500, walCapBytes: config.walCapBytes } satisfies CheckpointerConfig, 'tollgate-wal-checkpointer');
+      c = spawnWorker(CHECKPOINTER_URL, { file: opts.file, intervalMs: checkpointIntervalMs, walCapBytes: config.walCapBytes } satisfies CheckpointerConfig, 'tollgate-wal-checkpointer');
     } catch (err) {
       log.warn('WAL checkpointer cannot start; trying again', { error: String(err), retry_ms: restartDelayMs });
       restartCheckpointer();
@@ -370,7 +376,30 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     });
     c.unref();
   };
-  startCheckpointer();
+  // The thread starts once the WAL holds something worth moving (checkpointerStartBytes). Until
+  // then a stat of the WAL every interval, on this thread, is all it costs: a gateway that writes
+  // little (a laptop, a test) never starts a second database thread, and the writer checkpoints
+  // what there is when it closes.
+  const checkpointIntervalMs = opts.checkpointIntervalMs ?? 500;
+  const checkpointerStartBytes = opts.checkpointerStartBytes ?? Math.min(4 * 1024 * 1024, Math.floor(config.walCapBytes / 2));
+  let walWatch: NodeJS.Timeout | undefined;
+  const walReached = (): boolean => {
+    try {
+      return statSync(`${opts.file}-wal`).size >= checkpointerStartBytes;
+    } catch {
+      return false; // no WAL file yet
+    }
+  };
+  if (checkpointerStartBytes <= 0) startCheckpointer();
+  else {
+    walWatch = setInterval(() => {
+      if (closing || !walReached()) return;
+      clearInterval(walWatch);
+      walWatch = undefined;
+      startCheckpointer();
+    }, checkpointIntervalMs);
+    walWatch.unref();
+  }
 
   const ledgerCall = (method: LedgerMethod, args: unknown[]): Promise<unknown> =>
     // queued at once when the writer runs (so a settlement and its completion share a message)
@@ -443,6 +472,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
       closing = true;
       if (restartTimer) clearTimeout(restartTimer);
+      if (walWatch) { clearInterval(walWatch); walWatch = undefined; }
       await ready.catch(() => undefined);
       postOutbox();
       sealed = true;

@@ -86,7 +86,10 @@ t.test(`${TOTAL} idle tunnels are closed after idle_ms (${IDLE_MS} ms); gauges, 
   const early = open.filter((o) => o.closedAt !== undefined && o.closedAt - o.openedAt < IDLE_MS * 0.8);
   t.same(early.length, 0, 'none before idle_ms');
   for (const o of open) o.socket.destroy();
-  t.ok(await waitFor(() => fds() <= baseline + 10, 3000), `descriptors back near the baseline (${fds()}, baseline ${baseline})`);
+  // A leak holds at least one descriptor per tunnel (150 here). The slack covers what the gateway
+  // may open meanwhile: its WAL checkpointer thread starts once the WAL reaches 4 MiB (about a
+  // dozen descriptors: the thread's event loop, the database, its WAL and shared memory).
+  t.ok(await waitFor(() => fds() <= baseline + 25, 3000), `descriptors back near the baseline (${fds()}, baseline ${baseline})`);
   let tunnels = NaN;
   let connections = NaN;
   for (let i = 0; i < 30; i++) {
