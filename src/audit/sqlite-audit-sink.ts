@@ -177,6 +177,7 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       failDecision(id, 'AUDIT_TIMEOUT', `the audit store did not commit within ${commitTimeoutMs} ms`);
     }
     for (const [id, w] of ledgerWaiters) {
+      if (w.deadline === Infinity) continue; // a late call: answered when the store takes it
       if (w.deadline > now) {
         next = Math.min(next, w.deadline);
         break;
@@ -239,9 +240,12 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     }
     const id = nextId++;
     return new Promise((resolve, reject) => {
-      const deadline = Date.now() + ledgerTimeoutMs;
+      // A settlement, release or threshold mark has no deadline: the writer keeps one the store
+      // cannot take and runs it again when the store writes again (its answer comes then).
+      const late = LATE_LEDGER_METHODS.has(method);
+      const deadline = late ? Infinity : Date.now() + ledgerTimeoutMs;
       ledgerWaiters.set(id, { resolve, reject, deadline });
-      armSweep(deadline);
+      if (!late) armSweep(deadline);
       outboxCalls.push({ id, method, args });
       if (LATE_LEDGER_METHODS.has(method)) postSoon();
       else schedulePost();

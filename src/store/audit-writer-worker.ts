@@ -72,6 +72,8 @@ export type FromWorker =
   | { t: 'fatal'; code: string; message: string };
 
 const ENVIRONMENTAL = /^(SQLITE_(FULL|BUSY|LOCKED|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|NOMEM|PERM|AUTH)|AUDIT_)/;
+/** Store conditions that pass (a lock released, space freed, write access back): worth a retry. */
+const TRANSIENT = /^SQLITE_(FULL|BUSY|LOCKED|READONLY|IOERR|CANTOPEN|PROTOCOL|NOMEM|PERM|AUTH)/;
 
 function errorCode(err: unknown): string {
   const code = (err as { code?: unknown }).code;
@@ -123,6 +125,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   let pending: PackedOp[] = [];
   let calls: LedgerCall[] = [];
   let retry: PackedOp[] = [];
+  // Settlements, releases and threshold marks the store could not take, run again with `retry`.
+  let retryCalls: LedgerCall[] = [];
   let countersTimer: NodeJS.Timeout | undefined;
   let scheduled = false;
   let retryTimer: NodeJS.Timeout | undefined;
@@ -161,7 +165,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   };
 
   const scheduleRetry = () => {
-    if (retryTimer || (!failing && retry.length === 0)) return;
+    if (retryTimer || (!failing && retry.length === 0 && retryCalls.length === 0)) return;
     retryTimer = setTimeout(() => {
       retryTimer = undefined;
       schedule(true);
@@ -243,7 +247,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
 
   function commit(): void {
     scheduled = false;
-    const ledgerWork = calls;
+    const ledgerWork = retryCalls.length > 0 ? retryCalls.concat(calls) : calls;
+    retryCalls = [];
     calls = [];
     let answers: LedgerAnswer[] | undefined;
     const wasFailing = failing;
@@ -305,8 +310,19 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     answers ??= runLedgerBatch(ledgerWork);
     let awaited = false;
     for (let i = 0; i < answers.length; i++) {
-      if (!LATE_LEDGER_METHODS.has((ledgerWork[i] as LedgerCall).method)) awaited = true;
-      lateAnswers.push(answers[i] as LedgerAnswer);
+      const call = ledgerWork[i] as LedgerCall;
+      const answer = answers[i] as LedgerAnswer;
+      const late = LATE_LEDGER_METHODS.has(call.method);
+      // A settlement, release or threshold mark the store could not take (locked, read-only, full)
+      // is kept and run again with the records' retries: its request is over and nobody waits on
+      // it, and answering it with the error would leave the reservation held until a restart, which
+      // then charges it in full. At close, or past the retry bound, it is answered with the error.
+      if (late && answer.error !== undefined && TRANSIENT.test(answer.code ?? '') && !closed && retryCalls.length < cfg.maxRetryRecords) {
+        retryCalls.push(call);
+        continue;
+      }
+      if (!late) awaited = true;
+      lateAnswers.push(answer);
     }
     if (acked.length > 0 || failed.length > 0 || error || awaited || failing !== wasFailing || flushWaiters.length > 0) {
       if (countersTimer) { clearTimeout(countersTimer); countersTimer = undefined; }
@@ -315,7 +331,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
       // completions and settlements only: nobody waits for them; the counters follow shortly
       countersTimer = setTimeout(postCounters, COUNTERS_MS);
     }
-    if (failing || retry.length > 0) scheduleRetry();
+    if (failing || retry.length > 0 || retryCalls.length > 0) scheduleRetry();
     if (pending.length > 0) schedule();
     else if (flushWaiters.length > 0) {
       const w = flushWaiters;
