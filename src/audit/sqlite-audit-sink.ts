@@ -245,10 +245,12 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
       const late = LATE_LEDGER_METHODS.has(method);
       const deadline = late ? Infinity : Date.now() + ledgerTimeoutMs;
       ledgerWaiters.set(id, { resolve, reject, deadline });
-      if (!late) armSweep(deadline);
       outboxCalls.push({ id, method, args });
-      if (LATE_LEDGER_METHODS.has(method)) postSoon();
-      else schedulePost();
+      if (late) postSoon();
+      else {
+        armSweep(deadline);
+        schedulePost();
+      }
     });
   };
 

@@ -71,9 +71,11 @@ export type FromWorker =
   | { t: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }
   | { t: 'fatal'; code: string; message: string };
 
-const ENVIRONMENTAL = /^(SQLITE_(FULL|BUSY|LOCKED|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PROTOCOL|NOMEM|PERM|AUTH)|AUDIT_)/;
 /** Store conditions that pass (a lock released, space freed, write access back): worth a retry. */
-const TRANSIENT = /^SQLITE_(FULL|BUSY|LOCKED|READONLY|IOERR|CANTOPEN|PROTOCOL|NOMEM|PERM|AUTH)/;
+const TRANSIENT_SQLITE = 'FULL|BUSY|LOCKED|READONLY|IOERR|CANTOPEN|PROTOCOL|NOMEM|PERM|AUTH';
+const TRANSIENT = new RegExp(`^SQLITE_(${TRANSIENT_SQLITE})`);
+/** The store's own trouble (transient, or a damaged file), as opposed to a record it rejects. */
+const ENVIRONMENTAL = new RegExp(`^(SQLITE_(${TRANSIENT_SQLITE}|CORRUPT|NOTADB)|AUDIT_)`);
 
 function errorCode(err: unknown): string {
   const code = (err as { code?: unknown }).code;

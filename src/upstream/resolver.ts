@@ -51,10 +51,10 @@ export function createHostResolver(opts: {
     };
     // One family failing (a server that answers A but SERVFAILs or drops AAAA queries, as some
     // do) does not sink the other's addresses, as with getaddrinfo; both failing is the error.
-    const [v4, v6] = await Promise.allSettled([settle(() => r.resolve4(host, { ttl: true })), settle(() => r.resolve6(host, { ttl: true }))]);
-    if (v4.status === 'rejected' && (v6.status === 'rejected' || v6.value.length === 0)) throw v4.reason;
-    if (v6.status === 'rejected' && (v4.status === 'rejected' || v4.value.length === 0)) throw v6.reason;
-    const all = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+    const families = await Promise.allSettled([settle(() => r.resolve4(host, { ttl: true })), settle(() => r.resolve6(host, { ttl: true }))]);
+    const all = families.flatMap((f) => (f.status === 'fulfilled' ? f.value : []));
+    const failed = families.find((f) => f.status === 'rejected');
+    if (all.length === 0 && failed) throw failed.reason;
     const ttl = all.length ? Math.min(...all.map((a) => a.ttl)) * 1000 : 0;
     return { addresses: all.map((a) => a.address), ttlMs: ttl };
   }

@@ -270,13 +270,18 @@ async function letTrafficFlow(since: number): Promise<void> {
 }
 
 // ---- in-flight exchanges ---------------------------------------------------------------------
+/** Keeps what `s` receives (errors ignored: the checks read what arrived). */
+function keepReceived(s: net.Socket) {
+  s.on('error', () => undefined);
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  return { chunks, text: () => Buffer.concat(chunks).toString('latin1') };
+}
+
 /** A plain keep-alive connection whose response is half sent when the policy switches. */
 async function startSlowPlain() {
   const sock = net.connect({ host: '127.0.0.1', port: tg.proxyPort });
-  sock.on('error', () => undefined);
-  const chunks: Buffer[] = [];
-  sock.on('data', (c: Buffer) => chunks.push(c));
-  const text = () => Buffer.concat(chunks).toString('latin1');
+  const { chunks, text } = keepReceived(sock);
   sock.write(plainRequest(ECHO, '/slow/plain', false));
   await until('the first half of the slow response', () => text().includes('first half;'), 4000);
   return { sock, text, chunks };
@@ -286,10 +291,7 @@ async function startSlowPlain() {
 async function startSse() {
   const tunnel = await openTunnel(tg.proxyPort, `${ECHO}:443`, { 'Proxy-Authorization': tg.proxyAuth });
   const tls = await tlsOverTunnel(tunnel, tg.caPem, ECHO);
-  tls.on('error', () => undefined);
-  const chunks: Buffer[] = [];
-  tls.on('data', (c: Buffer) => chunks.push(c));
-  const text = () => Buffer.concat(chunks).toString('latin1');
+  const { chunks, text } = keepReceived(tls);
   tls.write(`GET /sse/tls HTTP/1.1\r\nHost: ${ECHO}\r\nAccept: text/event-stream\r\n\r\n`);
   await until('the first SSE event', () => text().includes('data: one'), 4000);
   return { tls, text, chunks };
@@ -298,10 +300,7 @@ async function startSse() {
 /** A POST whose head (and half its body) went out before the switch; the rest is sent after it. */
 async function startUpload() {
   const sock = net.connect({ host: '127.0.0.1', port: tg.proxyPort });
-  sock.on('error', () => undefined);
-  const chunks: Buffer[] = [];
-  sock.on('data', (c: Buffer) => chunks.push(c));
-  const text = () => Buffer.concat(chunks).toString('latin1');
+  const { text } = keepReceived(sock);
   sock.write(`POST http://${ECHO}/upload/plain HTTP/1.1\r\nHost: ${ECHO}\r\nProxy-Authorization: ${tg.proxyAuth}\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\n0123456789`);
   await until('the upload to reach the upstream', () => echoPlain.seen.some((s) => s.url === '/upload/plain'), 4000);
   return { sock, text };
