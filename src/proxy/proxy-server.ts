@@ -271,6 +271,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       closeAfter = facts.hasBody; // a refused request's unread body must not be parsed as a request
       if (facts.hasBody) ex.body = bufferableBody(req, ex, facts.expectContinue ? res : undefined);
       if (t?.ctx.denial) {
+        // The tunnel was opened only to show this denial, decided once at CONNECT: the connection
+        // closes after it, so the client's next request comes on a new CONNECT, decided by the
+        // policy in force then (a reload that allows the host takes effect at once).
+        closeAfter = true;
         const d = t.ctx.denial;
         ex.decision = { effect: 'deny', reason: d.reason, rule: d.rule, explanation: d.message, intercept: true };
         throw new RequestRefusal(d.reason, d.message, { status: d.status });
