@@ -1,6 +1,8 @@
 // Owns: turning a host name into addresses — through `upstreams:` overrides, the configured DNS
-// servers, or the system resolver — with a bounded timeout and a small TTL cache. It never decides
-// whether an address may be dialled; that is the address guard's job.
+// servers, or the system resolver — with a bounded timeout, a small TTL cache, and a short cache of
+// answers that say the name has no addresses (NXDOMAIN, or no A/AAAA records) so an agent retrying
+// a misspelt name does not send two queries per request. Failures (SERVFAIL, timeouts) are never
+// cached. It never decides whether an address may be dialled; that is the address guard's job.
 import { lookup as systemLookup } from 'node:dns/promises';
 import { Resolver } from 'node:dns/promises';
 import { RequestRefusal } from '../errors.ts';
@@ -18,6 +20,25 @@ export interface HostResolver {
 }
 
 interface CacheEntry { addresses: string[]; expires: number }
+interface NegativeEntry { kind: NoAddresses; code: string; expires: number }
+
+/** What the DNS said when it gave no addresses: the name does not exist, or it has no A/AAAA records. */
+type NoAddresses = 'nxdomain' | 'nodata';
+
+class NoAddressesError extends Error {
+  constructor(readonly kind: NoAddresses, readonly code: string) {
+    super(kind);
+  }
+}
+
+/** The refusal for a name without addresses (PURE; exported for its table test). */
+export function noAddressesRefusal(host: string, kind: NoAddresses, code: string): RequestRefusal {
+  const message = kind === 'nxdomain'
+    ? `The name ${host} does not exist (${code}).`
+    : `The name ${host} has no addresses (no A or AAAA records).`;
+  const detail = kind === 'nxdomain' ? `DNS lookup of ${host}: ${code} (the name does not exist)` : `DNS lookup of ${host}: no A or AAAA records`;
+  return new RequestRefusal('dns_error', message, { detail });
+}
 
 export function createHostResolver(opts: {
   upstreams: ReadonlyMap<string, { host: string; port: number }>;
@@ -25,12 +46,16 @@ export function createHostResolver(opts: {
   timeoutMs: number;
   minTtlMs?: number;
   maxTtlMs?: number;
+  /** How long "no such name" / "no addresses" answers are kept (default 5 s; 0: not at all). */
+  negativeTtlMs?: number;
   now?: () => number;
 }): HostResolver {
   const now = opts.now ?? Date.now;
   const maxTtl = opts.maxTtlMs ?? 60_000;
   const minTtl = opts.minTtlMs ?? 0;
+  const negativeTtl = Math.min(opts.negativeTtlMs ?? 5_000, maxTtl);
   const cache = new Map<string, CacheEntry>();
+  const negative = new Map<string, NegativeEntry>();
   const pending = new Map<string, Promise<string[]>>();
   let resolver: Resolver | undefined;
   if (opts.servers.length > 0) {
@@ -40,12 +65,17 @@ export function createHostResolver(opts: {
 
   async function viaServers(host: string): Promise<{ addresses: string[]; ttlMs: number }> {
     const r = resolver as Resolver;
+    const codes: string[] = [];
     const settle = async (f: () => Promise<Array<{ address: string; ttl: number }>>) => {
       try {
         return await f();
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENODATA' || code === 'ENOTFOUND') return [];
+        const code = (err as NodeJS.ErrnoException).code ?? 'error';
+        // c-ares: ENOTFOUND is NXDOMAIN, ENODATA an answer without records of this type
+        if (code === 'ENODATA' || code === 'ENOTFOUND') {
+          codes.push(code);
+          return [];
+        }
         throw err;
       }
     };
@@ -55,7 +85,11 @@ export function createHostResolver(opts: {
     const all = families.flatMap((f) => (f.status === 'fulfilled' ? f.value : []));
     const failed = families.find((f) => f.status === 'rejected');
     if (all.length === 0 && failed) throw failed.reason;
-    const ttl = all.length ? Math.min(...all.map((a) => a.ttl)) * 1000 : 0;
+    if (all.length === 0) {
+      // Both families answered without records: the name does not exist only if both said so.
+      throw codes.every((c) => c === 'ENOTFOUND') ? new NoAddressesError('nxdomain', 'NXDOMAIN') : new NoAddressesError('nodata', 'NODATA');
+    }
+    const ttl = Math.min(...all.map((a) => a.ttl)) * 1000;
     return { addresses: all.map((a) => a.address), ttlMs: ttl };
   }
 
@@ -67,26 +101,40 @@ export function createHostResolver(opts: {
     try {
       const res = await Promise.race([systemLookup(host, { all: true, verbatim: true }), timeout]);
       return { addresses: res.map((a) => a.address), ttlMs: 30_000 };
+    } catch (err) {
+      // getaddrinfo's EAI_NONAME: the name does not exist, or has no addresses (it cannot say which)
+      if ((err as NodeJS.ErrnoException).code === 'ENOTFOUND') throw new NoAddressesError('nxdomain', 'ENOTFOUND');
+      throw err;
     } finally {
       clearTimeout(timer);
     }
   }
 
   async function lookupName(host: string): Promise<string[]> {
-    const hit = cache.get(host);
     const t = now();
+    const hit = cache.get(host);
     if (hit && hit.expires > t) return hit.addresses;
+    const miss = negative.get(host);
+    if (miss && miss.expires > t) throw noAddressesRefusal(host, miss.kind, miss.code);
     let p = pending.get(host);
     if (!p) {
       p = (async () => {
         try {
           const { addresses, ttlMs } = resolver ? await viaServers(host) : await viaSystem(host);
-          if (addresses.length === 0) throw new RequestRefusal('dns_error', `The name ${host} has no addresses.`);
+          if (addresses.length === 0) throw new NoAddressesError('nodata', 'NODATA');
           const ttl = Math.min(Math.max(ttlMs, minTtl), maxTtl);
           if (ttl > 0) cache.set(host, { addresses, expires: now() + ttl });
           if (cache.size > 10_000) cache.delete(cache.keys().next().value as string);
+          negative.delete(host);
           return addresses;
         } catch (err) {
+          if (err instanceof NoAddressesError) {
+            if (negativeTtl > 0) {
+              negative.set(host, { kind: err.kind, code: err.code, expires: now() + negativeTtl });
+              if (negative.size > 10_000) negative.delete(negative.keys().next().value as string);
+            }
+            throw noAddressesRefusal(host, err.kind, err.code);
+          }
           if (err instanceof RequestRefusal) throw err;
           const code = (err as NodeJS.ErrnoException).code ?? 'error';
           throw new RequestRefusal('dns_error', `The name ${host} could not be resolved (${code}).`, { detail: String(err) });
