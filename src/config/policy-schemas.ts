@@ -16,10 +16,14 @@ const SecretName = Type.String({
   description: 'the name of a secret (for example "github-token"); its value comes from TOLLGATE_SECRET_GITHUB_TOKEN or the secrets directory, never from this file',
 });
 
+// Spend is counted in integer micro-dollars: a limit above $1e9 would pass 2^53 micro-dollars
+// (no longer exact) and 1e308 would become Infinity — an unlimited budget. YAML's .inf and .nan
+// are refused by the number type itself.
+const MAX_BUDGET_USD = 1_000_000_000;
 export const BudgetSchema = Type.Object(
   {
-    monthly_usd: Type.Optional(Type.Number({ minimum: 0, description: 'spend limit in US dollars per calendar month (UTC)' })),
-    daily_usd: Type.Optional(Type.Number({ minimum: 0, description: 'spend limit in US dollars per day (UTC)' })),
+    monthly_usd: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_BUDGET_USD, description: 'spend limit in US dollars per calendar month (UTC), at most 1,000,000,000' })),
+    daily_usd: Type.Optional(Type.Number({ minimum: 0, maximum: MAX_BUDGET_USD, description: 'spend limit in US dollars per day (UTC), at most 1,000,000,000' })),
   },
   { ...strict, minProperties: 1, description: 'a spend limit: { monthly_usd: N } and/or { daily_usd: N }' },
 );

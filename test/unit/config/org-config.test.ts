@@ -45,6 +45,11 @@ const bad: Array<[string, string, string]> = [
   ['unknown key', 'organization: X\nteam:\n  a: { name: A, idp_groups: [] }\nteams: {}\n', 'org.yaml:2:1: unknown key "team" in (top level)'],
   ['empty budget', 'organization: X\nbudget: {}\nteams:\n  a: { name: A, idp_groups: [a] }\n', 'org.yaml:2:9: budget'],
   ['negative budget', 'organization: X\nbudget: { monthly_usd: -1 }\nteams:\n  a: { name: A, idp_groups: [a] }\n', 'org.yaml:2:24: budget.monthly_usd'],
+  // 6.14: values that would make a budget unlimited or inexact once counted in micro-dollars
+  ['budget past the ceiling', 'organization: X\nbudget: { monthly_usd: 1e308 }\nteams:\n  a: { name: A, idp_groups: [a] }\n', 'org.yaml:2:24: budget.monthly_usd'],
+  ['budget past 2^53 micro-dollars', 'organization: X\nteams:\n  a: { name: A, idp_groups: [a], budget: { daily_usd: 1e10 } }\n', 'org.yaml:3:55: teams.a.budget.daily_usd'],
+  ['infinite budget', 'organization: X\nbudget: { monthly_usd: .inf }\nteams:\n  a: { name: A, idp_groups: [a] }\n', 'org.yaml:2:24: budget.monthly_usd'],
+  ['NaN budget', 'organization: X\nbudget: { monthly_usd: .nan }\nteams:\n  a: { name: A, idp_groups: [a] }\n', 'org.yaml:2:24: budget.monthly_usd'],
   ['unknown budget period', 'organization: X\nbudget: { yearly_usd: 1 }\nteams:\n  a: { name: A, idp_groups: [a] }\n', 'org.yaml:2:11: unknown key "yearly_usd" in budget'],
   ['bad grant role', 'organization: X\nprojects:\n  p: { name: P, connections: [] }\nteams:\n  a: { name: A, idp_groups: [a], projects: { p: owner } }\n', 'org.yaml:5:49: teams.a.projects.p: admin (all methods) or member'],
   ['unknown project', 'organization: X\nteams:\n  a: { name: A, idp_groups: [a], projects: { p: admin } }\n', 'org.yaml:3:46: team a is granted unknown project "p"'],
