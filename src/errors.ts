@@ -5,6 +5,7 @@
 export const REASONS = {
   malformed_request: { status: 400, text: 'The request is malformed.' },
   header_too_large: { status: 431, text: 'The request header section is too large.' },
+  request_timeout: { status: 408, text: 'The request head did not arrive within timeouts.headers_ms.' },
   auth_required: { status: 407, text: 'Proxy authentication is required.' },
   auth_invalid: { status: 407, text: 'The proxy credentials are invalid, expired or revoked.' },
   host_not_allowed: { status: 403, text: 'The host is not allowed by policy.' },

@@ -93,7 +93,8 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     s.on('clientError', onClientError);
   }
 
-  function newExchange(kind: Exchange['kind'], via: Exchange['via'], req: IncomingMessage, tunnel: TunnelContext | undefined): Exchange {
+  /** `req`: the parsed request, or only its connection when the parser refused the bytes. */
+  function newExchange(kind: Exchange['kind'], via: Exchange['via'], req: Pick<IncomingMessage, 'socket'> & { method?: string | undefined }, tunnel: TunnelContext | undefined): Exchange {
     activeExchanges++;
     return {
       id: newRequestId(),
@@ -193,10 +194,19 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const status = tooLarge ? 431 : timedOut ? 408 : 400;
     const text = tooLarge ? 'Request Header Fields Too Large' : timedOut ? 'Request Timeout' : 'Bad Request';
-    const reason = tooLarge ? 'header_too_large' : 'malformed_request';
+    const reason = tooLarge ? 'header_too_large' : timedOut ? 'request_timeout' : 'malformed_request';
     const body = `Tollgate: ${text} (${reason}${err.code ? `, ${err.code}` : ''})\n`;
-    deps.logger.info('request refused by the HTTP parser', { reason, code: err.code });
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Tollgate-Decision: error\r\nX-Tollgate-Reason: ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    // The refusal is an exchange like any other: a log line and an audit row (smuggling and
+    // parsing attacks belong in the audit trail). Nothing of the request is known but its
+    // connection — and, inside an intercepted tunnel, the tunnel's host and principal.
+    const t = tunnelOf.get(socket);
+    const ex = newExchange('request', t ? 'intercepted' : 'plain', { socket: socket as net.Socket }, t?.ctx);
+    if (t) ex.scheme = t.scheme;
+    ex.outcome.status = status;
+    ex.outcome.reason = reason;
+    ex.outcome.error = `the HTTP parser refused the request (${err.code ?? 'no code'})`;
+    endExchange(ex);
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Tollgate-Decision: error\r\nX-Tollgate-Reason: ${reason}\r\nX-Request-Id: ${ex.id}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
@@ -233,15 +243,18 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
   const activeResponses = new Set<ServerResponse>();
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const st = connState(req.socket);
+    // The connection, held here: Node clears req.socket once the request is destroyed (a body
+    // refused mid-read), and the refusal still has to mark and answer the connection.
+    const socket = req.socket;
+    const st = connState(socket);
     const seq = ++st.seq;
     st.last = req;
-    if (isDropped(req.socket, seq)) {
+    if (isDropped(socket, seq)) {
       // pipelined after a refusal that closes the connection: drop it unanswered
       res.destroy();
       return;
     }
-    const t = tunnelOf.get(req.socket);
+    const t = tunnelOf.get(socket);
     const ex = newExchange('request', t ? 'intercepted' : 'plain', req, t?.ctx);
     activeResponses.add(res);
     // The exchange is reported once its outcome is known: a client that leaves closes the response
@@ -281,7 +294,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       }
       await runStages(deps.stages.request, ex);
       // The stages are asynchronous: the parser may have failed on this request's body meanwhile.
-      if (isDropped(req.socket, seq) || req.errored !== null || req.socket.destroyed) {
+      if (isDropped(socket, seq) || req.errored !== null || socket.destroyed) {
         ex.outcome.reason = 'malformed_request';
         ex.outcome.error = 'the request broke off or its body was malformed before it was forwarded';
         res.destroy();
@@ -293,7 +306,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       // While the upstream answers, its own timers (first byte, body idle) bound the wait: the
       // client connection's idle timer waits a little longer than either, so a stalled upstream is
       // reported as such rather than as a client that went away.
-      const clientSockets = t?.raw ? [req.socket, t.raw] : [req.socket];
+      const clientSockets = t?.raw ? [socket, t.raw] : [socket];
       const forwardingIdleMs = Math.max(deps.timeouts.idleMs, deps.timeouts.firstByteMs ?? 0) + UPSTREAM_FIRST_GRACE_MS;
       for (const s of clientSockets) s.setTimeout(forwardingIdleMs);
       forwarding = forwardHttp(ex, req, res, deps.pools, facts.hasBody);
@@ -307,14 +320,29 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       const r = toRefusal(err);
       if (r.reason === 'internal_error') deps.logger.error('request failed', { request_id: ex.id, error: r.detail });
       if (r.status === 400 || r.status === 431) closeAfter = true;
-      if (closeAfter) markClosing(req.socket, seq);
+      if (closeAfter) markClosing(socket, seq);
       sendRefusal(res, ex, r, closeAfter);
     }
   }
-  outer.on('request', (req, res) => void onRequest(req, res));
-  outer.on('checkContinue', (req, res) => void onRequest(req, res));
-  inner.on('request', (req, res) => void onRequest(req, res));
-  inner.on('checkContinue', (req, res) => void onRequest(req, res));
+  /**
+   * The handlers answer every failure themselves; a rejection that still escapes one is a bug in
+   * the gateway, and it costs that one exchange (logged, its connection closed) — never the
+   * process and everyone else's traffic with it.
+   */
+  const contained = (what: string, p: Promise<void>, close: () => void) => {
+    p.catch((err: unknown) => {
+      deps.logger.error(`${what} handler failed; its connection is closed`, { error: err instanceof Error ? err.stack ?? err.message : String(err) });
+      close();
+    });
+  };
+  const handleRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    contained('request', onRequest(req, res), () => { res.destroy(); socket.destroy(); });
+  };
+  outer.on('request', handleRequest);
+  outer.on('checkContinue', handleRequest);
+  inner.on('request', handleRequest);
+  inner.on('checkContinue', handleRequest);
 
   function bufferableBody(req: IncomingMessage, ex: Exchange, continueRes: ServerResponse | undefined): ExchangeBody {
     const body: ExchangeBody = {
@@ -322,6 +350,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       buffered: undefined,
       async buffer(limit) {
         if (body.buffered) return body.buffered;
+        const declared = Number(req.headers['content-length'] ?? NaN);
+        // A declared length past the limit is refused before anything is read (and, with
+        // Expect: 100-continue, before the client is asked to send the body at all).
+        if (declared > limit) throw new RequestRefusal('payload_too_large', `The request body is larger than ${limit} bytes, the most this route can buffer.`);
         if (continueRes) { continueRes.writeContinue(); continueRes = undefined; ex.notes['continued'] = true; }
         const chunks: Buffer[] = [];
         let size = 0;
@@ -389,7 +421,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       endExchange(ex);
     }
   }
-  outer.on('connect', (req, socket, head) => void onConnect(req, socket as net.Socket, head));
+  outer.on('connect', (req, socket, head) => contained('CONNECT', onConnect(req, socket as net.Socket, head), () => socket.destroy()));
 
   function looksLikeTlsPort(port: number): boolean {
     return port === 443 || port === 8443;
@@ -543,7 +575,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       // exchange (its audit row, its slot of limits.per_principal).
       res.once('finish', () => endThenDestroy(socket));
       if (head.length) socket.unshift(head);
-      void onRequest(req, res);
+      handleRequest(req, res);
       return;
     }
     if (isClosing(socket)) {
@@ -622,8 +654,8 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       sendRawRefusal(socket, ex, err);
     }
   }
-  outer.on('upgrade', (req, socket, head) => void onUpgrade(req, socket as net.Socket, head));
-  inner.on('upgrade', (req, socket, head) => void onUpgrade(req, socket as net.Socket, head));
+  outer.on('upgrade', (req, socket, head) => contained('upgrade', onUpgrade(req, socket as net.Socket, head), () => socket.destroy()));
+  inner.on('upgrade', (req, socket, head) => contained('upgrade', onUpgrade(req, socket as net.Socket, head), () => socket.destroy()));
 
   return {
     listen(host, port) {
