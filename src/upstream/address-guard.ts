@@ -37,7 +37,7 @@ function isOwnHostAddress(ip: ParsedIp, cls: string): boolean {
 
 export function vetResolution(host: string, resolution: Resolution, port: number, opts: AddressGuardOptions): VettedTarget {
   const dialPort = resolution.port ?? port;
-  const refused: string[] = [];
+  const refused: Array<{ address: string; cls: string }> = [];
   for (const text of resolution.addresses) {
     const ip = parseIp(text);
     if (!ip) continue;
@@ -48,10 +48,14 @@ export function vetResolution(host: string, resolution: Resolution, port: number
     if (resolution.source === 'override' || isPublic(cls) || opts.ruleAllows(ip)) {
       return { address: formatIp(ip), port: dialPort, source: resolution.source };
     }
-    refused.push(`${formatIp(ip)} (${cls.replace(/_/g, '-')})`);
+    refused.push({ address: formatIp(ip), cls: cls.replace(/_/g, '-') });
   }
+  // The client learns the classes, not the addresses: what an internal name resolves to is not the
+  // agent's to learn through the gateway. The addresses go to the log line and the audit row.
+  const classes = [...new Set(refused.map((r) => r.cls))];
   throw new RequestRefusal(
     'ip_not_allowed',
-    `${host} resolves only to non-public addresses (${refused.join(', ') || 'none usable'}); a policy rule must name the address or range to allow it.`,
+    `${host} resolves only to non-public addresses (${classes.join(', ') || 'none usable'}); a policy rule must name the address or range to allow it.`,
+    { detail: `${host} resolved to ${refused.map((r) => `${r.address} (${r.cls})`).join(', ') || 'no usable address'}; no policy rule names them` },
   );
 }
