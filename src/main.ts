@@ -236,6 +236,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
   const policy = startPolicyReloader({
     orgFile: config.org,
     policiesDir: config.policies,
+    allowNonPublicWidening: config.policyReload.allowNonPublic,
     secretExists: (name) => {
       if (secrets.has(name)) return true;
       missingSecrets.add(name);

@@ -51,6 +51,9 @@ export const GatewayConfigSchema = Type.Object(
     }, { additionalProperties: false, description: 'The interception CA; created on first start when both files are missing', default: { cert: './certs/ca.pem', key: './certs/ca.key' } })),
     org: Type.Optional(Type.String({ minLength: 1, description: 'Path of org.yaml', default: './org.yaml' })),
     policies: Type.Optional(Type.String({ minLength: 1, description: 'Folder of team policies, _org.yaml guardrails and tests/', default: './policies' })),
+    policy_reload: Type.Optional(Type.Object({
+      allow_non_public: Type.Optional(Type.Boolean({ description: 'apply a hot reload that lets a team reach non-public addresses (private, loopback, link-local, metadata, …) it could not reach before; false rejects such a reload (a restart applies it)', default: false })),
+    }, { additionalProperties: false, description: 'How a policy change is applied while the gateway runs (docs/policy.md "Reloading")' })),
     prices: Type.Optional(Type.String({ minLength: 1, description: 'Path of prices.yaml (the bundled table when the file does not exist)', default: './prices.yaml' })),
     secrets: Type.Optional(Type.Object({
       env_prefix: Type.Optional(Type.String({ pattern: '^[A-Z][A-Z0-9_]*$', description: 'Prefix of secret environment variables: secret github-token is read from TOLLGATE_SECRET_GITHUB_TOKEN', default: 'TOLLGATE_SECRET_' })),
@@ -152,6 +155,8 @@ export interface GatewayConfig {
   ca: { cert: string; key: string };
   org: string;
   policies: string;
+  /** `policy_reload.allow_non_public`: a hot reload may widen into non-public address space. */
+  policyReload: { allowNonPublic: boolean };
   prices: string;
   secrets: { envPrefix: string; dir: string };
   /** canonical host name → address to dial */
@@ -378,6 +383,7 @@ export function parseGatewayConfig(file: string, text: string, env: NodeJS.Proce
     ca: { cert: abs(c.ca?.cert ?? './certs/ca.pem'), key: abs(c.ca?.key ?? './certs/ca.key') },
     org: abs(c.org ?? './org.yaml'),
     policies: abs(c.policies ?? './policies'),
+    policyReload: { allowNonPublic: c.policy_reload?.allow_non_public ?? false },
     prices: abs(c.prices ?? './prices.yaml'),
     secrets: { envPrefix: c.secrets?.env_prefix ?? 'TOLLGATE_SECRET_', dir: abs(c.secrets?.dir ?? './secrets') },
     upstreams,

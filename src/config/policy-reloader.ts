@@ -1,10 +1,13 @@
 // Owns: keeping the compiled policy in force — loading it at start (fatal when invalid), watching
 // org.yaml and the policies folder, recompiling on change, and swapping the frozen result in one
 // assignment. An invalid change is rejected with its problems logged; the last good policy stays.
+// So is a valid change that would newly let a team reach non-public addresses (security case 7.05),
+// unless `allowNonPublicWidening`: that takes a restart, an explicit act.
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import { formatProblem, TollgateError, type Problem } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { nonPublicWidening } from '../policy/address-widening.ts';
 import type { CompiledPolicySet } from '../policy/types.ts';
 import { loadOrgAndPolicies } from './policy-source.ts';
 
@@ -32,6 +35,11 @@ export interface PolicyReloaderOptions {
   logger: Logger;
   watch?: boolean;
   debounceMs?: number;
+  /**
+   * Apply a reload that lets a team reach non-public addresses it could not reach before
+   * (tollgate.yaml `policy_reload.allow_non_public`; default false: such a reload is rejected).
+   */
+  allowNonPublicWidening?: boolean;
   /** Called after each attempt (audit events, metrics). */
   onReload?: (event: { ok: boolean; trigger: string; generation: number; problems: readonly Problem[] }) => void;
 }
@@ -47,16 +55,20 @@ export function startPolicyReloader(opts: PolicyReloaderOptions): PolicyReloader
   let generation = 1;
   const status: PolicyStatus = { ok: true, generation, loadedAt: new Date().toISOString(), lastError: undefined, lastErrorAt: undefined, warnings: first.warnings.length };
 
+  function reject(trigger: string, problems: readonly Problem[]): { ok: false; problems: readonly Problem[] } {
+    status.ok = false;
+    status.lastError = problems.map(formatProblem).join('\n');
+    status.lastErrorAt = new Date().toISOString();
+    opts.logger.error('policy reload rejected; the last good policy stays in force', { trigger, generation, problems: problems.map(formatProblem) });
+    opts.onReload?.({ ok: false, trigger, generation, problems });
+    return { ok: false, problems };
+  }
+
   function reload(trigger: string): { ok: true } | { ok: false; problems: readonly Problem[] } {
     const r = load();
-    if (!r.ok) {
-      status.ok = false;
-      status.lastError = r.problems.map(formatProblem).join('\n');
-      status.lastErrorAt = new Date().toISOString();
-      opts.logger.error('policy reload rejected; the last good policy stays in force', { trigger, generation, problems: r.problems.map(formatProblem) });
-      opts.onReload?.({ ok: false, trigger, generation, problems: r.problems });
-      return { ok: false, problems: r.problems };
-    }
+    if (!r.ok) return reject(trigger, r.problems);
+    const widening = opts.allowNonPublicWidening === true ? [] : nonPublicWidening(current, r.bundle);
+    if (widening.length > 0) return reject(trigger, widening);
     current = r.bundle; // one assignment: requests decided after this line see only the new policy
     generation++;
     Object.assign(status, { ok: true, generation, loadedAt: new Date().toISOString(), lastError: undefined, lastErrorAt: undefined, warnings: r.warnings.length });
