@@ -2,7 +2,7 @@
 // (child process, self-contained config in a temp dir), runs the scenarios direct and through
 // Tollgate, judges the targets of issue 2, prints the tables and writes bench/results/latest.json.
 //
-//   npm run bench                       full run (≈ 1.5 min)
+//   npm run bench                       full run (≈ 4 min; #12 needs squid-openssl)
 //   npm run bench -- --only 3,7         some scenarios
 //   npm run bench -- --seconds 5        longer measured runs (default 3 s per side)
 //   npm run bench -- --cpu-prof         gateway under --cpu-prof; prints its top self-time functions
