@@ -49,12 +49,7 @@ export interface NonPublicGrant {
 }
 
 function grantsOf(scope: string, table: RuleTable): NonPublicGrant[] {
-  const out: NonPublicGrant[] = [];
-  for (const rule of table.rules) {
-    if (rule.action === 'deny' || (rule.host.kind !== 'ip' && rule.host.kind !== 'cidr')) continue;
-    if (!entirelyPublic(rule.host.cidr)) out.push({ scope, rule, cidr: rule.host.cidr });
-  }
-  return out;
+  return addressRules(table, (r) => r.action !== 'deny').map((a) => ({ scope, rule: a.rule, cidr: a.cidr }));
 }
 
 /**
@@ -87,24 +82,74 @@ export function describePorts(ports: ReadonlySet<number> | null): string {
   return `port${ports.size === 1 ? '' : 's'} ${[...ports].sort((a, b) => a - b).join(', ')}`;
 }
 
+const portsOverlap = (a: ReadonlySet<number> | null, b: ReadonlySet<number> | null): boolean =>
+  a === null || b === null || [...a].some((p) => b.has(p));
+
+interface AddressRule { readonly rule: CompiledRule; readonly cidr: Cidr; readonly at: number }
+
+/** The IP/CIDR rules of a table over non-public space that pass `keep`, with their places in the table. */
+function addressRules(table: RuleTable, keep: (r: CompiledRule) => boolean): AddressRule[] {
+  const out: AddressRule[] = [];
+  table.rules.forEach((rule, at) => {
+    if ((rule.host.kind === 'ip' || rule.host.kind === 'cidr') && keep(rule) && !entirelyPublic(rule.host.cidr)) out.push({ rule, cidr: rule.host.cidr, at });
+  });
+  return out;
+}
+/** Guardrails the dial path applies to an address: whole-host ones (no `http:`); guardrails only deny. */
+const addressGuardrails = (set: CompiledPolicySet) => addressRules(set.guardrails, (r) => r.http === null);
+const teamDenies = (table: RuleTable) => addressRules(table, (r) => r.action === 'deny');
+
+function problemAt(ruleId: string, message: string): Problem {
+  const where = position(ruleId);
+  return { file: where.file, line: where.line, col: 1, severity: 'error', message };
+}
+
+const HOW = 'a hot reload never widens into private, loopback, link-local or other non-public address space — restart the gateway to apply it, or set policy_reload.allow_non_public: true in tollgate.yaml';
+
 /**
- * The rules of `next` that reach non-public addresses `current` did not let the same scope reach
- * (the same or a wider range, on the same or more ports), as problems at each rule. Rule order is
- * not considered: a new allow listed after a deny that hides it still counts (a false alarm in the
- * safe direction).
+ * What `next` lets a team dial among non-public addresses that `current` did not — the address
+ * check of the dial path (decide.ts addressAllowedByRule: org guardrails first, then the team's
+ * IP/CIDR rules in order) — as problems at the rule concerned:
+ * - an allow or direct rule over a range (or ports) no rule of the team's covered before;
+ * - a guardrail that kept such a range from the teams removed or narrowed while a team grants it;
+ * - a team's deny that came before a grant it overlaps removed, narrowed or moved after it.
+ * Conservative: an allow hidden behind an earlier deny still counts as new (a false alarm in the
+ * safe direction). Agents' rules and project grants only narrow what a team may reach and are not
+ * compared.
  */
 export function nonPublicWidening(current: CompiledPolicySet, next: CompiledPolicySet): Problem[] {
   const before = nonPublicGrants(current);
+  const after = nonPublicGrants(next);
   const problems: Problem[] = [];
-  for (const g of nonPublicGrants(next)) {
+  for (const g of after) {
     const held = before.some((p) => p.scope === g.scope && cidrCoversCidr(p.cidr, g.cidr) && portsCover(p.rule.ports, g.rule.ports));
     if (held) continue;
-    const where = position(g.rule.id);
-    const ports = describePorts(g.rule.ports);
-    problems.push({
-      file: where.file, line: where.line, col: 1, severity: 'error',
-      message: `this change would newly let team ${g.scope} reach non-public addresses (${formatCidr(g.cidr)} on ${ports}); a hot reload never widens into private, loopback, link-local or other non-public address space — restart the gateway to apply it, or set policy_reload.allow_non_public: true in tollgate.yaml`,
-    });
+    problems.push(problemAt(g.rule.id, `this change would newly let team ${g.scope} reach non-public addresses (${formatCidr(g.cidr)} on ${describePorts(g.rule.ports)}); ${HOW}`));
+  }
+  const guardsNext = addressGuardrails(next);
+  for (const d of addressGuardrails(current)) {
+    const kept = guardsNext.some((n) => cidrCoversCidr(n.cidr, d.cidr) && portsCover(n.rule.ports, d.rule.ports));
+    const exposed = after.filter((g) => overlaps(g.cidr, d.cidr) && portsOverlap(g.rule.ports, d.rule.ports));
+    if (kept || exposed.length === 0) continue;
+    const teams = [...new Set(exposed.map((g) => g.scope))].join(', ');
+    problems.push(problemAt(d.rule.id, `this change removes or narrows the guardrail that kept ${formatCidr(d.cidr)} (${describePorts(d.rule.ports)}) from every team, which would let team ${teams} reach it; ${HOW}`));
+  }
+  for (const [team, policy] of current.teams) {
+    const nextTable = next.teams.get(team)?.table;
+    if (!nextTable) continue;
+    const denies = teamDenies(policy.table);
+    if (denies.length === 0) continue;
+    const denyNext = teamDenies(nextTable);
+    for (const g of after) {
+      if (g.scope !== team) continue;
+      const at = nextTable.rules.indexOf(g.rule);
+      for (const d of denies) {
+        if (!overlaps(d.cidr, g.cidr) || !portsOverlap(d.rule.ports, g.rule.ports)) continue;
+        const kept = denyNext.some((n) => n.at < at && cidrCoversCidr(n.cidr, d.cidr) && portsCover(n.rule.ports, d.rule.ports));
+        if (kept) continue;
+        problems.push(problemAt(g.rule.id, `this change would let team ${team} reach ${formatCidr(d.cidr)} (${describePorts(d.rule.ports)}) through this rule: the deny that came before it (${d.rule.id}) is gone, narrower or after it now; ${HOW}`));
+      }
+    }
   }
   return problems;
 }

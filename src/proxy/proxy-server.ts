@@ -196,17 +196,26 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const text = tooLarge ? 'Request Header Fields Too Large' : timedOut ? 'Request Timeout' : 'Bad Request';
     const reason = tooLarge ? 'header_too_large' : timedOut ? 'request_timeout' : 'malformed_request';
     const body = `Tollgate: ${text} (${reason}${err.code ? `, ${err.code}` : ''})\n`;
-    // The refusal is an exchange like any other: a log line and an audit row (smuggling and
-    // parsing attacks belong in the audit trail). Nothing of the request is known but its
-    // connection — and, inside an intercepted tunnel, the tunnel's host and principal.
-    const t = tunnelOf.get(socket);
-    const ex = newExchange('request', t ? 'intercepted' : 'plain', { socket: socket as net.Socket }, t?.ctx);
-    if (t) ex.scheme = t.scheme;
-    ex.outcome.status = status;
-    ex.outcome.reason = reason;
-    ex.outcome.error = `the HTTP parser refused the request (${err.code ?? 'no code'})`;
-    endExchange(ex);
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Tollgate-Decision: error\r\nX-Tollgate-Reason: ${reason}\r\nX-Request-Id: ${ex.id}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    // A head the parser refused is an exchange like any other: a log line and an audit row
+    // (smuggling and parsing attacks belong in the audit trail). Nothing of the request is known
+    // but its connection — and, inside an intercepted tunnel, the tunnel's host and principal.
+    // Not for a body that broke the parser (its request already has its exchange, which records
+    // the failure), and not for a head that never arrived: Node times out connections that sent
+    // nothing at all (health checks, pre-connects, idle tunnels), which are logged only.
+    let requestId = '';
+    if (!brokenBody && !timedOut) {
+      const t = tunnelOf.get(socket);
+      const ex = newExchange('request', t ? 'intercepted' : 'plain', { socket: socket as net.Socket }, t?.ctx);
+      if (t) ex.scheme = t.scheme;
+      ex.outcome.status = status;
+      ex.outcome.reason = reason;
+      ex.outcome.error = `the HTTP parser refused the request (${err.code ?? 'no code'})`;
+      endExchange(ex);
+      requestId = `X-Request-Id: ${ex.id}\r\n`;
+    } else {
+      deps.logger.info('request refused by the HTTP parser', { reason, code: err.code });
+    }
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nX-Tollgate-Decision: error\r\nX-Tollgate-Reason: ${reason}\r\n${requestId}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 

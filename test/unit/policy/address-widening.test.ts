@@ -55,7 +55,7 @@ const team = (...rules: string[]) => `team: x\nrules:\n${rules.map((r) => `  - $
 const set = (sre: string[], web: string[] = [], guardrails?: string[]) => mustCompileTexts({
   org: ORG,
   teams: { sre: team(...sre).replace('team: x', 'team: sre'), web: team(...web).replace('team: x', 'team: web') },
-  ...(guardrails ? { guardrails: `rules:\n${guardrails.map((r) => `  - ${r}\n`).join('')}` } : {}),
+  ...(guardrails ? { guardrails: guardrails.length === 0 ? 'rules: []\n' : `rules:\n${guardrails.map((r) => `  - ${r}\n`).join('')}` } : {}),
 });
 
 t.test('nonPublicGrants: allow and direct IP/CIDR rules over non-public space, nothing else', async (t) => {
@@ -69,14 +69,24 @@ t.test('nonPublicGrants: allow and direct IP/CIDR rules over non-public space, n
   t.same(nonPublicGrants(s).map((g) => [g.scope, g.rule.host.text]), [['sre', '10.20.0.0/16'], ['sre', '192.168.0.10']]);
 });
 
-const cases: Array<{ name: string; before: string[]; after: string[]; afterWeb?: string[]; guardrails?: string[]; widens: RegExp[] }> = [
+const cases: Array<{ name: string; before: string[]; after: string[]; afterWeb?: string[]; guardrailsBefore?: string[]; guardrails?: string[]; widens: RegExp[] }> = [
   { name: 'a new private allow', before: ['{ host: api.github.com, action: allow }'], after: ['{ host: api.github.com, action: allow }', '{ host: 10.0.0.0/8, action: allow }'], widens: [/team sre reach non-public addresses \(10\.0\.0\.0\/8 on ports 80, 443\)/] },
   { name: 'the metadata address', before: [], after: ['{ host: 169.254.169.254, action: allow, ports: [80] }'], widens: [/169\.254\.169\.254\/32 on port 80\b/] },
   { name: 'a wider range than before', before: ['{ host: 10.20.0.0/16, action: allow }'], after: ['{ host: 10.0.0.0/8, action: allow }'], widens: [/10\.0\.0\.0\/8/] },
   { name: 'more ports than before', before: ['{ host: 10.20.0.0/16, action: allow, ports: [8443] }'], after: ['{ host: 10.20.0.0/16, action: allow, ports: [8443, 22] }'], widens: [/ports 22, 8443/] },
-  { name: 'deny turned into allow', before: ['{ host: 127.0.0.0/8, action: deny }'], after: ['{ host: 127.0.0.0/8, action: allow }'], widens: [/127\.0\.0\.0\/8/] },
+  { name: 'deny turned into allow', before: ['{ host: 127.0.0.0/8, action: deny }'], after: ['{ host: 127.0.0.0/8, action: allow }'], widens: [/newly let team sre reach non-public addresses \(127\.0\.0\.0\/8/, /the deny that came before it \(policies\/sre\.yaml:3\) is gone/] },
   { name: 'another team gets a range one team had', before: ['{ host: 10.20.0.0/16, action: allow }'], after: ['{ host: 10.20.0.0/16, action: allow }'], afterWeb: ['{ host: 10.20.0.0/16, action: allow }'], widens: [/team web/] },
   { name: 'a deny guardrail added (guardrails only deny)', before: [], after: [], guardrails: ['{ host: 10.0.0.0/8, action: deny }'], widens: [] },
+  // Removing what stood in front of an unchanged grant widens just the same.
+  { name: 'the metadata guardrail removed under a team grant', before: ['{ host: 169.254.0.0/16, action: allow }'], after: ['{ host: 169.254.0.0/16, action: allow }'], guardrailsBefore: ['{ host: 169.254.169.254, action: deny }'], guardrails: [], widens: [/removes or narrows the guardrail that kept 169\.254\.169\.254\/32 \(every port\) from every team, which would let team sre reach it/] },
+  { name: 'a guardrail narrowed to fewer ports', before: ['{ host: 10.0.0.0/8, action: allow }'], after: ['{ host: 10.0.0.0/8, action: allow }'], guardrailsBefore: ['{ host: 10.1.0.0/16, action: deny }'], guardrails: ['{ host: 10.1.0.0/16, action: deny, ports: [22] }'], widens: [/guardrail that kept 10\.1\.0\.0\/16/] },
+  { name: 'a guardrail made http-scoped (no longer applies to the address)', before: ['{ host: 10.0.0.0/8, action: allow }'], after: ['{ host: 10.0.0.0/8, action: allow }'], guardrailsBefore: ['{ host: 10.1.0.0/16, action: deny }'], guardrails: ['{ host: 10.1.0.0/16, action: deny, http: [ { method: DELETE, action: deny } ] }'], widens: [/guardrail that kept 10\.1\.0\.0\/16/] },
+  { name: 'a guardrail removed where no team has a grant', before: ['{ host: api.github.com, action: allow }'], after: ['{ host: api.github.com, action: allow }'], guardrailsBefore: ['{ host: 10.1.0.0/16, action: deny }'], guardrails: [], widens: [] },
+  { name: 'a guardrail widened', before: ['{ host: 10.0.0.0/8, action: allow }'], after: ['{ host: 10.0.0.0/8, action: allow }'], guardrailsBefore: ['{ host: 10.1.0.0/16, action: deny }'], guardrails: ['{ host: 10.0.0.0/9, action: deny }'], widens: [] },
+  { name: 'a team deny in front of its grant removed', before: ['{ host: 10.5.0.0/16, action: deny }', '{ host: 10.0.0.0/8, action: allow }'], after: ['{ host: 10.0.0.0/8, action: allow }'], widens: [/let team sre reach 10\.5\.0\.0\/16 \(every port\) through this rule: the deny that came before it \(policies\/sre\.yaml:3\) is gone/] },
+  { name: 'a team deny moved after its grant', before: ['{ host: 10.5.0.0/16, action: deny }', '{ host: 10.0.0.0/8, action: allow }'], after: ['{ host: 10.0.0.0/8, action: allow }', '{ host: 10.5.0.0/16, action: deny }'], widens: [/the deny that came before it/] },
+  { name: 'a team deny kept in front (and widened)', before: ['{ host: 10.5.0.0/16, action: deny }', '{ host: 10.0.0.0/8, action: allow }'], after: ['{ host: 10.4.0.0/15, action: deny }', '{ host: 10.0.0.0/8, action: allow }'], widens: [] },
+  { name: 'a team deny on other ports removed', before: ['{ host: 10.5.0.0/16, action: deny, ports: [22] }', '{ host: 10.0.0.0/8, action: allow, ports: [443] }'], after: ['{ host: 10.0.0.0/8, action: allow, ports: [443] }'], widens: [] },
   { name: 'the same grants (reordered, redescribed)', before: ['{ host: 10.20.0.0/16, action: allow }', '{ host: 192.168.0.10, action: direct }'], after: ['{ host: 192.168.0.10, action: direct, description: db }', '{ host: 10.20.0.0/16, action: allow }'], widens: [] },
   { name: 'narrower range and fewer ports', before: ['{ host: 10.0.0.0/8, action: allow }'], after: ['{ host: 10.20.0.0/16, action: allow, ports: [443] }'], widens: [] },
   { name: 'a grant removed', before: ['{ host: 10.0.0.0/8, action: allow }'], after: [], widens: [] },
@@ -85,11 +95,11 @@ const cases: Array<{ name: string; before: string[]; after: string[]; afterWeb?:
 
 for (const c of cases) {
   t.test(`nonPublicWidening: ${c.name}`, async (t) => {
-    const problems = nonPublicWidening(set(c.before), set(c.after, c.afterWeb ?? [], c.guardrails));
+    const problems = nonPublicWidening(set(c.before, [], c.guardrailsBefore), set(c.after, c.afterWeb ?? [], c.guardrails));
     t.equal(problems.length, c.widens.length, `${c.widens.length} problem(s)`);
     c.widens.forEach((re, i) => t.match(problems[i]?.message ?? '', re));
     for (const p of problems) {
-      t.match(formatProblem(p), /^policies\/(sre|web)\.yaml:\d+:1: this change would newly let /, 'at the rule, with file:line:col');
+      t.match(formatProblem(p), /^policies\/(sre|web|_org)\.yaml:\d+:1: this change /, 'at the rule, with file:line:col');
       t.match(p.message, /restart the gateway to apply it, or set policy_reload\.allow_non_public: true/, 'says how to apply it on purpose');
     }
   });
@@ -108,4 +118,13 @@ t.test('helpers (table): ports, rule positions, built-in ranges', async (t) => {
   t.same(position('policies/odd'), { file: 'policies/odd', line: 1 }, 'an id without a line points at the file');
   t.throws(() => cidrs(['10.0.0.0/33']), /bad built-in range 10\.0\.0\.0\/33/, 'a bad built-in range fails loudly');
   t.throws(() => cidrs(['not-an-address']), /bad built-in range/);
+});
+
+t.test('nonPublicWidening: team denies against other teams, ports that overlap, a team removed', async (t) => {
+  const denyFirst = ['{ host: 10.5.0.0/16, action: deny, ports: [443] }', '{ host: 10.0.0.0/8, action: allow, ports: [443] }'];
+  t.match(nonPublicWidening(set(denyFirst), set(['{ host: 10.0.0.0/8, action: allow, ports: [443] }'])).map((p) => p.message).join('\n'),
+    /reach 10\.5\.0\.0\/16 \(port 443\) through this rule/, 'a deny on the grant\'s own port removed');
+  t.same(nonPublicWidening(set(denyFirst, ['{ host: 10.9.0.0/16, action: allow }']), set(denyFirst, ['{ host: 10.9.0.0/16, action: allow }'])), [], 'sre\'s deny says nothing about web\'s grant');
+  const withoutWeb = mustCompileTexts({ org: 'organization: X\nteams:\n  sre: { name: SRE, idp_groups: [sre] }\n', teams: { sre: team(...denyFirst).replace('team: x', 'team: sre') } });
+  t.same(nonPublicWidening(set(denyFirst, ['{ host: 10.6.0.0/16, action: deny }', '{ host: 10.0.0.0/8, action: allow }']), withoutWeb), [], 'a team removed widens nothing');
 });
