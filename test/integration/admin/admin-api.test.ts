@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -275,23 +276,28 @@ t.test('the dashboard: sign-in redirect, admins only, strict CSP, static assets'
   }
 });
 
-t.test('9.01: even a policy that allows loopback on the gateway\'s own ports cannot reach its listeners (self_connection)', async (t) => {
+t.test('9.01 / 2.05: even a policy that allows loopback, or the host\'s own other addresses, on the gateway\'s own ports cannot reach its listeners (self_connection)', async (t) => {
   // The ports are known only once it runs, so the policy arrives by reload — one that widens into
   // loopback, which a hot reload applies only with policy_reload.allow_non_public (7.05).
   const tg = await startTestGateway({ extraYaml: 'policy_reload: { allow_non_public: true }' });
   t.teardown(() => tg.stop());
   const adminPort = Number(new URL(tg.adminUrl).port);
   const ports = `[${adminPort}, ${tg.proxyPort}]`;
+  // 2.05: also the host's own other addresses (a LAN or ULA address), named by a rule on those ports.
+  const own = Object.values(networkInterfaces()).flat()
+    .filter((a): a is NetworkInterfaceInfo => a !== undefined && !a.internal && !a.address.startsWith('fe80') && !a.address.includes('%'))
+    .map((a) => a.address);
+  if (own.length === 0) t.comment('this machine has no non-loopback address: only loopback is tried');
   writeFileSync(path.join(tg.dir, 'policies', 'alpha.yaml'), `team: alpha
 rules:
   - { host: "127.0.0.1", action: allow, ports: ${ports} }
   - { host: "localhost", action: allow, ports: ${ports} }
   - { host: "::1", action: allow, ports: ${ports} }
-  - { host: "*", action: deny }
+${own.map((a) => `  - { host: "${a}", action: allow, ports: ${ports} }\n`).join('')}  - { host: "*", action: deny }
 `);
   await until('the policy naming the ports to be in force', () => tg.logs.some((l) => l['msg'] === 'policy reloaded'), 10_000);
   for (const p of [adminPort, tg.proxyPort]) {
-    for (const host of [`127.0.0.1:${p}`, `localhost:${p}`, `[::1]:${p}`]) {
+    for (const host of [`127.0.0.1:${p}`, `localhost:${p}`, `[::1]:${p}`, ...own.map((a) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`))]) {
       const r = await rawExchange(tg.proxyPort, `GET http://${host}/api/v1/policy HTTP/1.1\r\nHost: ${host}\r\nProxy-Authorization: ${tg.proxyAuth}\r\nConnection: close\r\n\r\n`);
       t.match(r.text, /^HTTP\/1\.1 403/, `${host}: refused`);
       t.match(r.text, /X-Tollgate-Reason: self_connection/i, `${host}: as a connection to itself, though the policy allows it`);

@@ -65,7 +65,7 @@ const agent = () => new ProxyAgent({ uri: tg.proxyUrl, requestTls: { ca: tg.caPe
 
 t.test('a host no rule allows is denied with the rule, readably, and nothing reaches it', async (t) => {
   const before = evil.connections;
-  const plain = await rawExchange(tg.proxyPort, `GET http://evil.test/x HTTP/1.1\r\nHost: evil.test\r\nProxy-Authorization: ${tg.proxyAuth}\r\n\r\n`);
+  const plain = await rawExchange(tg.proxyPort, `GET http://evil.test/x HTTP/1.1\r\nHost: evil.test\r\nProxy-Authorization: ${tg.proxyAuth}\r\nConnection: close\r\n\r\n`);
   t.match(plain.text, /^HTTP\/1\.1 403/);
   t.match(plain.text, /X-Tollgate-Decision: deny/);
   t.match(plain.text, /X-Tollgate-Rule: policies\/alpha\.yaml:\d+/);
@@ -198,7 +198,7 @@ t.test('dev mode, a bound secret with no value: 503 credential_unavailable, and 
 });
 
 t.test('a name that resolves to a private address is refused unless a rule names the address', async (t) => {
-  const res = await rawExchange(tg.proxyPort, `GET http://svc.internal.test:${canary.port}/ HTTP/1.1\r\nHost: svc.internal.test:${canary.port}\r\nProxy-Authorization: ${tg.proxyAuth}\r\n\r\n`);
+  const res = await rawExchange(tg.proxyPort, `GET http://svc.internal.test:${canary.port}/ HTTP/1.1\r\nHost: svc.internal.test:${canary.port}\r\nProxy-Authorization: ${tg.proxyAuth}\r\nConnection: close\r\n\r\n`);
   t.match(res.text, /^HTTP\/1\.1 403/);
   t.match(res.text, /ip_not_allowed/);
   const tunnel = await rawExchange(tg.proxyPort, `CONNECT svc.internal.test:${canary.port} HTTP/1.1\r\nHost: svc.internal.test:${canary.port}\r\nProxy-Authorization: ${tg.proxyAuth}\r\n\r\n`);
@@ -208,7 +208,7 @@ t.test('a name that resolves to a private address is refused unless a rule names
 
 t.test('DNS failure is a 502 dns_error, distinct from a denial', async (t) => {
   const tg3 = await startTestGateway({ alphaRules: '  - { host: "*.nx.test", action: allow }', extraYaml: `dns: { servers: ["127.0.0.1:${dns.port}"], timeout_ms: 1000 }` });
-  const res = await rawExchange(tg3.proxyPort, `GET http://nothing.nx.test/ HTTP/1.1\r\nHost: nothing.nx.test\r\nProxy-Authorization: ${tg3.proxyAuth}\r\n\r\n`, { waitMs: 3000 });
+  const res = await rawExchange(tg3.proxyPort, `GET http://nothing.nx.test/ HTTP/1.1\r\nHost: nothing.nx.test\r\nProxy-Authorization: ${tg3.proxyAuth}\r\nConnection: close\r\n\r\n`, { waitMs: 3000 });
   t.match(res.text, /^HTTP\/1\.1 502/);
   t.match(res.text, /dns_error/);
   await tg3.stop();
@@ -227,15 +227,15 @@ t.test('direct (pass-through) tunnels require a matching SNI and are not interce
 });
 
 t.test('the team of the token decides: beta may not use alpha hosts', async (t) => {
-  const res = await rawExchange(tg.proxyPort, `GET http://api.github.com/user HTTP/1.1\r\nHost: api.github.com\r\nProxy-Authorization: Basic ${Buffer.from(`beta:${tg.tokenB}`).toString('base64')}\r\n\r\n`);
+  const res = await rawExchange(tg.proxyPort, `GET http://api.github.com/user HTTP/1.1\r\nHost: api.github.com\r\nProxy-Authorization: Basic ${Buffer.from(`beta:${tg.tokenB}`).toString('base64')}\r\nConnection: close\r\n\r\n`);
   t.match(res.text, /^HTTP\/1\.1 403/);
   t.match(res.text, /policies\/beta\.yaml/);
-  const wrongTeam = await rawExchange(tg.proxyPort, `GET http://echo.allowed.test/ HTTP/1.1\r\nHost: echo.allowed.test\r\nProxy-Authorization: Basic ${Buffer.from(`alpha:${tg.tokenB}`).toString('base64')}\r\n\r\n`);
+  const wrongTeam = await rawExchange(tg.proxyPort, `GET http://echo.allowed.test/ HTTP/1.1\r\nHost: echo.allowed.test\r\nProxy-Authorization: Basic ${Buffer.from(`alpha:${tg.tokenB}`).toString('base64')}\r\nConnection: close\r\n\r\n`);
   t.match(wrongTeam.text, /^HTTP\/1\.1 407/, 'a token used with a team it does not have');
 });
 
 t.test('no credentials: 407 with Proxy-Authenticate and a login hint; revocation applies inside an open tunnel', async (t) => {
-  const none = await rawExchange(tg.proxyPort, 'GET http://echo.allowed.test/ HTTP/1.1\r\nHost: echo.allowed.test\r\n\r\n');
+  const none = await rawExchange(tg.proxyPort, 'GET http://echo.allowed.test/ HTTP/1.1\r\nHost: echo.allowed.test\r\nConnection: close\r\n\r\n');
   t.match(none.text, /^HTTP\/1\.1 407/);
   t.match(none.text, /Proxy-Authenticate: Basic/);
   t.match(none.text, /tollgate login/);
@@ -330,7 +330,7 @@ t.test('refused proxy authentication forwards nothing: each variant over plain r
 
 t.test('hot reload: a broken policy is rejected and the last good one stays; a valid change applies', async (t) => {
   const tg5 = await startTestGateway({ upstreams: { 'echo.allowed.test': echo.port } });
-  const url = `GET http://echo.allowed.test/r HTTP/1.1\r\nHost: echo.allowed.test\r\nProxy-Authorization: ${tg5.proxyAuth}\r\n\r\n`;
+  const url = `GET http://echo.allowed.test/r HTTP/1.1\r\nHost: echo.allowed.test\r\nProxy-Authorization: ${tg5.proxyAuth}\r\nConnection: close\r\n\r\n`;
   t.match((await rawExchange(tg5.proxyPort, url)).text, /^HTTP\/1\.1 200/);
   writeFileSync(path.join(tg5.dir, 'policies', 'alpha.yaml'), 'team: alpha\nrules:\n  - { host: "*example.com", action: allow }\n');
   const reloaded = (kind: 'ok' | 'bad') => new Promise<void>((resolve) => {
