@@ -4,6 +4,7 @@
 // (security case 7.05: a reload that would weaken invariants, for example by allowing private
 // ranges, is refused unless an explicit flag is set). PURE.
 import type { Problem } from '../errors.ts';
+import { describePorts } from './explain.ts';
 import { cidrCoversCidr, formatCidr, parseAddressRule, type Cidr } from './match/address.ts';
 import type { CompiledPolicySet, CompiledRule, RuleTable } from './types.ts';
 
@@ -76,12 +77,6 @@ export function position(ruleId: string): { file: string; line: number } {
   return m ? { file: m[1] as string, line: Number(m[2]) } : { file: ruleId, line: 1 };
 }
 
-/** "every port", "port 80", "ports 80, 443". */
-export function describePorts(ports: ReadonlySet<number> | null): string {
-  if (ports === null) return 'every port';
-  return `port${ports.size === 1 ? '' : 's'} ${[...ports].sort((a, b) => a - b).join(', ')}`;
-}
-
 const portsOverlap = (a: ReadonlySet<number> | null, b: ReadonlySet<number> | null): boolean =>
   a === null || b === null || [...a].some((p) => b.has(p));
 
@@ -124,7 +119,7 @@ export function nonPublicWidening(current: CompiledPolicySet, next: CompiledPoli
   for (const g of after) {
     const held = before.some((p) => p.scope === g.scope && cidrCoversCidr(p.cidr, g.cidr) && portsCover(p.rule.ports, g.rule.ports));
     if (held) continue;
-    problems.push(problemAt(g.rule.id, `this change would newly let team ${g.scope} reach non-public addresses (${formatCidr(g.cidr)} on ${describePorts(g.rule.ports)}); ${HOW}`));
+    problems.push(problemAt(g.rule.id, `this change would newly let team ${g.scope} reach non-public addresses (${formatCidr(g.cidr)} ${describePorts(g.rule.ports)}); ${HOW}`));
   }
   const guardsNext = addressGuardrails(next);
   for (const d of addressGuardrails(current)) {
@@ -132,7 +127,7 @@ export function nonPublicWidening(current: CompiledPolicySet, next: CompiledPoli
     const exposed = after.filter((g) => overlaps(g.cidr, d.cidr) && portsOverlap(g.rule.ports, d.rule.ports));
     if (kept || exposed.length === 0) continue;
     const teams = [...new Set(exposed.map((g) => g.scope))].join(', ');
-    problems.push(problemAt(d.rule.id, `this change removes or narrows the guardrail that kept ${formatCidr(d.cidr)} (${describePorts(d.rule.ports)}) from every team, which would let team ${teams} reach it; ${HOW}`));
+    problems.push(problemAt(d.rule.id, `this change removes or narrows the guardrail that kept every team from ${formatCidr(d.cidr)} ${describePorts(d.rule.ports)}, which would let team ${teams} reach it; ${HOW}`));
   }
   for (const [team, policy] of current.teams) {
     const nextTable = next.teams.get(team)?.table;
@@ -147,7 +142,7 @@ export function nonPublicWidening(current: CompiledPolicySet, next: CompiledPoli
         if (!overlaps(d.cidr, g.cidr) || !portsOverlap(d.rule.ports, g.rule.ports)) continue;
         const kept = denyNext.some((n) => n.at < at && cidrCoversCidr(n.cidr, d.cidr) && portsCover(n.rule.ports, d.rule.ports));
         if (kept) continue;
-        problems.push(problemAt(g.rule.id, `this change would let team ${team} reach ${formatCidr(d.cidr)} (${describePorts(d.rule.ports)}) through this rule: the deny that came before it (${d.rule.id}) is gone, narrower or after it now; ${HOW}`));
+        problems.push(problemAt(g.rule.id, `this change would let team ${team} reach ${formatCidr(d.cidr)} ${describePorts(d.rule.ports)} through this rule: the deny that came before it (${d.rule.id}) is gone, narrower or after it now; ${HOW}`));
       }
     }
   }

@@ -40,6 +40,12 @@ export function noAddressesRefusal(host: string, kind: NoAddresses, code: string
   return new RequestRefusal('dns_error', message, { detail });
 }
 
+/** Sets `key`, dropping the oldest entry past 10,000 names (a bound, not an LRU). */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.set(key, value);
+  if (map.size > 10_000) map.delete(map.keys().next().value as string);
+}
+
 export function createHostResolver(opts: {
   upstreams: ReadonlyMap<string, { host: string; port: number }>;
   servers: ReadonlyArray<{ host: string; port: number }>;
@@ -123,19 +129,14 @@ export function createHostResolver(opts: {
           const { addresses, ttlMs } = resolver ? await viaServers(host) : await viaSystem(host);
           if (addresses.length === 0) throw new NoAddressesError('nodata', 'NODATA');
           const ttl = Math.min(Math.max(ttlMs, minTtl), maxTtl);
-          if (ttl > 0) cache.set(host, { addresses, expires: now() + ttl });
-          if (cache.size > 10_000) cache.delete(cache.keys().next().value as string);
+          if (ttl > 0) remember(cache, host, { addresses, expires: now() + ttl });
           negative.delete(host);
           return addresses;
         } catch (err) {
           if (err instanceof NoAddressesError) {
-            if (negativeTtl > 0) {
-              negative.set(host, { kind: err.kind, code: err.code, expires: now() + negativeTtl });
-              if (negative.size > 10_000) negative.delete(negative.keys().next().value as string);
-            }
+            if (negativeTtl > 0) remember(negative, host, { kind: err.kind, code: err.code, expires: now() + negativeTtl });
             throw noAddressesRefusal(host, err.kind, err.code);
           }
-          if (err instanceof RequestRefusal) throw err;
           const code = (err as NodeJS.ErrnoException).code ?? 'error';
           throw new RequestRefusal('dns_error', `The name ${host} could not be resolved (${code}).`, { detail: String(err) });
         } finally {
