@@ -6,7 +6,7 @@
 import { AUDIT_EVENT_COLUMNS, AUDIT_REQUEST_COLUMNS, type AuditChainName, type AuditEventRow, type AuditRequestRow } from '../audit/audit-record.ts';
 import { buildAuditEvent } from '../audit/build-audit-row.ts';
 import { nextLinkValues, type ChainHead } from '../audit/hash-chain.ts';
-import type { Database } from './database.ts';
+import { inImmediateTransaction, type Database } from './database.ts';
 
 export type AuditOp =
   | { op: 'open'; id: number; row: AuditRequestRow }
@@ -216,7 +216,6 @@ export function createAuditWriter(db: Database): AuditWriter {
     if (evHead.seq !== evStart) setHead.run(evHead.seq, evHead.hash, 'events');
     return { written, duplicates };
   };
-  const applyTx = db.transaction(apply);
 
   const pruneChain = (chain: AuditChainName, cutoff: number, maxRows: number): { rows: number; more: boolean; anchor: ChainHead } => {
     const c = readChain.get(chain);
@@ -239,14 +238,14 @@ export function createAuditWriter(db: Database): AuditWriter {
   return {
     applyBatch(ops) {
       if (ops.length === 0) return { written: 0, duplicates: 0 };
-      return applyTx.immediate(ops.map(packOp));
+      return inImmediateTransaction(db, () => apply(ops.map(packOp)));
     },
     applyPacked(ops) {
       if (ops.length === 0) return { written: 0, duplicates: 0 };
-      return applyTx.immediate(ops);
+      return inImmediateTransaction(db, () => apply(ops));
     },
     closeOrphans(now, error) {
-      return db.transaction(() => {
+      return inImmediateTransaction(db, () => {
         const orphans = openRows.all();
         if (orphans.length === 0) return 0;
         apply(orphans.map((row, i) => packOp({
@@ -254,10 +253,10 @@ export function createAuditWriter(db: Database): AuditWriter {
           row: { ...row, ended_at: now, duration_ms: Math.max(0, now - row.time), error },
         })));
         return orphans.length;
-      }).immediate();
+      });
     },
     prune(cutoff, maxRows, now, actor = 'gateway') {
-      return db.transaction((): PruneResult => {
+      return inImmediateTransaction(db, (): PruneResult => {
         const req = pruneChain('requests', cutoff, maxRows);
         const ev = pruneChain('events', cutoff, maxRows);
         if (req.rows > 0 || ev.rows > 0) {
@@ -274,7 +273,7 @@ export function createAuditWriter(db: Database): AuditWriter {
           })]);
         }
         return { requests: req.rows, events: ev.rows, more: req.more || ev.more };
-      }).immediate();
+      });
     },
   };
 }

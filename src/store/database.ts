@@ -4,6 +4,7 @@ import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { TollgateError } from '../errors.ts';
+import { retryBusyBegin, setBusyBudget } from './busy-retry.ts';
 import { migrate } from './migrate.ts';
 import { MIGRATIONS, type Migration } from './migrations.ts';
 
@@ -41,6 +42,7 @@ export function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Data
   const db = new BetterSqlite3(file, { timeout: opts.busyTimeoutMs ?? 5000 });
   try {
     db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
+    setBusyBudget(db, opts.busyTimeoutMs ?? 5000);
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (file !== IN_MEMORY && String(mode).toLowerCase() !== 'wal') {
       throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', `${file}: SQLite refused WAL mode (got ${String(mode)}); put the data dir on a local file system`);
@@ -55,11 +57,6 @@ export function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Data
   }
 }
 
-/**
- * Runs fn inside BEGIN IMMEDIATE … COMMIT (ROLLBACK on throw): the write lock is taken up front, so
- * a read-modify-write never fails halfway with SQLITE_BUSY and waits at most busy_timeout.
- * Nested calls become savepoints. fn must be synchronous.
- */
 /** Opens the file for one piece of work (a CLI verb's) and closes it after, whatever happens. */
 export function withDatabase<T>(file: string, opts: OpenDatabaseOptions, fn: (db: Database) => T): T {
   const db = openDatabase(file, opts);
@@ -70,8 +67,17 @@ export function withDatabase<T>(file: string, opts: OpenDatabaseOptions, fn: (db
   }
 }
 
+/**
+ * Runs fn inside BEGIN IMMEDIATE … COMMIT (ROLLBACK on throw): the write lock is taken up front, so
+ * a read-modify-write never fails halfway with SQLITE_BUSY, and a BEGIN keeps trying for the
+ * connection's busy timeout (busy-retry.ts). Nested calls become savepoints. fn must be synchronous.
+ */
 export function inImmediateTransaction<T>(db: Database, fn: () => T): T {
-  return db.transaction(fn).immediate();
+  if (db.inTransaction) return db.transaction(fn)();
+  return retryBusyBegin(db, (began) => db.transaction(() => {
+    began();
+    return fn();
+  }).immediate());
 }
 
 /**

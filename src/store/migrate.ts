@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import { TollgateError } from '../errors.ts';
+import { retryBusyBegin } from './busy-retry.ts';
 import type { Migration } from './migrations.ts';
 
 export interface AppliedMigration {
@@ -31,7 +32,9 @@ function checkList(migrations: readonly Migration[]): void {
  */
 export function migrate(db: BetterSqlite3.Database, migrations: readonly Migration[], now: () => number): number[] {
   checkList(migrations);
+  let began = () => {};
   const run = db.transaction((): number[] => {
+    began();
     db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version    INTEGER NOT NULL PRIMARY KEY,
       name       TEXT    NOT NULL,
@@ -65,7 +68,10 @@ export function migrate(db: BetterSqlite3.Database, migrations: readonly Migrati
     }
     return done;
   });
-  return run.immediate();
+  return retryBusyBegin(db, (b) => {
+    began = b;
+    return run.immediate();
+  });
 }
 
 export function appliedMigrations(db: BetterSqlite3.Database): AppliedMigration[] {
