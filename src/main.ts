@@ -13,7 +13,7 @@ import { addressAllowedByRule } from './policy/decide.ts';
 import { authenticateStage } from './stages/authenticate.ts';
 import { limitPrincipalStage } from './stages/limit-principal.ts';
 import { createPrincipalLimits } from './limits/principal-limits.ts';
-import { decidePolicyStage } from './stages/decide-policy.ts';
+import { decidePolicyStage, noLongerAllowed } from './stages/decide-policy.ts';
 import { injectCredentialsStage } from './stages/inject-credentials.ts';
 import { meteringStageFromConfig } from './stages/meter-llm.ts';
 import { auditDecisionStage, auditExchangeEnd } from './stages/audit-decision.ts';
@@ -25,7 +25,7 @@ import { databasePath, type GatewayConfig } from './config/gateway-config.ts';
 import { TollgateError } from './errors.ts';
 import { logExchange } from './observability/exchange-log.ts';
 import type { Logger } from './observability/logger.ts';
-import type { Stage } from './proxy/exchange.ts';
+import type { Exchange, Stage } from './proxy/exchange.ts';
 import { createProxyServer } from './proxy/proxy-server.ts';
 import { resolveTargetStage } from './stages/resolve-target.ts';
 import { ensureCertificateAuthority, type CertificateAuthority } from './tls/certificate-authority.ts';
@@ -124,7 +124,7 @@ export interface GatewayParts {
   tunnelStagesAfterResolve?: Stage[];
   ruleAllowsAddress: Parameters<typeof resolveTargetStage>[0]['ruleAllows'];
   readiness: () => Array<{ name: string; ok: boolean; detail?: string }>;
-  onExchangeEnd?: (ex: import('./proxy/exchange.ts').Exchange) => void;
+  onExchangeEnd?: (ex: Exchange) => void;
   close?: () => Promise<void> | void;
   /** Routes mounted on the admin listener (sign-in, admin API). */
   adminRoutes?: AdminRoute[];
@@ -136,6 +136,8 @@ export interface GatewayParts {
   trust?: tls.SecureContext;
   /** Ends pass-through tunnels and WebSockets whose token is revoked or expires. */
   credentialWatch?: CredentialWatch;
+  /** Why the policy in force would no longer admit a watched connection (see ProxyServerDeps). */
+  noLongerAllowed?: (ex: Exchange) => string | undefined;
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, parts: GatewayParts): Promise<RunningGateway> {
@@ -171,6 +173,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, parts:
     maxHeaderBytes: config.limits.maxHeaderBytes,
     maxConnections: config.limits.maxConnections,
     ...(parts.credentialWatch ? { credentialWatch: parts.credentialWatch } : {}),
+    ...(parts.noLongerAllowed ? { noLongerAllowed: parts.noLongerAllowed } : {}),
   });
   parts.metrics?.observe({ proxy: () => proxy.stats(), leafCerts: () => minter.stats(), upstreamPools: () => pools.size() });
   let listening = false;
@@ -233,6 +236,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
   const metrics = createMetricCatalogue();
   // TLS to a host of an org.yaml connection with `ca:` trusts exactly that CA (re-read on reload).
   const connectionTrust = createConnectionTrust({ orgDir: path.dirname(config.org) });
+  let afterPolicyReload: () => Promise<void> = async () => {};
   const policy = startPolicyReloader({
     orgFile: config.org,
     policiesDir: config.policies,
@@ -244,6 +248,8 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     },
     logger,
     onReload: (e) => {
+      // open pass-through tunnels and WebSockets the new policy no longer admits are ended now
+      if (e.ok) void afterPolicyReload();
       if (e.ok) for (const problem of connectionTrust.reload(policy.current().org)) logger.error('connection CA not reloaded; its last good certificates stay in force', { problem });
       metrics.notePolicyReload(e.ok);
       audit?.event(buildAuditEvent({
@@ -310,6 +316,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     const limiter = createAuthFailureLimiter();
     const credentialWatch = createCredentialWatch({ tokens });
     cleanup.push(() => credentialWatch.close());
+    afterPolicyReload = () => credentialWatch.recheckNow();
     // One upstream trust (parsing the roots costs ~100 ms of CPU) for proxied traffic and for the
     // gateway's own calls out (IdP, webhooks), which leave through upstream_proxy too.
     const trust = createUpstreamTrust(upstreamTrust(config));
@@ -347,6 +354,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       pinnedTrust: (host) => connectionTrust.choose(host),
       trust,
       credentialWatch,
+      noLongerAllowed: (ex) => noLongerAllowed(policy.current(), ex),
       tunnelStages: [authenticate, limitPrincipal, decidePolicy],
       requestStages: [authenticate, limitPrincipal, decidePolicy],
       // auditStage stays LAST: the decision row is committed just before the first byte goes upstream.

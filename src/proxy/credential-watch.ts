@@ -2,19 +2,27 @@
 // intercepted tunnel are authenticated one by one, so a revocation reaches them on the next request;
 // a pass-through tunnel or an upgraded WebSocket carries no further requests, so their credentials
 // are verified again every `intervalMs` (TokenService's cache bounds how stale a verdict is) and a
-// connection whose token was revoked, has expired or no longer resolves is ended.
+// connection whose token was revoked, has expired or no longer resolves is ended. Each may also
+// carry a policy re-check (the agent removed from org.yaml, the host no longer `direct`): run on
+// the same ticks and at once after a policy reload (`recheckNow`).
 import { credentialsStillValid } from '../identity/authenticate-proxy-request.ts';
 import type { TokenService } from '../identity/token-service.ts';
 
 export interface CredentialWatch {
-  /** Watches a connection opened with these Proxy-Authorization values; `end` closes it. Returns the unwatch. */
-  watch(proxyAuthorization: readonly string[], end: (why: string) => void): () => void;
+  /**
+   * Watches a connection opened with these Proxy-Authorization values; `end` closes it. `recheck`
+   * says why the policy in force would no longer let it be opened (undefined while it would).
+   * Returns the unwatch.
+   */
+  watch(proxyAuthorization: readonly string[], end: (why: string) => void, recheck?: () => string | undefined): () => void;
+  /** Runs the checks now (after a policy reload) rather than at the next tick. */
+  recheckNow(): Promise<void>;
   /** Connections watched now. */
   size(): number;
   close(): void;
 }
 
-interface Watched { auth: readonly string[]; end: (why: string) => void }
+interface Watched { auth: readonly string[]; end: (why: string) => void; recheck: (() => string | undefined) | undefined }
 
 export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?: number; now?: () => number }): CredentialWatch {
   const intervalMs = deps.intervalMs ?? Math.max(250, deps.tokens.revocationBoundMs);
@@ -23,13 +31,37 @@ export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?:
   let timer: NodeJS.Timeout | undefined;
   let running = false;
 
+  const endOne = (w: Watched, why: string) => {
+    if (!watched.delete(w)) return;
+    try {
+      w.end(why);
+    } catch {
+      // closing one connection must not stop the others
+    }
+  };
+
+  const recheckPolicy = () => {
+    for (const w of [...watched]) {
+      if (!w.recheck) continue;
+      let why: string | undefined;
+      try {
+        why = w.recheck();
+      } catch {
+        continue; // a re-check that throws ends nothing: the next tick asks again
+      }
+      if (why !== undefined) endOne(w, `policy no longer allows this connection: ${why}`);
+    }
+  };
+
   const tick = async () => {
     if (running) return; // a slow store: the next tick starts when this one is done
     running = true;
     try {
+      recheckPolicy();
       // one verification per distinct header (many connections share a token)
       const groups = new Map<string, Watched[]>();
       for (const w of watched) {
+        if (w.auth.length === 0) continue; // authenticated otherwise (a client certificate): policy only
         const key = w.auth.join('\n');
         const g = groups.get(key);
         if (g) g.push(w);
@@ -45,14 +77,7 @@ export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?:
         }
         if (verdict.ok) continue;
         const why = `credentials ${verdict.detail === 'revoked' || verdict.detail === 'expired' ? verdict.detail : 'no longer valid'}${verdict.tokenId ? ` (token ${verdict.tokenId})` : ''}`;
-        for (const w of g) {
-          if (!watched.delete(w)) continue;
-          try {
-            w.end(why);
-          } catch {
-            // closing one connection must not stop the others
-          }
-        }
+        for (const w of g) endOne(w, why);
       }
     } finally {
       running = false;
@@ -64,8 +89,8 @@ export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?:
   };
 
   return {
-    watch(auth, end) {
-      const w: Watched = { auth, end };
+    watch(auth, end, recheck) {
+      const w: Watched = { auth, end, recheck };
       watched.add(w);
       if (!timer) {
         timer = setInterval(() => void tick(), intervalMs);
@@ -75,6 +100,7 @@ export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?:
         watched.delete(w);
       };
     },
+    recheckNow: () => tick(),
     size: () => watched.size,
     close() {
       watched.clear();

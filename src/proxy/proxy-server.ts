@@ -37,6 +37,8 @@ export interface ProxyServerDeps {
   maxConnections: number;
   /** Ends pass-through tunnels and WebSockets whose token is revoked or expires (they carry no further requests to authenticate). */
   credentialWatch?: CredentialWatch;
+  /** Why the policy in force would no longer admit a watched connection as it was opened (undefined: it would). */
+  noLongerAllowed?: (ex: Exchange) => string | undefined;
 }
 
 export interface ProxyServer {
@@ -560,14 +562,16 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     watchCredentials(ex, socket, upstream);
   }
 
-  /** A connection that carries no further requests: ended when its credentials stop being valid. */
+  /** A connection that carries no further requests: ended when its credentials stop being valid or the policy stops admitting it. */
   function watchCredentials(ex: Exchange, client: Duplex, upstream: Duplex): void {
-    if (!deps.credentialWatch || ex.principal === undefined || ex.principal.kind === 'anonymous' || ex.proxyAuthorization.length === 0) return;
+    if (!deps.credentialWatch || ex.principal === undefined || ex.principal.kind === 'anonymous') return;
+    const recheck = deps.noLongerAllowed;
+    if (ex.proxyAuthorization.length === 0 && !recheck) return;
     const unwatch = deps.credentialWatch.watch(ex.proxyAuthorization, (why) => {
       ex.outcome.error = `closed by the gateway: ${why}`;
       client.destroy();
       upstream.destroy();
-    });
+    }, recheck ? () => recheck(ex) : undefined);
     client.once('close', unwatch);
     upstream.once('close', unwatch);
   }

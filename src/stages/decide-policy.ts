@@ -12,15 +12,7 @@ export function decidePolicyStage(current: () => CompiledPolicySet): Stage {
     const principal = ex.principal;
     if (!principal) throw new RequestRefusal('auth_required');
     const set = current();
-    const who = { team: principal.team, project: principal.project, agent: principal.agent };
-    const request = {
-      host: ex.host,
-      hostKind: ex.hostKind,
-      port: ex.port,
-      method: ex.kind === 'tunnel' ? 'CONNECT' : ex.method,
-      path: ex.kind === 'tunnel' ? undefined : ex.path,
-      scheme: ex.scheme,
-    };
+    const { who, request } = decisionInput(ex, principal);
     const d: Decision = decide(set, who, request);
     ex.decision = {
       effect: d.effect,
@@ -40,6 +32,35 @@ export function decidePolicyStage(current: () => CompiledPolicySet): Stage {
       ex.decision.effect = 'allow';
     }
   };
+}
+
+function decisionInput(ex: Exchange, principal: NonNullable<Exchange['principal']>) {
+  return {
+    who: { team: principal.team, project: principal.project, agent: principal.agent },
+    request: {
+      host: ex.host,
+      hostKind: ex.hostKind,
+      port: ex.port,
+      method: ex.kind === 'tunnel' ? 'CONNECT' : ex.method,
+      path: ex.kind === 'tunnel' ? undefined : ex.path,
+      scheme: ex.scheme,
+    },
+  };
+}
+
+/**
+ * For a connection that carries no further requests (a pass-through tunnel, a WebSocket): why the
+ * policy in force now would not let it be opened as it was — the tunnel is no longer `direct`
+ * (denied, or now intercepted), the upgrade is denied, the agent or team is gone — or undefined
+ * while it still would. The credential watch ends the connection with this explanation.
+ */
+export function noLongerAllowed(set: CompiledPolicySet, ex: Exchange): string | undefined {
+  if (!ex.principal) return undefined;
+  const { who, request } = decisionInput(ex, ex.principal);
+  const d = decide(set, who, request);
+  if (ex.kind === 'tunnel' && d.effect === 'allow') return `${ex.host}:${ex.port} is now intercepted (${d.rule ?? 'policy'}); reconnect`;
+  if (d.effect === 'deny') return d.explanation;
+  return undefined;
 }
 
 /**

@@ -70,3 +70,26 @@ t.test('a store that cannot answer ends nothing; unwatch stops watching', async 
   await tick();
   t.same(ended, ['credentials revoked (token tok_a)']);
 });
+
+t.test('a policy re-check ends the connections it no longer admits, at the tick or at once on recheckNow', async (t) => {
+  const { tokens } = fakeTokens(new Map());
+  const watch = createCredentialWatch({ tokens, intervalMs: 60_000 }); // no tick during the test: recheckNow only
+  t.teardown(() => watch.close());
+  const ended: string[] = [];
+  let removed = false;
+  let throwing = false;
+  watch.watch(header(TOKEN_A), (why) => ended.push(`a ${why}`), () => (removed ? 'Agent "alpha-bot" is not an agent of team alpha' : undefined));
+  watch.watch(header(TOKEN_A), (why) => ended.push(`kept ${why}`), () => undefined);
+  watch.watch(header(TOKEN_B), (why) => ended.push(`b ${why}`), () => { if (throwing) throw new Error('boom'); return undefined; });
+  watch.watch([], (why) => ended.push(`cert ${why}`), () => (removed ? 'denied' : undefined)); // no header: policy only
+  await watch.recheckNow();
+  t.same(ended, [], 'still admitted: nothing ended');
+  removed = true;
+  throwing = true;
+  await watch.recheckNow();
+  t.same(ended.sort(), [
+    'a policy no longer allows this connection: Agent "alpha-bot" is not an agent of team alpha',
+    'cert policy no longer allows this connection: denied',
+  ], 'the ones the policy no longer admits, with its reason; a re-check that throws ends nothing');
+  t.equal(watch.size(), 2);
+});
