@@ -19,6 +19,7 @@ import { meteringStageFromConfig } from './stages/meter-llm.ts';
 import { auditDecisionStage, auditExchangeEnd } from './stages/audit-decision.ts';
 import { createSqliteAuditSink, type SqliteAuditSink } from './audit/sqlite-audit-sink.ts';
 import { buildAuditEvent } from './audit/build-audit-row.ts';
+import { guardConnectionFile } from './store/file-identity.ts';
 import { openDatabase } from './store/database.ts';
 import { createSqliteTokenStore } from './store/sqlite-token-store.ts';
 import { databasePath, type GatewayConfig } from './config/gateway-config.ts';
@@ -291,6 +292,14 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     cleanup.push(() => db.close());
     // Never checkpoint the WAL on the proxy's event loop: the audit writer thread does it.
     db.pragma('wal_autocheckpoint = 0');
+    // The file deleted or replaced while running (security case 7.09): this connection stops writing
+    // (token use, revocations, sessions fail with an error rather than vanish); the audit writer
+    // fails every decision closed and /readyz says why.
+    const dbGuard = guardConnectionFile(db, databasePath(config), (change) => logger.error(
+      'the database file was deleted or replaced while the gateway ran; the proxy thread\'s connection is read-only until a restart',
+      { file: databasePath(config), change },
+    ));
+    cleanup.push(() => dbGuard.stop());
     audit = createSqliteAuditSink({
       file: databasePath(config), logger: logger.child({ component: 'audit' }),
       retentionDays: config.audit.retentionDays, groupCommitMs: config.audit.groupCommitMs,
@@ -310,7 +319,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     if (metricsSecret !== undefined && !secrets.has(metricsSecret)) logger.warn('metrics.bearer_token_secret has no value; GET /metrics answers 503 until it is set', { secret: metricsSecret });
     const auditEnd = auditExchangeEnd({ sink: auditSink });
     const auditStage = auditDecisionStage({ sink: auditSink, failOpenNonMetered: config.audit.failOpenNonMetered, logger });
-    const tokens = createTokenService(createSqliteTokenStore(db), {
+    const tokens = createTokenService(createSqliteTokenStore(db, { beforeWrite: dbGuard.check }), {
       onTouchError: (err) => logger.warn('cannot record token use', { error: String(err) }),
     });
     const limiter = createAuthFailureLimiter();

@@ -6,10 +6,10 @@
 // (reservations and settlements run here, on the one connection that writes, so they never wait on
 // the write lock — SQLite's busy handler sleeps — on the proxy's event loop). Started by
 // src/audit/sqlite-audit-sink.ts.
-import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { LATE_LEDGER_METHODS, OP_OPEN, createAuditWriter, unpackBatch, type PackedBatch, type PackedOp } from './audit-writer.ts';
 import { inImmediateTransaction, openDatabase, type Database } from './database.ts';
+import { captureFileIdentity, fileIdentityChange, moveAsideCompanions, type FileIdentity } from './file-identity.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import { createSqliteLedgerSync } from './sqlite-ledger.ts';
 
@@ -87,6 +87,9 @@ const OP_NAMES = ['open', 'complete', 'event'] as const;
 /** Counters changed by a commit that had nothing else to report reach the proxy within this time. */
 const COUNTERS_MS = 250;
 
+/** How often an idle writer checks that the path still holds the database it opened. */
+const FILE_CHECK_MS = 1000;
+
 class FileReplaced extends Error {
   readonly code = 'AUDIT_FILE_REPLACED';
 }
@@ -95,6 +98,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   const post = (m: FromWorker) => port.postMessage(m);
   const log = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}) => post({ t: 'log', level, msg, fields });
   let db: Database;
+  let identity: FileIdentity;
   try {
     db = openDatabase(cfg.file, { busyTimeoutMs: cfg.busyTimeoutMs });
     db.pragma(`journal_size_limit = ${Math.trunc(cfg.walCapBytes)}`);
@@ -106,11 +110,13 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     // as the tables grow; sorts and temporary b-trees stay in memory.
     db.pragma('cache_size = -32768'); // KiB: 32 MiB
     db.pragma('temp_store = MEMORY');
+    identity = captureFileIdentity(cfg.file);
   } catch (err) {
     post({ t: 'fatal', code: errorCode(err), message: (err as Error).message });
     return;
   }
-  const identity = statSync(cfg.file);
+  /** Set once the path stops holding the file opened: sticky, the store stays failed until restart. */
+  let fileProblem: string | undefined;
   const writer = createAuditWriter(db);
   const ledger = createSqliteLedgerSync(db);
   let orphans = 0;
@@ -136,16 +142,29 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
   let flushWaiters: number[] = [];
 
   const checkFile = () => {
-    let st;
-    try {
-      st = statSync(cfg.file);
-    } catch {
-      throw new FileReplaced(`${cfg.file} was deleted; audit records cannot be stored (restart the gateway after restoring it)`);
+    if (fileProblem === undefined) {
+      const change = fileIdentityChange(identity);
+      if (change === undefined) return;
+      fileProblem = change === 'deleted'
+        ? `${cfg.file} was deleted; audit records cannot be stored (restart the gateway after restoring it)`
+        : `${cfg.file} was replaced by another file; audit records cannot be stored (restart the gateway)`;
+      // The old database's WAL and shared memory must not be replayed into whatever the path holds
+      // next (the next start, a CLI verb): moved aside, kept for an investigation.
+      const moved = moveAsideCompanions(identity, new Date().toISOString().replace(/[:.]/g, '-'));
+      log('error', 'the audit database file was deleted or replaced while the gateway ran; every decision fails closed until a restart', { file: cfg.file, change, moved_aside: moved });
     }
-    if (st.ino !== identity.ino || st.dev !== identity.dev) {
-      throw new FileReplaced(`${cfg.file} was replaced by another file; audit records cannot be stored (restart the gateway)`);
-    }
+    throw new FileReplaced(fileProblem);
   };
+  let probeFile = false;
+  // An idle gateway notices too (its /readyz turns 503 within a second, not at the next request).
+  const fileWatch = setInterval(() => {
+    if (fileProblem !== undefined || failing) return;
+    if (fileIdentityChange(identity) !== undefined) {
+      probeFile = true;
+      schedule(true);
+    }
+  }, FILE_CHECK_MS);
+  fileWatch.unref();
 
   const keepForRetry = (ops: readonly PackedOp[]) => {
     for (const o of ops) {
@@ -262,7 +281,9 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     const acked: number[] = [];
     const failed: number[] = [];
     let error: { code: string; message: string } | undefined;
-    if (work.length > 0 || failing) {
+    const probe = probeFile;
+    probeFile = false;
+    if (work.length > 0 || failing || probe) {
       try {
         checkFile();
         if (work.length === 0) {
@@ -424,6 +445,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         return;
       case 'close': {
         closed = true;
+        clearInterval(fileWatch);
         if (pruneTimer) clearTimeout(pruneTimer);
         if (retryTimer) clearTimeout(retryTimer);
         commit();
@@ -435,7 +457,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
           retry = [];
         }
         try {
-          db.pragma('wal_checkpoint(PASSIVE)');
+          // never into a file that is no longer the one at the path
+          if (fileProblem === undefined) db.pragma('wal_checkpoint(PASSIVE)');
         } catch {
           // best effort
         }

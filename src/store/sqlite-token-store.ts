@@ -53,7 +53,13 @@ function toRecord(row: TokenRow): TokenRecord {
 const COLUMNS = 'id, token_hash, kind, subject, teams, projects, created_at, expires_at, revoked_at, last_used_at, issued_by, roles';
 
 /** The database must have been opened with openDatabase (migrations 1 and 4 applied). */
-export function createSqliteTokenStore(db: Database): TokenStore {
+/**
+ * `beforeWrite` runs before every write (a file-identity check: guardConnectionFile's `check`, which
+ * makes the connection read-only when the file was deleted or replaced, so the write fails rather
+ * than vanish into an unlinked file).
+ */
+export function createSqliteTokenStore(db: Database, opts: { beforeWrite?: () => void } = {}): TokenStore {
+  const beforeWrite = opts.beforeWrite ?? (() => {});
   const insert = db.prepare(
     `INSERT INTO tokens (${COLUMNS}) VALUES (@id, @token_hash, @kind, @subject, @teams, @projects, @created_at, @expires_at, @revoked_at, @last_used_at, @issued_by, @roles)`,
   );
@@ -77,6 +83,7 @@ export function createSqliteTokenStore(db: Database): TokenStore {
 
   return {
     async insert(r) {
+      beforeWrite();
       insert.run({
         id: r.id,
         token_hash: r.hash,
@@ -109,6 +116,7 @@ export function createSqliteTokenStore(db: Database): TokenStore {
       return rows.map(toRecord);
     },
     async revoke(target: RevokeTarget, now) {
+      beforeWrite();
       return inImmediateTransaction(db, () => {
         const rows = 'id' in target
           ? [activeById.get(target.id)].filter((r): r is TokenRow => r !== undefined)
@@ -119,9 +127,11 @@ export function createSqliteTokenStore(db: Database): TokenStore {
     },
     async touch(id, now, minIntervalMs) {
       // One conditional UPDATE is atomic on its own; a clock that went backwards also rewrites.
+      beforeWrite();
       return touch.run(now, id, now - minIntervalMs, now).changes > 0;
     },
     async prune(before) {
+      beforeWrite();
       return prune.run(before, before).changes;
     },
   };

@@ -10,6 +10,7 @@
 import { statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openDatabase } from './database.ts';
+import { captureFileIdentity, fileIdentityChange, type FileIdentity } from './file-identity.ts';
 
 export interface CheckpointerConfig {
   file: string;
@@ -44,10 +45,28 @@ function run(cfg: CheckpointerConfig, port: NonNullable<typeof parentPort>): voi
   // Opened on the first tick that can: opening migrates in a write transaction, which waits (on
   // this thread only) while the writer or a CLI verb holds the lock, and a failure is tried again
   // next tick rather than leaving the WAL to the writer's truncation for good.
+  let identity: FileIdentity | undefined;
+  // Set when the path stops holding the file this connection opened (deleted or replaced, security
+  // case 7.09): no checkpoint ever copies the old WAL's pages again; the writer reports the store
+  // failed and a restart is needed.
+  let gone = false;
   const connection = (): ReturnType<typeof openDatabase> | undefined => {
-    if (db) return db;
+    if (gone) return undefined;
+    if (db) {
+      if (identity && fileIdentityChange(identity) !== undefined) {
+        gone = true;
+        try {
+          db.close(); // SQLite skips the checkpoint of a moved file on close
+        } catch {
+          // closing is all that is left to do
+        }
+        db = undefined;
+      }
+      return db;
+    }
     try {
       db = openDatabase(cfg.file, { busyTimeoutMs: cfg.openBusyTimeoutMs ?? 5000 });
+      identity = captureFileIdentity(cfg.file);
       db.pragma('busy_timeout = 0'); // a checkpoint never waits: a busy one is retried next tick
       db.pragma('wal_autocheckpoint = 0');
     } catch (err) {

@@ -4,13 +4,13 @@
 // reaches the upstream, /readyz and /metrics say the store is down — and nothing the gateway does
 // lands in the unlinked file (read through a connection opened before the unlink) or in the file
 // put in its place (its bytes, and after the stop its chains, are unchanged).
-// Known gaps, kept as `todo` assertions: only the audit writer checks the file's identity (the
-// proxy thread's own connection — tokens, sessions — writes on to the unlinked inode, and an admin
-// API revocation is acknowledged but lost); an idle gateway's /readyz does not notice; and the old
-// database's -wal/-shm stay next to a replacement after the stop, to be replayed into it.
+// The proxy thread's own connection (tokens, sessions) turns read-only too, so an admin API
+// revocation fails (503) rather than being acknowledged and lost; an idle gateway's /readyz notices
+// within a second; and the old database's -wal/-shm are moved aside (kept, renamed), never left
+// next to the replacement to be replayed into it by the next opener.
 // A read-only store (query_only) is covered by audit-sink-faults.test.ts and
 // metering/spend-store-failure.test.ts; a chmod 0444 file does not stop root, so it is not repeated.
-import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -183,8 +183,7 @@ t.test('the database file deleted (with -wal and -shm) while running: fail close
   await new Promise((r) => setTimeout(r, 1200));
   t.same(heads(ghost), at, 'no audit row, event or chain link was written to the unlinked file (refusals and retries included)');
   t.same(ghost.prepare('SELECT id, revoked_at, last_used_at FROM tokens ORDER BY id').all(), tokensBefore,
-    'no token state was written to the unlinked file',
-    { todo: 'bug: the proxy-thread connection (src/main.ts:284, used by src/store/sqlite-token-store.ts touch/revoke, admin sessions, identity bindings, alert queue) has no file-identity check — only the audit writer does (src/store/audit-writer-worker.ts:138-148) — so it keeps writing silently to the unlinked inode (here: tokens.last_used_at of beta-bot)' });
+    'no token state was written to the unlinked file');
   t.equal(existsSync(c.dbFile), false, 'the gateway did not create a fresh database at the path and carry on there');
   t.equal((await c.readyz()).status, 503, 'still not ready: a deleted store stays fatal');
   const stopMs = await c.stop();
@@ -205,8 +204,7 @@ t.test('a garbage file renamed over the database while running: fail closed; the
 
   // No traffic yet: does readiness notice on its own within a bounded time?
   const noticedIdle = await until(async () => (await c.readyz()).status === 503, 2000);
-  t.ok(noticedIdle, '/readyz reports the replaced file within 2 s without any traffic',
-    { todo: 'bug (minor): the file-identity check runs only inside a commit (src/store/audit-writer-worker.ts:265-267, commit() is scheduled only when records arrive or while already failing); an idle gateway keeps answering /readyz 200 (src/audit/sqlite-audit-sink.ts:448-449 status() reads cached state) until the first request is refused' });
+  t.ok(noticedIdle, '/readyz reports the replaced file within 2 s without any traffic');
 
   await expectRefused(t, c, 'after-garbage', 3, /replaced by another file/);
   t.equal((await c.proxied('/after-garbage-later')).status, 503, 'still refused after the retries');
@@ -254,9 +252,9 @@ t.test('a backup restored over the live database (renamed over it, the live -wal
   t.same(readFileSync(c.dbFile), backupBytes, 'the stop did not write to the restored file either');
   const staleWal = `${c.dbFile}-wal`;
   const leftWal = existsSync(staleWal);
-  t.notOk(leftWal, 'the stop left no WAL of the old database next to the restored file', {
-    todo: 'bug: SQLite skips the checkpoint and WAL deletion on close when the database file has moved (pager databaseIsUnmoved → SQLITE_READONLY_DBMOVED), so the old file\'s tollgate.db-wal/-shm stay at the path of the replacement; the writer detects the replacement (src/store/audit-writer-worker.ts:145-146) but nothing moves them aside — the next opener replays them into the replacement (next assertion)',
-  });
+  t.notOk(leftWal, 'the stop left no WAL of the old database next to the restored file');
+  const keptAside = readdirSync(path.dirname(c.dbFile)).filter((f) => /^tollgate\.db-(wal|shm)\.replaced-/.test(f));
+  t.same(keptAside.map((f) => f.split('.replaced-')[0]).sort(), ['tollgate.db-shm', 'tollgate.db-wal'], `the old database's WAL and shared memory were moved aside, not deleted (${keptAside.join(', ')})`);
 
   // What the next start (or any CLI verb) sees: the restored file together with what is next to it.
   const next = `${c.dbFile}.next-start`;
@@ -264,9 +262,7 @@ t.test('a backup restored over the live database (renamed over it, the live -wal
   if (leftWal) writeFileSync(`${next}-wal`, readFileSync(staleWal));
   const nextDb = new BetterSqlite3(next, { readonly: false });
   t.teardown(() => nextDb.close());
-  t.same(heads(nextDb), inBackup, 'the next opener sees the restored chains, not the old database\'s chains continued', {
-    todo: 'bug: the stale tollgate.db-wal of the old database (see above) is replayed by the next opener: the restore is silently undone (every page of the never-checkpointed WAL overrides the backup; with a partly checkpointed WAL the two databases would be mixed)',
-  });
+  t.same(heads(nextDb), inBackup, 'the next opener sees the restored chains, not the old database\'s chains continued');
 
   // The restored file on its own (the old WAL moved aside, as an operator who knows would).
   if (leftWal) {
@@ -280,7 +276,5 @@ t.test('a backup restored over the live database (renamed over it, the live -wal
   t.match(verifyAuditStore(restored), { ok: true });
   t.equal((restored.prepare("SELECT count(*) AS n FROM audit_requests WHERE path LIKE '/after-%'").get() as { n: number }).n, 0, 'no row of the traffic after the backup or the restore');
   const betaRevoked = (restored.prepare("SELECT revoked_at FROM tokens WHERE kind = 'agent' AND subject = 'beta-bot'").get() as { revoked_at: number | null }).revoked_at;
-  t.ok(revoke.status >= 400 || betaRevoked !== null, `a revocation the admin API acknowledged (${revoke.status}) is in the database file the next start uses`, {
-    todo: 'bug: POST /api/v1/tokens/revoke answers 200 after the file was replaced: the revocation is written by the proxy-thread connection (src/main.ts:284 → src/store/sqlite-token-store.ts), which has no file-identity check, to the old unlinked inode, and its token_revoked event stays in the writer\'s retry queue until dropped at the stop; the restored file still holds the token as valid',
-  });
+  t.ok(revoke.status >= 400 || betaRevoked !== null, `a revocation the admin API acknowledged (${revoke.status}) is in the database file the next start uses`);
 });

@@ -1,0 +1,83 @@
+// file-identity.ts on real files: a path that still holds the file, one deleted, one replaced; the
+// old database's -wal/-shm moved aside only while they are still the captured ones; and the
+// connection guard that turns a connection read-only when its file goes.
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { openDatabase } from '../../../src/store/database.ts';
+import { captureFileIdentity, fileIdentityChange, guardConnectionFile, moveAsideCompanions } from '../../../src/store/file-identity.ts';
+
+function dir(t: Test): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'tollgate-file-identity-'));
+  t.teardown(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+t.test('unchanged, deleted, replaced', async (t) => {
+  const d = dir(t);
+  const file = path.join(d, 'tollgate.db');
+  const db = openDatabase(file);
+  t.teardown(() => db.close());
+  const id = captureFileIdentity(file);
+  t.same(id.companions.map((c) => path.basename(c.path)).sort(), ['tollgate.db-shm', 'tollgate.db-wal'], 'WAL mode: both companions captured');
+  t.equal(fileIdentityChange(id), undefined, 'unchanged');
+  renameSync(file, `${file}.away`);
+  t.equal(fileIdentityChange(id), 'deleted', 'nothing at the path: deleted');
+  writeFileSync(file, 'another file');
+  t.equal(fileIdentityChange(id), 'replaced', 'another inode at the path: replaced');
+  unlinkSync(file);
+  renameSync(`${file}.away`, file);
+  t.equal(fileIdentityChange(id), undefined, 'the same file back at its path');
+  t.throws(() => captureFileIdentity(path.join(d, 'missing.db')), { code: 'AUDIT_FILE_REPLACED' });
+});
+
+t.test('moveAsideCompanions moves only the captured -wal/-shm still at their paths', async (t) => {
+  const d = dir(t);
+  const file = path.join(d, 'tollgate.db');
+  openDatabase(file).close(); // a clean close deletes the WAL: write our own to stand for the old one
+  writeFileSync(`${file}-wal`, 'new wal of another database');
+  const fresh = captureFileIdentity(file);
+  const moved = moveAsideCompanions(fresh, 'STAMP');
+  t.same(moved.map((m) => path.basename(m)).sort(), fresh.companions.map((c) => `${path.basename(c.path)}.replaced-STAMP`).sort());
+  t.notOk(existsSync(`${file}-wal`), 'the captured WAL is no longer at its path');
+  t.ok(existsSync(`${file}-wal.replaced-STAMP`), 'it is kept, renamed');
+  writeFileSync(`${file}-wal`, 'a WAL created since by someone else');
+  t.same(moveAsideCompanions(fresh, 'AGAIN'), [], 'a WAL at the path that is not the captured one stays');
+  t.ok(readdirSync(d).includes('tollgate.db-wal'));
+});
+
+t.test('the connection guard makes the connection read-only when its file goes, and says so once', async (t) => {
+  const d = dir(t);
+  const file = path.join(d, 'tollgate.db');
+  const db = openDatabase(file);
+  t.teardown(() => db.close());
+  db.exec('CREATE TABLE IF NOT EXISTS x (v INTEGER)');
+  const changes: string[] = [];
+  const guard = guardConnectionFile(db, file, (c) => changes.push(c), 60_000);
+  t.teardown(() => guard.stop());
+  guard.check();
+  db.prepare('INSERT INTO x VALUES (1)').run();
+  t.same(changes, [], 'unchanged: writes go on');
+  renameSync(file, `${file}.moved`);
+  guard.check();
+  guard.check();
+  t.same(changes, ['deleted'], 'told once');
+  t.throws(() => db.prepare('INSERT INTO x VALUES (2)').run(), /readonly|read-only|query_only/i, 'a write now fails instead of landing in the moved file');
+  t.same(db.prepare('SELECT v FROM x').all(), [{ v: 1 }], 'reads still work');
+});
+
+t.test('the guard also notices on its own timer', async (t) => {
+  const d = dir(t);
+  const file = path.join(d, 'tollgate.db');
+  const db = openDatabase(file);
+  t.teardown(() => db.close());
+  const changes: string[] = [];
+  const guard = guardConnectionFile(db, file, (c) => changes.push(c), 20);
+  t.teardown(() => guard.stop());
+  writeFileSync(`${file}.other`, 'x');
+  renameSync(`${file}.other`, file);
+  const until = Date.now() + 2000;
+  while (changes.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  t.same(changes, ['replaced']);
+});
