@@ -12,6 +12,7 @@ import { isAdminGroup } from '../config/org-config.ts';
 import type { TokenService } from '../identity/token-service.ts';
 import type { OrgConfig } from '../policy/types.ts';
 import type { AdminSession, AdminSessions } from './admin-sessions.ts';
+import { expiryNow } from '../identity/expiry-clock.ts';
 
 export const SESSION_COOKIE = 'tollgate_session';
 /** Cookie name when the admin listener is reached over https (the __Host- prefix pins it to this origin). */
@@ -89,7 +90,7 @@ function fail(status: 401 | 403, code: AdminAuthFailureCode, message: string): A
 }
 
 export function createAdminAuthenticator(deps: AdminAuthDeps): AuthenticateAdmin {
-  const now = deps.now ?? Date.now;
+  const now = deps.now ?? expiryNow;
   return async (req) => {
     const unsafe = !SAFE_METHODS.has(req.method ?? 'GET');
     if (unsafe) {

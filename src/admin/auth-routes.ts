@@ -24,6 +24,7 @@ import {
   CSRF_HEADER, SECURE_SESSION_COOKIE, SESSION_COOKIE, isTlsRequest, parseCookies, requestOrigin, sessionIdFrom,
 } from './admin-auth.ts';
 import type { AdminSessions } from './admin-sessions.ts';
+import { expiryNow } from '../identity/expiry-clock.ts';
 
 export interface AuthRoutesDeps {
   issuers: IssuerRegistry;
@@ -124,7 +125,7 @@ export function proxyUrlFor(req: IncomingMessage, proxy: { host: string; port: n
 }
 
 export function createAuthRoutes(deps: AuthRoutesDeps): AdminRoute[] {
-  const now = deps.now ?? Date.now;
+  const now = deps.now ?? expiryNow;
   const limiter = deps.limiter ?? createAuthFailureLimiter({ maxFailures: 30 });
   const source = (req: IncomingMessage) => req.socket.remoteAddress ?? 'unknown';
   /** A dashboard sign-in or sign-out event (never fails the request it records). */

@@ -15,6 +15,7 @@ import type { LoginNonces } from './oidc/login-nonce.ts';
 import type { IssuerRegistry } from './oidc/oidc-issuer.ts';
 import { OidcError } from './oidc/oidc-error.ts';
 import type { TokenService } from './token-service.ts';
+import { expiryNow } from './expiry-clock.ts';
 
 export interface SignedInUser extends SsoIdentity {
   issuerName: string;
@@ -82,7 +83,7 @@ function listShort(items: readonly string[], max = 8): string {
 }
 
 export function createSsoLogin(deps: SsoLoginDeps): SsoLogin {
-  const now = deps.now ?? Date.now;
+  const now = deps.now ?? expiryNow;
   const audit: SsoAuditHook = (e) => {
     try {
       deps.audit?.(e);

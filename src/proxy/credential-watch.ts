@@ -6,6 +6,7 @@
 // carry a policy re-check (the agent removed from org.yaml, the host no longer `direct`): run on
 // the same ticks and at once after a policy reload (`recheckNow`).
 import { credentialsStillValid } from '../identity/authenticate-proxy-request.ts';
+import { expiryNow } from '../identity/expiry-clock.ts';
 import type { TokenService } from '../identity/token-service.ts';
 
 export interface CredentialWatch {
@@ -26,7 +27,7 @@ interface Watched { auth: readonly string[]; end: (why: string) => void; recheck
 
 export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?: number; now?: () => number }): CredentialWatch {
   const intervalMs = deps.intervalMs ?? Math.max(250, deps.tokens.revocationBoundMs);
-  const now = deps.now ?? Date.now;
+  const now = deps.now ?? expiryNow;
   const watched = new Set<Watched>();
   let timer: NodeJS.Timeout | undefined;
   let running = false;
