@@ -19,6 +19,7 @@ import { meteringStageFromConfig } from './stages/meter-llm.ts';
 import { auditDecisionStage, auditExchangeEnd } from './stages/audit-decision.ts';
 import { createSqliteAuditSink, type SqliteAuditSink } from './audit/sqlite-audit-sink.ts';
 import { buildAuditEvent } from './audit/build-audit-row.ts';
+import { belowPatchedFloor } from './node-floor.ts';
 import { guardConnectionFile } from './store/file-identity.ts';
 import { openDatabase } from './store/database.ts';
 import { createSqliteTokenStore } from './store/sqlite-token-store.ts';
@@ -104,8 +105,20 @@ export function assertAdminExposureSafe(config: GatewayConfig): void {
   }
 }
 
-/** Refuses settings that silently weaken the gateway (security case 7.11 / 2.16). */
-export function assertSafeRuntime(env: NodeJS.ProcessEnv, execArgv: readonly string[]): void {
+/**
+ * Refuses settings that silently weaken the gateway (security case 7.11 / 2.16), and a Node.js below
+ * the patched floor of its line (node-floor.ts) unless TOLLGATE_ALLOW_UNPATCHED_NODE=1, when the
+ * problem is returned to be logged as an error at every start.
+ */
+export function assertSafeRuntime(env: NodeJS.ProcessEnv, execArgv: readonly string[], nodeVersion: string = process.versions.node): string[] {
+  const warnings: string[] = [];
+  const outdated = belowPatchedFloor(nodeVersion);
+  if (outdated !== undefined) {
+    if (env['TOLLGATE_ALLOW_UNPATCHED_NODE'] !== '1') {
+      throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', `${outdated} (or set TOLLGATE_ALLOW_UNPATCHED_NODE=1 to start anyway)`);
+    }
+    warnings.push(`${outdated}; starting anyway because TOLLGATE_ALLOW_UNPATCHED_NODE=1`);
+  }
   if (env['NODE_TLS_REJECT_UNAUTHORIZED'] === '0') {
     throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', 'NODE_TLS_REJECT_UNAUTHORIZED=0 disables upstream certificate checks; unset it (add test CAs with tls.upstream_ca instead)');
   }
@@ -113,6 +126,7 @@ export function assertSafeRuntime(env: NodeJS.ProcessEnv, execArgv: readonly str
   if (/--insecure-http-parser/.test(opts)) {
     throw new TollgateError('TOLLGATE_ERR_STARTUP_UNSAFE', '--insecure-http-parser allows request smuggling; remove it from NODE_OPTIONS');
   }
+  return warnings;
 }
 
 export interface GatewayParts {
@@ -142,7 +156,7 @@ export interface GatewayParts {
 }
 
 export async function startGateway(config: GatewayConfig, logger: Logger, parts: GatewayParts): Promise<RunningGateway> {
-  assertSafeRuntime(process.env, process.execArgv);
+  for (const w of assertSafeRuntime(process.env, process.execArgv)) logger.error('unsafe runtime', { problem: w });
   assertAdminExposureSafe(config);
   const { ca, created } = await ensureCertificateAuthority(config.ca.cert, config.ca.key);
   if (created) logger.info('created a new interception CA', { cert: config.ca.cert, fingerprint: ca.fingerprint });
