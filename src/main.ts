@@ -309,9 +309,9 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     // The file deleted or replaced while running (security case 7.09): this connection stops writing
     // (token use, revocations, sessions fail with an error rather than vanish); the audit writer
     // fails every decision closed and /readyz says why.
-    const dbGuard = guardConnectionFile(db, databasePath(config), (change) => logger.error(
+    const dbGuard = guardConnectionFile(db, databasePath(config), (change, movedAside) => logger.error(
       'the database file was deleted or replaced while the gateway ran; the proxy thread\'s connection is read-only until a restart',
-      { file: databasePath(config), change },
+      { file: databasePath(config), change, moved_aside: movedAside },
     ));
     cleanup.push(() => dbGuard.stop());
     audit = createSqliteAuditSink({
@@ -337,7 +337,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
       onTouchError: (err) => logger.warn('cannot record token use', { error: String(err) }),
     });
     const limiter = createAuthFailureLimiter();
-    const credentialWatch = createCredentialWatch({ tokens });
+    const credentialWatch = createCredentialWatch({ tokens, policyVersion: () => policy.current() });
     cleanup.push(() => credentialWatch.close());
     afterPolicyReload = () => credentialWatch.recheckNow();
     // One upstream trust (parsing the roots costs ~100 ms of CPU) for proxied traffic and for the

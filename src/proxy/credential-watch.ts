@@ -3,8 +3,9 @@
 // a pass-through tunnel or an upgraded WebSocket carries no further requests, so their credentials
 // are verified again every `intervalMs` (TokenService's cache bounds how stale a verdict is) and a
 // connection whose token was revoked, has expired or no longer resolves is ended. Each may also
-// carry a policy re-check (the agent removed from org.yaml, the host no longer `direct`): run on
-// the same ticks and at once after a policy reload (`recheckNow`).
+// carry a policy re-check (the agent removed from org.yaml, the host no longer `direct`): run once
+// after the connection is watched, then when the policy changes — at once after a reload
+// (`recheckNow`) and at the ticks.
 import { credentialsStillValid } from '../identity/authenticate-proxy-request.ts';
 import { expiryNow } from '../identity/expiry-clock.ts';
 import type { TokenService } from '../identity/token-service.ts';
@@ -23,9 +24,22 @@ export interface CredentialWatch {
   close(): void;
 }
 
-interface Watched { auth: readonly string[]; end: (why: string) => void; recheck: (() => string | undefined) | undefined }
+interface Watched {
+  auth: readonly string[];
+  end: (why: string) => void;
+  recheck: (() => string | undefined) | undefined;
+  /** The policy version it was last re-checked against (NOT_YET: never). */
+  checked: unknown;
+}
 
-export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?: number; now?: () => number }): CredentialWatch {
+const NOT_YET = Symbol('not re-checked yet');
+
+/**
+ * `policyVersion` names the policy in force (the compiled set: a new object per reload). With it, a
+ * connection's policy re-check runs once after it is watched and then only when the version
+ * changes — the answer cannot change otherwise — instead of at every tick.
+ */
+export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?: number; now?: () => number; policyVersion?: () => unknown }): CredentialWatch {
   const intervalMs = deps.intervalMs ?? Math.max(250, deps.tokens.revocationBoundMs);
   const now = deps.now ?? expiryNow;
   const watched = new Set<Watched>();
@@ -42,13 +56,16 @@ export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?:
   };
 
   const recheckPolicy = () => {
+    const version = deps.policyVersion ? deps.policyVersion() : NOT_YET;
     for (const w of [...watched]) {
-      if (!w.recheck) continue;
+      if (!w.recheck || (version !== NOT_YET && w.checked === version)) continue;
+      w.checked = version;
       let why: string | undefined;
       try {
         why = w.recheck();
-      } catch {
-        continue; // a re-check that throws ends nothing: the next tick asks again
+      } catch (err) {
+        // closed rather than kept on a verdict the policy cannot give
+        why = `the policy re-check failed (${(err as Error).message})`;
       }
       if (why !== undefined) endOne(w, `policy no longer allows this connection: ${why}`);
     }
@@ -91,7 +108,7 @@ export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?:
 
   return {
     watch(auth, end, recheck) {
-      const w: Watched = { auth, end, recheck };
+      const w: Watched = { auth, end, recheck, checked: NOT_YET };
       watched.add(w);
       if (!timer) {
         timer = setInterval(() => void tick(), intervalMs);
@@ -101,7 +118,11 @@ export function createCredentialWatch(deps: { tokens: TokenService; intervalMs?:
         watched.delete(w);
       };
     },
-    recheckNow: () => tick(),
+    recheckNow: () => {
+      // the policy part at once, even while a tick waits on the token store
+      recheckPolicy();
+      return tick();
+    },
     size: () => watched.size,
     close() {
       watched.clear();

@@ -60,7 +60,10 @@ export function auditDecisionStage(deps: AuditDecisionStageDeps): Stage {
       if (err instanceof RequestRefusal) throw err;
       const code = (err as { code?: unknown }).code;
       const detail = `audit store: ${typeof code === 'string' ? code : 'error'}: ${(err as Error).message}`;
-      if (deps.failOpenNonMetered === true && !isMetered(ex)) {
+      // Fail-open is for a store that is down for a while (disk full, locked), never for a database
+      // file deleted or replaced under the gateway: that lasts until a restart, and token checks
+      // would meanwhile read a file nothing else writes (a revocation elsewhere would not apply).
+      if (deps.failOpenNonMetered === true && !isMetered(ex) && code !== 'AUDIT_FILE_REPLACED') {
         deps.sink.noteFailOpen();
         deps.logger?.warn('audit store unavailable; request forwarded without a committed decision row (fail-open)', { request_id: ex.id, host: ex.host, error: detail });
         ex.notes[AUDIT_NOTE] = { admitted: true, committed: false, failOpen: true } satisfies AuditNote;

@@ -2,7 +2,9 @@
 // CONNECT time, or one request) and stops the exchange with a 403 when it is denied. A request that
 // names another method in an override header or `_method` parameter needs that method allowed too.
 import { readMethodOverrides } from '../classify/method-override.ts';
-import { decide } from '../policy/decide.ts';
+import { classifyAddress, isPublic } from '../classify/classify-address.ts';
+import { parseIp } from '../classify/ip-address.ts';
+import { addressAllowedByRule, decide } from '../policy/decide.ts';
 import type { CompiledPolicySet, Decision } from '../policy/types.ts';
 import { RequestRefusal, REASONS, type ReasonCode } from '../errors.ts';
 import type { Exchange, ExchangeDecision, Stage } from '../proxy/exchange.ts';
@@ -60,6 +62,14 @@ export function noLongerAllowed(set: CompiledPolicySet, ex: Exchange): string | 
   const d = decide(set, who, request);
   if (ex.kind === 'tunnel' && d.effect === 'allow') return `${ex.host}:${ex.port} is now intercepted (${d.rule ?? 'policy'}); reconnect`;
   if (d.effect === 'deny') return d.explanation;
+  // The address dialled: a non-public one needed a rule naming it (the dial path's address guard)
+  const t = ex.target;
+  if (t && t.source !== 'override') {
+    const ip = parseIp(t.address);
+    if (ip && !isPublic(classifyAddress(ip).class) && !addressAllowedByRule(set, ex.principal.team, ip, ex.port).allowed) {
+      return `${ex.host} was reached at ${t.address}, a non-public address no rule names any more`;
+    }
+  }
   return undefined;
 }
 

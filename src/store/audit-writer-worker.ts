@@ -330,6 +330,13 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         }
       }
     }
+    if (answers === undefined && ledgerWork.length > 0) {
+      try {
+        checkFile(); // ledger calls alone (budget reads, settlements) never reach a moved file either
+      } catch (err) {
+        answers = answerAll(ledgerWork, err);
+      }
+    }
     answers ??= runLedgerBatch(ledgerWork);
     let awaited = false;
     for (let i = 0; i < answers.length; i++) {
@@ -446,6 +453,13 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
       case 'close': {
         closed = true;
         clearInterval(fileWatch);
+        try {
+          // a last look: a file replaced just before the stop gets its old -wal/-shm moved aside
+          // (SQLite's own close leaves them when the file has moved)
+          checkFile();
+        } catch {
+          // reported by checkFile; the commit below fails closed
+        }
         if (pruneTimer) clearTimeout(pruneTimer);
         if (retryTimer) clearTimeout(retryTimer);
         commit();

@@ -30,19 +30,29 @@ function sleepSync(ms: number): void {
 /**
  * Calls `attempt` — which starts a transaction in IMMEDIATE mode and calls `began()` first thing
  * inside it — again while it fails with SQLITE_BUSY before `began()` was called, until the
- * connection's busy budget is spent; then the last error is thrown. `clock` is for tests.
+ * connection's busy budget is spent; then the last error is thrown. Each retry lets SQLite's own
+ * busy handler wait only for what is left of the budget, so the whole call waits about the budget,
+ * not a busy timeout per attempt. `clock` (monotonic, ms) is for tests.
  */
-export function retryBusyBegin<T>(db: BetterSqlite3.Database, attempt: (began: () => void) => T, clock: () => number = Date.now): T {
+export function retryBusyBegin<T>(db: BetterSqlite3.Database, attempt: (began: () => void) => T, clock: () => number = () => performance.now()): T {
   const budget = budgets.get(db) ?? 0;
   const start = clock();
-  for (let n = 0; ; n++) {
-    let inside = false;
-    try {
-      return attempt(() => { inside = true; });
-    } catch (err) {
-      const waited = clock() - start;
-      if (inside || !isBusyError(err) || waited >= budget) throw err;
-      sleepSync(Math.min(BACKOFF_MS[Math.min(n, BACKOFF_MS.length - 1)] as number, budget - waited));
+  let narrowed = false;
+  try {
+    for (let n = 0; ; n++) {
+      let inside = false;
+      try {
+        return attempt(() => { inside = true; });
+      } catch (err) {
+        const waited = clock() - start;
+        if (inside || !isBusyError(err) || waited >= budget) throw err;
+        sleepSync(Math.min(BACKOFF_MS[Math.min(n, BACKOFF_MS.length - 1)] as number, budget - waited));
+        const left = Math.max(0, Math.floor(budget - (clock() - start)));
+        db.pragma(`busy_timeout = ${left}`);
+        narrowed = true;
+      }
     }
+  } finally {
+    if (narrowed && db.open) db.pragma(`busy_timeout = ${Math.trunc(budget)}`);
   }
 }

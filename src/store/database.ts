@@ -88,7 +88,10 @@ export function inImmediateTransaction<T>(db: Database, fn: () => T): T {
  * statements run on it by another caller during an await would join the transaction.
  */
 export async function inImmediateTransactionAsync<T>(db: Database, fn: () => Promise<T>): Promise<T> {
-  db.exec('BEGIN IMMEDIATE');
+  retryBusyBegin(db, (began) => {
+    db.exec('BEGIN IMMEDIATE');
+    began();
+  });
   try {
     const out = await fn();
     db.exec('COMMIT');

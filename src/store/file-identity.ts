@@ -3,7 +3,7 @@
 // shared-memory files of the old database so that the next opener of the path does not replay them
 // into the new one. SQLite itself leaves them behind: closing a connection whose file has moved
 // skips the checkpoint and the WAL's deletion (SQLITE_READONLY_DBMOVED).
-import { renameSync, statSync } from 'node:fs';
+import { realpathSync, renameSync, statSync } from 'node:fs';
 
 interface Inode { dev: number; ino: number }
 
@@ -16,33 +16,47 @@ export interface FileIdentity {
 
 const COMPANIONS = ['-wal', '-shm'];
 
-function inodeOf(p: string): Inode | undefined {
+/** The inode at `p`; undefined when nothing is there; null when it cannot be told (EACCES, EIO, …). */
+function inodeOf(p: string): Inode | undefined | null {
   try {
     const st = statSync(p);
     return { dev: st.dev, ino: st.ino };
-  } catch {
-    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : null;
   }
 }
 
-const same = (a: Inode | undefined, b: Inode) => a !== undefined && a.dev === b.dev && a.ino === b.ino;
+const same = (a: Inode | undefined | null, b: Inode) => a !== undefined && a !== null && a.dev === b.dev && a.ino === b.ino;
 
 /** The identity of `file` and its -wal/-shm now (call right after opening: WAL mode creates both). */
 export function captureFileIdentity(file: string): FileIdentity {
-  const db = inodeOf(file);
-  if (!db) throw Object.assign(new Error(`${file} does not exist`), { code: 'AUDIT_FILE_REPLACED' });
+  let db = inodeOf(file);
+  if (!db) throw Object.assign(new Error(`${file} cannot be read (${db === null ? 'stat failed' : 'it does not exist'})`), { code: 'AUDIT_FILE_REPLACED' });
+  // SQLite keeps -wal and -shm next to the file a symbolic link points to
+  let real = file;
+  try {
+    real = realpathSync(file);
+    db = inodeOf(real) ?? db;
+  } catch {
+    // the path itself, then
+  }
   const companions: FileIdentity['companions'] = [];
   for (const suffix of COMPANIONS) {
-    const inode = inodeOf(`${file}${suffix}`);
-    if (inode) companions.push({ path: `${file}${suffix}`, inode });
+    const inode = inodeOf(`${real}${suffix}`);
+    if (inode) companions.push({ path: `${real}${suffix}`, inode });
   }
   return { file, db, companions };
 }
 
-/** Why the path no longer holds the captured file ('deleted' or 'replaced'), or undefined while it does. */
+/**
+ * Why the path no longer holds the captured file ('deleted': nothing there; 'replaced': another
+ * file), or undefined while it does — and also when the path cannot be examined now (EACCES, EIO,
+ * a stale NFS handle): that is asked again, never taken for a deletion.
+ */
 export function fileIdentityChange(id: FileIdentity): 'deleted' | 'replaced' | undefined {
   const now = inodeOf(id.file);
-  if (!now) return 'deleted';
+  if (now === null) return undefined;
+  if (now === undefined) return 'deleted';
   return same(now, id.db) ? undefined : 'replaced';
 }
 
@@ -54,6 +68,7 @@ export function fileIdentityChange(id: FileIdentity): 'deleted' | 'replaced' | u
  */
 export function moveAsideCompanions(id: FileIdentity, stamp: string): string[] {
   const moved: string[] = [];
+  if (fileIdentityChange(id) === undefined) return moved; // looked again: the file is (back) in place
   for (const c of id.companions) {
     if (!same(inodeOf(c.path), c.inode)) continue;
     const to = `${c.path}.replaced-${stamp}`;
@@ -77,11 +92,12 @@ export interface ConnectionFileGuard {
  * Watches a connection's file (once per `everyMs`, and on `check()`): when the path stops holding
  * it, the connection is made read-only (PRAGMA query_only), so nothing more is written silently into
  * an unlinked or moved file — a revocation or a session written there would be lost at the next
- * start; such writes fail with SQLITE_READONLY instead — and `onChange` is told once.
+ * start; such writes fail with SQLITE_READONLY instead — the old -wal/-shm are moved aside (as the
+ * audit writer does; whichever notices first), and `onChange` is told once.
  */
 export function guardConnectionFile(
   db: { pragma(source: string): unknown; open: boolean }, file: string,
-  onChange: (change: 'deleted' | 'replaced') => void, everyMs = 1000,
+  onChange: (change: 'deleted' | 'replaced', movedAside: string[]) => void, everyMs = 1000,
 ): ConnectionFileGuard {
   const id = captureFileIdentity(file);
   let changed = false;
@@ -92,9 +108,16 @@ export function guardConnectionFile(
     changed = true;
     clearInterval(timer);
     if (db.open) db.pragma('query_only = ON');
-    onChange(change);
+    onChange(change, moveAsideCompanions(id, new Date().toISOString().replace(/[:.]/g, '-')));
   };
   const timer = setInterval(check, everyMs);
   timer.unref();
-  return { check, stop: () => clearInterval(timer) };
+  return {
+    check,
+    /** Stops watching after a last look (call before closing the connection). */
+    stop: () => {
+      clearInterval(timer);
+      check();
+    },
+  };
 }

@@ -89,7 +89,35 @@ t.test('a policy re-check ends the connections it no longer admits, at the tick 
   await watch.recheckNow();
   t.same(ended.sort(), [
     'a policy no longer allows this connection: Agent "alpha-bot" is not an agent of team alpha',
+    'b policy no longer allows this connection: the policy re-check failed (boom)',
     'cert policy no longer allows this connection: denied',
-  ], 'the ones the policy no longer admits, with its reason; a re-check that throws ends nothing');
-  t.equal(watch.size(), 2);
+  ], 'the ones the policy no longer admits, with its reason; a re-check that throws closes too (fail closed)');
+  t.equal(watch.size(), 1);
+});
+
+t.test('with a policy version: re-checked once when watched, then only when the version changes — at once on recheckNow, even during a slow tick', async (t) => {
+  let release: (() => void) | undefined;
+  const slow = {
+    revocationBoundMs: 1000,
+    verifyToken: () => new Promise((r) => { release = () => r({ ok: true, record: record('tok_a') }); }),
+  } as unknown as TokenService;
+  let version = { generation: 1 };
+  const watch = createCredentialWatch({ tokens: slow, intervalMs: 10, policyVersion: () => version });
+  t.teardown(() => watch.close());
+  let checks = 0;
+  let denied = false;
+  const ended: string[] = [];
+  watch.watch(header(TOKEN_A), (why) => ended.push(why), () => { checks++; return denied ? 'denied now' : undefined; });
+  await tick(); // the first tick re-checks it once, then waits on the slow token store
+  t.equal(checks, 1, 'checked once after it was watched');
+  await tick();
+  t.equal(checks, 1, 'not again while the version stays (the tick is still waiting on the store)');
+  version = { generation: 2 };
+  denied = true;
+  const before = Date.now();
+  void watch.recheckNow();
+  t.same(ended, ['policy no longer allows this connection: denied now'], 'closed at once by recheckNow, although a tick was still running');
+  t.ok(Date.now() - before < 50);
+  t.equal(checks, 2);
+  release?.();
 });

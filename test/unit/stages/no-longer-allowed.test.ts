@@ -10,15 +10,20 @@ const ORG = (agents: string) => `organization: T\nteams:\n  alpha: { name: Alpha
 const BOT = '  alpha-bot: { name: Bot, team: alpha }\n';
 const rules = (...r: string[]) => `team: alpha\nrules:\n${r.map((x) => `  - ${x}`).join('\n')}\n`;
 
-function exchange(kind: 'tunnel' | 'upgrade', principal: Exchange['principal']): Exchange {
+function exchange(kind: 'tunnel' | 'upgrade', principal: Exchange['principal'], target?: Exchange['target']): Exchange {
   return {
     kind, host: 'pass.example.test', hostKind: 'dns', port: 443, scheme: kind === 'tunnel' ? 'https' : 'http',
-    method: kind === 'tunnel' ? 'CONNECT' : 'GET', path: '/ws', principal,
+    method: kind === 'tunnel' ? 'CONNECT' : 'GET', path: '/ws', principal, target,
   } as unknown as Exchange;
 }
 const agent = { kind: 'agent', subject: 'alpha-bot', agent: 'alpha-bot', team: 'alpha', project: undefined } as unknown as Exchange['principal'];
 
-const cases: Array<{ name: string; kind: 'tunnel' | 'upgrade'; org: string; policy: string; principal?: Exchange['principal']; expect: RegExp | undefined }> = [
+const at = (address: string, source: 'dns' | 'override' = 'dns') => ({ address, port: 443, source });
+const cases: Array<{ name: string; kind: 'tunnel' | 'upgrade'; org: string; policy: string; principal?: Exchange['principal']; target?: Exchange['target']; expect: RegExp | undefined }> = [
+  { name: 'tunnel to a private address a rule still names', kind: 'tunnel', org: ORG(BOT), policy: rules('{ host: pass.example.test, action: direct }', '{ host: 10.1.0.0/16, action: direct }'), target: at('10.1.2.3'), expect: undefined },
+  { name: 'tunnel to a private address whose rule was removed', kind: 'tunnel', org: ORG(BOT), policy: rules('{ host: pass.example.test, action: direct }'), target: at('10.1.2.3'), expect: /10\.1\.2\.3, a non-public address/ },
+  { name: 'tunnel to a public address: no rule needed', kind: 'tunnel', org: ORG(BOT), policy: rules('{ host: pass.example.test, action: direct }'), target: at('93.184.216.34'), expect: undefined },
+  { name: 'an upstreams: override is not an address decision', kind: 'tunnel', org: ORG(BOT), policy: rules('{ host: pass.example.test, action: direct }'), target: at('127.0.0.1', 'override'), expect: undefined },
   { name: 'tunnel, host still direct', kind: 'tunnel', org: ORG(BOT), policy: rules('{ host: pass.example.test, action: direct }', '{ host: "*", action: deny }'), expect: undefined },
   { name: 'tunnel, agent removed from org.yaml', kind: 'tunnel', org: ORG('  other-bot: { name: Other, team: alpha }\n'), policy: rules('{ host: pass.example.test, action: direct }'), expect: /alpha-bot/ },
   { name: 'tunnel, host now denied', kind: 'tunnel', org: ORG(BOT), policy: rules('{ host: "*", action: deny }'), expect: /./ },
@@ -31,7 +36,7 @@ const cases: Array<{ name: string; kind: 'tunnel' | 'upgrade'; org: string; poli
 for (const c of cases) {
   t.test(c.name, async (t) => {
     const set = mustCompileTexts({ org: c.org, teams: { alpha: c.policy } });
-    const why = noLongerAllowed(set, exchange(c.kind, 'principal' in c ? c.principal : agent));
+    const why = noLongerAllowed(set, exchange(c.kind, 'principal' in c ? c.principal : agent, c.target));
     if (c.expect === undefined) t.equal(why, undefined, 'still admitted');
     else t.match(why ?? '', c.expect, `no longer admitted: ${why}`);
   });

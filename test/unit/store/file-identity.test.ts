@@ -1,7 +1,7 @@
 // file-identity.ts on real files: a path that still holds the file, one deleted, one replaced; the
 // old database's -wal/-shm moved aside only while they are still the captured ones; and the
 // connection guard that turns a connection read-only when its file goes.
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -38,6 +38,9 @@ t.test('moveAsideCompanions moves only the captured -wal/-shm still at their pat
   openDatabase(file).close(); // a clean close deletes the WAL: write our own to stand for the old one
   writeFileSync(`${file}-wal`, 'new wal of another database');
   const fresh = captureFileIdentity(file);
+  t.same(moveAsideCompanions(fresh, 'EARLY'), [], 'the file still in place: nothing is moved');
+  renameSync(file, `${file}.restored-elsewhere`);
+  writeFileSync(file, 'the replacement');
   const moved = moveAsideCompanions(fresh, 'STAMP');
   t.same(moved.map((m) => path.basename(m)).sort(), fresh.companions.map((c) => `${path.basename(c.path)}.replaced-STAMP`).sort());
   t.notOk(existsSync(`${file}-wal`), 'the captured WAL is no longer at its path');
@@ -54,7 +57,7 @@ t.test('the connection guard makes the connection read-only when its file goes, 
   t.teardown(() => db.close());
   db.exec('CREATE TABLE IF NOT EXISTS x (v INTEGER)');
   const changes: string[] = [];
-  const guard = guardConnectionFile(db, file, (c) => changes.push(c), 60_000);
+  const guard = guardConnectionFile(db, file, (c) => { changes.push(c); }, 60_000);
   t.teardown(() => guard.stop());
   guard.check();
   db.prepare('INSERT INTO x VALUES (1)').run();
@@ -63,6 +66,7 @@ t.test('the connection guard makes the connection read-only when its file goes, 
   guard.check();
   guard.check();
   t.same(changes, ['deleted'], 'told once');
+  t.ok(readdirSync(d).some((f) => /^tollgate\.db-wal\.replaced-/.test(f)), 'the old WAL was moved aside by the guard');
   t.throws(() => db.prepare('INSERT INTO x VALUES (2)').run(), /readonly|read-only|query_only/i, 'a write now fails instead of landing in the moved file');
   t.same(db.prepare('SELECT v FROM x').all(), [{ v: 1 }], 'reads still work');
 });
@@ -73,11 +77,34 @@ t.test('the guard also notices on its own timer', async (t) => {
   const db = openDatabase(file);
   t.teardown(() => db.close());
   const changes: string[] = [];
-  const guard = guardConnectionFile(db, file, (c) => changes.push(c), 20);
+  const guard = guardConnectionFile(db, file, (c) => { changes.push(c); }, 20);
   t.teardown(() => guard.stop());
   writeFileSync(`${file}.other`, 'x');
   renameSync(`${file}.other`, file);
   const until = Date.now() + 2000;
   while (changes.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
   t.same(changes, ['replaced']);
+});
+
+t.test('a path that cannot be examined is not taken for a deletion; a symbolic link is followed to its WAL', async (t) => {
+  const d = dir(t);
+  const real = path.join(d, 'store.db');
+  const link = path.join(d, 'tollgate.db');
+  const db = openDatabase(real);
+  t.teardown(() => db.close());
+  symlinkSync(real, link);
+  const id = captureFileIdentity(link);
+  t.same(id.companions.map((c) => path.basename(c.path)).sort(), ['store.db-shm', 'store.db-wal'], 'the companions next to the target');
+  t.equal(fileIdentityChange(id), undefined);
+  if (process.getuid?.() !== 0) {
+    chmodSync(d, 0o000);
+    t.equal(fileIdentityChange(id), undefined, 'EACCES: unknown, asked again later');
+    chmodSync(d, 0o700);
+  }
+  const loop = path.join(d, 'loop.db');
+  symlinkSync(loop, loop); // ELOOP: cannot be examined
+  t.equal(fileIdentityChange({ ...id, file: loop }), undefined, 'ELOOP: unknown, not deleted');
+  unlinkSync(link);
+  t.equal(fileIdentityChange(id), 'deleted');
+  t.same(moveAsideCompanions(id, 'S').map((p) => path.basename(p)).sort(), ['store.db-shm.replaced-S', 'store.db-wal.replaced-S'], 'the target\'s companions are the ones moved');
 });
