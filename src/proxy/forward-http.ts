@@ -45,7 +45,10 @@ function notifyEnd(observers: readonly ResponseObserver[], result: { complete: b
   for (const o of observers) safely(() => o.onEnd(result));
 }
 
-export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: ServerResponse, pools: UpstreamPools, hasBody: boolean): Promise<void> {
+/** `onResponseHead` runs when the response head arrived, before it is written to the client. */
+export async function forwardHttp(
+  ex: Exchange, req: IncomingMessage, res: ServerResponse, pools: UpstreamPools, hasBody: boolean, onResponseHead?: () => void,
+): Promise<void> {
   const target = ex.target;
   if (!target) throw new Error('forwardHttp: no vetted target');
   const upstreamName = `${ex.host}:${ex.port}`;
@@ -118,6 +121,7 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
   }
   ex.outcome.upstreamMs = performance.now() - started;
   ex.outcome.status = response.statusCode;
+  onResponseHead?.();
   body = response.body;
   for (const o of observers) safely(() => o.onResponseStart(response.statusCode, response.headers));
   if (clientGone) {

@@ -51,7 +51,47 @@ export interface ProxyServer {
 /** How much longer a client connection may stay idle than a response body it waits for (undici's timers are coarse). */
 const UPSTREAM_FIRST_GRACE_MS = 2000;
 
+interface StallWatched { sample: () => { progress: number; waitingOnClient: boolean }; seen: number; since: number; cut: () => void }
+
+/**
+ * Cuts clients that keep the gateway waiting for `idleMs`: each watched one gives a counter that
+ * moves while the client does its part, and whether the gateway is waiting on the client at all
+ * (not while it holds the client back itself, or waits on the upstream). One timer for all of them,
+ * running only while something is watched: a watch costs a Set insertion per request.
+ */
+function createStallWatch(idleMs: number): (sample: StallWatched['sample'], cut: () => void) => () => void {
+  const watched = new Set<StallWatched>();
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    const now = performance.now();
+    for (const w of watched) {
+      const { progress, waitingOnClient } = w.sample();
+      if (progress !== w.seen || !waitingOnClient) {
+        w.seen = progress;
+        w.since = now;
+      } else if (now - w.since >= idleMs) {
+        watched.delete(w);
+        w.cut();
+      }
+    }
+    if (watched.size === 0 && timer) {
+      clearInterval(timer);
+      timer = undefined;
+    }
+  };
+  return (sample, cut) => {
+    const w: StallWatched = { sample, seen: sample().progress, since: performance.now(), cut };
+    watched.add(w);
+    if (!timer) {
+      timer = setInterval(tick, Math.max(50, Math.min(1000, Math.floor(idleMs / 4))));
+      timer.unref();
+    }
+    return () => { watched.delete(w); };
+  };
+}
+
 export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
+  const watchStall = createStallWatch(deps.timeouts.idleMs);
   const sockets = new Set<Duplex>();
   const tunnelOf = new WeakMap<object, { ctx: TunnelContext; scheme: 'http' | 'https'; raw?: net.Socket }>();
   let tunnels = 0;
@@ -314,16 +354,34 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       if (facts.expectContinue && !ex.notes['continued']) res.writeContinue();
       if (draining) res.shouldKeepAlive = false;
       closeAfter = false;
-      // While the upstream answers, its own timers (first byte, body idle) bound the wait: the
-      // client connection's idle timer waits a little longer than either, so a stalled upstream is
-      // reported as such rather than as a client that went away.
+      // While the upstream is being asked and answers, its own timers (first byte, body idle) bound
+      // the wait: the client connection's idle timer waits a little longer than either, so a slow or
+      // stalled upstream is reported as such rather than as a client that went away. The client's
+      // own part is watched meanwhile: one that stops sending its body, or stops reading the
+      // response, for `idle_ms` is cut (time the gateway holds its body back for a slow upstream, or
+      // waits for the upstream's next bytes, does not count).
       const clientSockets = t?.raw ? [socket, t.raw] : [socket];
       const forwardingIdleMs = Math.max(deps.timeouts.idleMs, deps.timeouts.firstByteMs ?? 0) + UPSTREAM_FIRST_GRACE_MS;
       for (const s of clientSockets) s.setTimeout(forwardingIdleMs);
-      forwarding = forwardHttp(ex, req, res, deps.pools, facts.hasBody);
+      const cutClient = (why: string) => () => {
+        ex.outcome.error = `${why} for ${deps.timeouts.idleMs} ms (timeouts.idle_ms)`;
+        for (const s of clientSockets) s.destroy();
+      };
+      let stopWatch = facts.hasBody && ex.body.buffered === undefined && !req.complete
+        ? watchStall(() => ({ progress: ex.outcome.bytesIn, waitingOnClient: !req.complete && !req.isPaused() && req.readableLength === 0 }),
+          cutClient('the client stopped sending its request body'))
+        : undefined;
+      const onResponseHead = () => {
+        stopWatch?.();
+        // bytes handed to the kernel move while the client reads; queued bytes mean it is not
+        stopWatch = watchStall(() => ({ progress: socket.bytesWritten - socket.writableLength, waitingOnClient: socket.writableLength > 0 }),
+          cutClient('the client stopped reading the response'));
+      };
+      forwarding = forwardHttp(ex, req, res, deps.pools, facts.hasBody, onResponseHead);
       try {
         await forwarding;
       } finally {
+        stopWatch?.();
         // (unless Node has moved on to its keep-alive timeout meanwhile)
         for (const s of clientSockets) if (!s.destroyed && s.timeout === forwardingIdleMs) s.setTimeout(deps.timeouts.idleMs);
       }

@@ -4,7 +4,7 @@
 //  - Downloads: 25 clients (20 plain, 5 inside intercepted tunnels) ask for a 256 MiB body that the
 //    origin generates on the fly, writing only while its socket takes more (write() → false: wait
 //    for 'drain'), and read it at a trickle (4 KiB every 100 ms) for 10 s. Expect: the gateway's RSS
-//    stays within RSS_BOUND of its warmed-up baseline, and each origin connection could hand over
+//    stays within RSS_BOUND_KIB of its warmed-up baseline, and each origin connection could hand over
 //    at most UPSTREAM_BOUND while its client had read well under 1 MiB — the gateway stops reading
 //    the upstream when its client does not read. A gateway that buffered would be fed what the
 //    origin pushes at loopback speed (the fast reader at the end measures that: hundreds of MiB a
@@ -15,11 +15,11 @@
 //    complete; the fast uploaders are held back (what the gateway accepted stays bounded).
 //  - Idle: a client that stops reading its download altogether, and one that stops sending
 //    half-way through its body, are closed after timeouts.idle_ms (1.5 s); the origin sees each
-//    request aborted, never completed. first_byte_ms is 5 s: longer than idle_ms (an operator who
+//    request aborted, never completed. first_byte_ms is 4 s: longer than idle_ms (an operator who
 //    reaps idle clients quickly but lets LLMs think), shorter than a trickle upload (a body still
 //    moving must not be cut by it).
 // A regression must not take the machine down with it: origins stop pumping past RUNAWAY_CAP per
-// connection and the fast uploaders stop past it too, so the worst case is a few hundred MiB.
+// connection and the fast uploaders stop past it too (under 2 GiB in all, at worst).
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
@@ -40,7 +40,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const IDLE_MS = 1500;
 /** Longer than idle_ms, shorter than a trickle upload (see above). */
-const FIRST_BYTE_MS = 5000;
+const FIRST_BYTE_MS = 4000;
 const BIG = 'big.allowed.test'; // plain HTTP download origin
 const BIG_TLS = 'big-tls.allowed.test'; // HTTPS download origin, reached through intercepted tunnels
 const UP = 'upload.allowed.test'; // upload origin
@@ -51,16 +51,24 @@ const TLS_READERS = 5;
 const READ_EVERY_MS = 100;
 const READ_BYTES = 4 * KiB;
 const SLOW_READ_MS = 10_000;
-/** Measured (2 cores, other suites running): growth ≤ ~20 MiB; buffering 25 bodies would be GiBs. */
-const RSS_BOUND_KIB = 64 * 1024;
-/** Measured: ≤ ~6 MiB per connection (socket buffers on both legs); without backpressure: RUNAWAY_CAP. */
-const UPSTREAM_BOUND = 16 * MiB;
+/**
+ * Measured (2 cores, with and without another suite running): +15 to +39 MiB, reached within the
+ * first second (stream buffers filling, the V8 heap growing) and flat after. A gateway that did not
+ * pause its upstreams would hold up to RUNAWAY_CAP per connection: 1.6 GiB for 25 of them.
+ */
+const RSS_BOUND_KIB = 96 * 1024;
+/**
+ * Measured: 7.5 to 10.8 MiB per connection — the kernel's socket buffers on both legs (send buffers
+ * up to 4 MiB, receive buffers autotuned) — and the same for what the gateway accepts of a fast
+ * upload. Without backpressure an origin reaches RUNAWAY_CAP within a second.
+ */
+const UPSTREAM_BOUND = 24 * MiB;
 /** Past this an origin (or a fast uploader) stops pushing, so a regression cannot eat the machine. */
-const RUNAWAY_CAP = 48 * MiB;
+const RUNAWAY_CAP = 64 * MiB;
 const TRICKLES = 20;
-const TRICKLE_MS = 7000; // > FIRST_BYTE_MS: a body still moving is not cut by the first-byte timer
+const TRICKLE_MS = 6000; // > FIRST_BYTE_MS: a body still moving is not cut by the first-byte timer
 const FAST_UPLOADERS = 4;
-const FAST_UPLOAD_MS = 5000;
+const FAST_UPLOAD_MS = 4000;
 const SLACK_MS = 2500; // timers on a busy 2-core machine
 /**
  * Known bug. While a request is forwarded, onRequest (src/proxy/proxy-server.ts, `forwardingIdleMs`)
@@ -70,7 +78,6 @@ const SLACK_MS = 2500; // timers on a busy 2-core machine
  * response) undici's own timers do not run (the headers timer is ignored while the request body is
  * still being written, the body timer while the response is paused), and nothing applies idle_ms.
  */
-const STALL_BUG = 'bug: a client that stalls mid-body (upload or download) is cut after max(idle_ms, first_byte_ms) + 2 s, not idle_ms — src/proxy/proxy-server.ts onRequest `forwardingIdleMs`';
 
 const pki = await makeTestCa();
 
@@ -198,22 +205,34 @@ function slowReader(key: string, sock: net.Socket, request: string): SlowReader 
   return r;
 }
 
+/**
+ * A client that sends its request and never reads a byte of the answer: nothing moves on its
+ * connection once the socket buffers are full. `cut`: ms from its request until the origin saw the
+ * response aborted (or until the wait gave up).
+ */
+const stoppedReader: { cut: Promise<number> } = { cut: Promise.resolve(-1) };
+function startStoppedReader(sock: net.Socket): void {
+  sock.write(plainHead('GET', BIG, '/dl/stopped'));
+  const at = Date.now();
+  const wait = 2 * (Math.max(IDLE_MS, FIRST_BYTE_MS) + 2000) + 2 * SLACK_MS;
+  stoppedReader.cut = waitFor(() => big.seen.find((r) => r.url === '/dl/stopped')?.aborted === true, wait).then(() => Date.now() - at);
+}
+
 // --- warm-up and baseline ------------------------------------------------------------------------
 let baselineKiB = 0;
 t.before(async () => {
   // Every path once (plain, intercepted, upload), so the pools, the leaf and the code are loaded.
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 2; i++) {
     const a = await collect(await connect(), plainHead('GET', BIG, `/warm/p${i}`, 'Connection: close\r\n'), { waitMs: 5000, until: hasResponses(1) });
     const b = await collect(await intercepted(BIG_TLS), `GET /warm/t${i} HTTP/1.1\r\nHost: ${BIG_TLS}\r\nConnection: close\r\n\r\n`, { waitMs: 5000, until: hasResponses(1) });
     const c = await collect(await connect(), plainHead('POST', UP, `/warm/u${i}`, 'Content-Length: 5\r\nConnection: close\r\n') + 'hello', { waitMs: 5000, until: hasResponses(1) });
     if (![a, b, c].every((x) => parseResponses(x.text)[0]?.status === 200)) throw new Error(`warm-up failed: ${[a, b, c].map((x) => x.text.slice(0, 60)).join(' | ')}`);
   }
   for (const s of sockets) s.destroy();
-  await sleep(1000);
+  await sleep(500);
   const samples: number[] = [];
-  for (let i = 0; i < 5; i++) { samples.push(procRssKiB(pid)); await sleep(200); }
+  for (let i = 0; i < 5; i++) { samples.push(procRssKiB(pid)); await sleep(100); }
   baselineKiB = Math.max(...samples);
-  t.comment(`baseline RSS ${mib(baselineKiB)} MiB (samples ${samples.map(mib).join(', ')})`);
 });
 
 t.test(`${PLAIN_READERS + TLS_READERS} slow readers of a 256 MiB body: bounded RSS, upstream reads paused`, async (t) => {
@@ -222,17 +241,13 @@ t.test(`${PLAIN_READERS + TLS_READERS} slow readers of a 256 MiB body: bounded R
   for (let i = 0; i < PLAIN_READERS; i++) readers.push(slowReader(`/dl/p${i}`, await connect(), plainHead('GET', BIG, `/dl/p${i}`)));
   for (let i = 0; i < TLS_READERS; i++) readers.push(slowReader(`/dl/t${i}`, await intercepted(BIG_TLS), `GET /dl/t${i} HTTP/1.1\r\nHost: ${BIG_TLS}\r\n\r\n`));
   const started = Date.now();
-  // And one that never reads a byte of its answer: nothing moves on its connection.
-  const stopped = await connect();
-  stopped.write(plainHead('GET', BIG, '/dl/stopped'));
-  const stoppedAt = Date.now();
-  const stoppedClosed = waitFor(() => stopped.destroyed, SLOW_READ_MS).then(() => Date.now() - stoppedAt);
+  startStoppedReader(await connect());
   await sleep(SLOW_READ_MS);
   const peak = rss.stop();
   const perConn = readers.map((r) => written.get(r.key) ?? 0);
   const maxWritten = Math.max(...perConn);
   const maxRead = Math.max(...readers.map((r) => r.read));
-  t.comment(`RSS peak ${mib(peak)} MiB, +${mib(peak - baselineKiB)} MiB over the baseline`);
+  t.comment(`RSS: baseline ${mib(baselineKiB)} MiB, peak ${mib(peak)} MiB (+${mib(peak - baselineKiB)} MiB)`);
   t.comment(`origin bytes per connection (MiB): ${perConn.map((b) => (b / MiB).toFixed(1)).join(' ')}`);
   t.comment(`client bytes read (KiB): ${readers.map((r) => Math.round(r.read / KiB)).join(' ')}`);
   t.ok(readers.every((r) => r.head.startsWith('HTTP/1.1 200')), 'every reader got a 200');
@@ -242,22 +257,13 @@ t.test(`${PLAIN_READERS + TLS_READERS} slow readers of a 256 MiB body: bounded R
   t.ok(maxWritten < UPSTREAM_BOUND, `each origin connection handed over < ${UPSTREAM_BOUND / MiB} MiB (at most ${(maxWritten / MiB).toFixed(1)} MiB of 256): upstream reads pause`);
   t.ok(peak - baselineKiB < RSS_BOUND_KIB, `gateway RSS grew ${mib(peak - baselineKiB)} MiB (< ${mib(RSS_BOUND_KIB)} MiB; ${readers.length} buffered bodies would be GiBs)`);
   for (const r of readers) r.sock.destroy();
-
-  const stoppedAfter = await stoppedClosed;
-  const origin = big.seen.find((r) => r.url === '/dl/stopped');
-  t.comment(`the reader that never read: ${stopped.destroyed ? `closed ${stoppedAfter} ms after its request` : `still open after ${SLOW_READ_MS} ms`}; its origin handed over ${((written.get('/dl/stopped') ?? 0) / MiB).toFixed(1)} MiB`);
-  t.ok(stopped.destroyed && stoppedAfter < IDLE_MS + SLACK_MS, `a reader that stopped reading is closed after idle_ms (${IDLE_MS} ms; it was closed after ${stopped.destroyed ? `${stoppedAfter} ms` : `more than ${SLOW_READ_MS} ms`})`, { todo: STALL_BUG });
-  t.ok(stopped.destroyed, `it is closed within ${SLOW_READ_MS} ms all the same`);
-  await waitFor(() => origin?.aborted === true, 2000);
-  t.match(origin, { aborted: true }, 'its origin saw the response aborted');
-  stopped.destroy();
 });
 
 t.test('slow uploads: trickles streamed and complete, fast uploaders held back, a stalled body cut after idle_ms', async (t) => {
   const rss = sampleRss();
   // A client that stops sending half-way through its body.
   const stall = await connect();
-  const stallResponse = collect(stall, plainHead('POST', UP, '/stall', 'Transfer-Encoding: chunked\r\n'), { waitMs: FIRST_BYTE_MS + IDLE_MS + 3 * SLACK_MS, until: () => false, destroyOnTimeout: false });
+  const stallResponse = collect(stall, plainHead('POST', UP, '/stall', 'Transfer-Encoding: chunked\r\n'), { waitMs: FIRST_BYTE_MS + IDLE_MS + 4 * SLACK_MS, until: () => false, destroyOnTimeout: false });
   for (let i = 0; i < 3; i++) { stall.write(`${(READ_BYTES).toString(16)}\r\n${'s'.repeat(READ_BYTES)}\r\n`); await sleep(READ_EVERY_MS); }
   const stalledAt = Date.now();
   // Trickles: 4 KiB every 100 ms, then the last chunk.
@@ -283,7 +289,8 @@ t.test('slow uploads: trickles streamed and complete, fast uploaders held back, 
     push();
     return f;
   }));
-  const stallClosed = waitFor(() => stall.destroyed, FIRST_BYTE_MS + IDLE_MS + 3 * SLACK_MS).then(() => Date.now() - stalledAt);
+  const stallWait = FIRST_BYTE_MS + IDLE_MS + 3 * SLACK_MS;
+  const stallClosed = waitFor(() => stall.destroyed, stallWait).then(() => Date.now() - stalledAt);
 
   await sleep(TRICKLE_MS / 2);
   const sentMid = trickles.reduce((a, x) => a + x.sent, 0);
@@ -304,7 +311,7 @@ t.test('slow uploads: trickles streamed and complete, fast uploaders held back, 
   for (const x of trickles) x.s.write('0\r\n\r\n');
   const answers = await Promise.all(trickles.map((x) => x.answer));
   const peak = rss.stop();
-  t.comment(`RSS peak ${mib(peak)} MiB, +${mib(peak - baselineKiB)} MiB over the baseline`);
+  t.comment(`RSS: baseline ${mib(baselineKiB)} MiB, peak ${mib(peak)} MiB (+${mib(peak - baselineKiB)} MiB)`);
   const ok = trickles.filter((x, i) => { const r = parseResponses(answers[i]?.text ?? '')[0]; return r?.status === 200 && r.body === `got ${x.sent}`; });
   t.equal(ok.length, TRICKLES, `every trickle (${Math.round((trickles[0]?.sent ?? 0) / KiB)} KiB over ${TRICKLE_MS} ms, longer than first_byte_ms) completed, its origin got every byte`);
   t.ok(peak - baselineKiB < RSS_BOUND_KIB, `gateway RSS grew ${mib(peak - baselineKiB)} MiB (< ${mib(RSS_BOUND_KIB)} MiB)`);
@@ -312,10 +319,25 @@ t.test('slow uploads: trickles streamed and complete, fast uploaders held back, 
   const closedAfter = await stallClosed;
   const stalled = up.seen.find((r) => r.url === '/stall');
   t.comment(`stalled upload: closed ${stall.destroyed ? `${closedAfter} ms after its last byte` : 'never'}; answered ${JSON.stringify((await stallResponse).text.split('\r\n')[0] ?? '')}; origin received ${received.get('/stall') ?? 0} bytes`);
-  t.ok(stall.destroyed && closedAfter < IDLE_MS + SLACK_MS, `a body that stopped half-way is closed after idle_ms (${IDLE_MS} ms; it was closed ${stall.destroyed ? `${closedAfter} ms` : 'more than 10 s'} after its last byte)`, { todo: STALL_BUG });
+  t.ok(stall.destroyed && closedAfter < IDLE_MS + SLACK_MS, `a body that stopped half-way is closed after idle_ms (${IDLE_MS} ms; it was closed ${stall.destroyed ? `${closedAfter} ms` : `more than ${stallWait} ms`} after its last byte)`);
   t.ok(stall.destroyed, 'it is closed (within first_byte_ms + idle_ms + slack) all the same');
   await waitFor(() => stalled?.aborted === true, 2000);
   t.match(stalled, { complete: false, aborted: true }, 'the origin saw the request aborted, never complete');
+});
+
+t.test('idle: a reader that never reads its answer is cut, its upstream request aborted', async (t) => {
+  // Started with the slow readers, so the wait overlapped the uploads. The client, paused, cannot
+  // notice the close itself; the gateway aborting its upstream request is what shows it.
+  const ms = await stoppedReader.cut;
+  const origin = big.seen.find((r) => r.url === '/dl/stopped');
+  const cut = origin?.aborted === true;
+  t.comment(`the reader that never read: ${cut ? `cut ${ms} ms after its request` : `still forwarded ${ms} ms after its request`}; its origin handed over ${((written.get('/dl/stopped') ?? 0) / MiB).toFixed(1)} MiB`);
+  // A socket whose writes are stuck times out after up to two periods in Node (the first one is let
+  // go if the write queue changed since the last write).
+  t.ok(cut && ms < 2 * IDLE_MS + SLACK_MS, `cut within two idle periods (idle_ms ${IDLE_MS} ms; it took ${cut ? `${ms} ms` : `more than ${ms} ms`})`);
+  t.ok(cut, 'cut (within twice first_byte_ms + 2 s + slack) all the same');
+  t.match(origin, { aborted: true }, 'the origin saw its response aborted, never finished');
+  t.ok((written.get('/dl/stopped') ?? 0) < UPSTREAM_BOUND, 'and could hand over only what the socket buffers hold meanwhile');
 });
 
 t.test('control: a reader at full speed gets far more than UPSTREAM_BOUND through the same gateway', async (t) => {
@@ -323,8 +345,7 @@ t.test('control: a reader at full speed gets far more than UPSTREAM_BOUND throug
   let got = 0;
   sock.on('data', (c: Buffer) => { got += c.length; });
   sock.write(plainHead('GET', BIG, '/fast'));
-  await sleep(1500);
+  await sleep(2000);
   sock.destroy();
-  t.comment(`a fast reader got ${(got / MiB).toFixed(0)} MiB in 1.5 s`);
-  t.ok(got > 2 * UPSTREAM_BOUND, `${(got / MiB).toFixed(0)} MiB in 1.5 s: the bound above is backpressure, not a slow origin`);
+  t.ok(got > 2 * UPSTREAM_BOUND, `a reader at full speed got ${(got / MiB).toFixed(0)} MiB in 2 s: the bound above is backpressure, not a slow origin`);
 });
