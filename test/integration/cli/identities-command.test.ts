@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { listIdentityBindings, sqliteIdentityBindings } from '../../../src/store/sqlite-identity-bindings.ts';
 import { breakAuditWrites, restoreAuditWrites } from '../../helpers/audit-down.ts';
-import { runTollgate } from '../../helpers/cli-process.ts';
+import { cliInProcess } from '../../helpers/cli-in-process.ts';
 import { tempDb } from '../../helpers/temp-db.ts';
 
 const IDP = 'https://idp.example';
@@ -22,7 +22,7 @@ function setup(t: Parameters<typeof tempDb>[0]) {
   const b = sqliteIdentityBindings(db);
   b.bind({ issuer: IDP, subject: 'u-ada', email: 'ada@acme.example' }, Date.parse('2026-11-01T09:00:00Z'), new Set([IDP]));
   b.bind({ issuer: IDP, subject: 'u-bob', email: 'bob@acme.example' }, Date.parse('2026-11-02T09:00:00Z'), new Set([IDP]));
-  return { db, tollgate: (...args: string[]) => runTollgate(args, config) };
+  return { db, tollgate: (...args: string[]) => cliInProcess([...args, '--config', config], {}) };
 }
 
 t.test('list and unbind', async (t) => {

@@ -12,7 +12,7 @@ import { createAdminSessions, sessionIdHash } from '../../../src/admin/admin-ses
 import { sqliteSessionTable } from '../../../src/store/sqlite-admin-sessions.ts';
 import { verifyAuditStore } from '../../../src/store/sqlite-audit-reader.ts';
 import { breakAuditWrites, restoreAuditWrites } from '../../helpers/audit-down.ts';
-import { runTollgate } from '../../helpers/cli-process.ts';
+import { cliInProcess } from '../../helpers/cli-in-process.ts';
 import { tempDb } from '../../helpers/temp-db.ts';
 
 const ACTOR = `cli:${os.userInfo().username}`;
@@ -35,7 +35,7 @@ function setup(t: Parameters<typeof tempDb>[0]) {
     ada2: sessions.create(user('ada@acme.example'), now - HOUR),
     gone: sessions.create(user('old@acme.example'), now - 9 * HOUR), // expired
   };
-  const tollgate = (...args: string[]) => runTollgate(args, config);
+  const tollgate = (...args: string[]) => cliInProcess([...args, '--config', config], {});
   const events = () => (db.prepare("SELECT actor, detail FROM audit_events WHERE type = 'admin_sessions_ended' ORDER BY seq").all() as Array<{ actor: string; detail: string }>)
     .map((e) => ({ actor: e.actor, detail: JSON.parse(e.detail) as unknown }));
   const live = (id: string) => sessions.get(id, Date.now()) !== undefined;

@@ -1,4 +1,4 @@
-// Break-glass tokens are audited: the real `tollgate token issue|revoke` processes write
+// Break-glass tokens are audited: the real CLI (`tollgate token issue|revoke`, run in process) writes
 // `token_issued` / `token_revoked` (actor cli:<os user>, never the token or its hash) into
 // tollgate.db's event chain, in the same transaction as the token change. When the audit store
 // cannot be written — the event insert fails, the store is locked past audit.busy_timeout_ms, the
@@ -16,7 +16,7 @@ import { openDatabase, type Database } from '../../../src/store/database.ts';
 import { verifyAuditStore } from '../../../src/store/sqlite-audit-reader.ts';
 import { breakAuditWrites, restoreAuditWrites } from '../../helpers/audit-down.ts';
 import type { CliResult } from '../../helpers/cli-in-process.ts';
-import { runTollgate } from '../../helpers/cli-process.ts';
+import { cliInProcess } from '../../helpers/cli-in-process.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-token-audit-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -33,7 +33,7 @@ const dbFile = path.join(dir, 'data/tollgate.db');
 const ACTOR = `cli:${os.userInfo().username}`;
 
 /** The real executable, in a process of its own. */
-const tollgate = (args: string[], configPath = config) => runTollgate(args, configPath);
+const tollgate = (args: string[], configPath = config) => cliInProcess([...args, '--config', configPath], {});
 
 const db: Database = openDatabase(dbFile);
 t.teardown(() => db.close());

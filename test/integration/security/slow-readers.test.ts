@@ -3,19 +3,19 @@
 // /proc/<pid>/status on its own).
 //  - Downloads: 25 clients (20 plain, 5 inside intercepted tunnels) ask for a 256 MiB body that the
 //    origin generates on the fly, writing only while its socket takes more (write() → false: wait
-//    for 'drain'), and read it at a trickle (4 KiB every 100 ms) for 10 s. Expect: the gateway's RSS
+//    for 'drain'), and read it at a trickle (4 KiB every 100 ms) for 5 s. Expect: the gateway's RSS
 //    stays within RSS_BOUND_KIB of its warmed-up baseline, and each origin connection could hand over
 //    at most UPSTREAM_BOUND while its client had read well under 1 MiB — the gateway stops reading
 //    the upstream when its client does not read. A gateway that buffered would be fed what the
 //    origin pushes at loopback speed (the fast reader at the end measures that: hundreds of MiB a
-//    second), i.e. gigabytes in 10 s across 25 connections.
+//    second), i.e. gigabytes in 5 s across 25 connections.
 //  - Uploads: 20 clients send chunked bodies at a trickle (4 KiB every 100 ms, longer than
 //    first_byte_ms) and 4 push as fast as the gateway accepts to an origin that reads at a trickle.
 //    Expect: bounded RSS; the trickles are streamed (the origin has them while they are sent) and
 //    complete; the fast uploaders are held back (what the gateway accepted stays bounded).
 //  - Idle: a client that stops reading its download altogether, and one that stops sending
 //    half-way through its body, are closed after timeouts.idle_ms (1.5 s); the origin sees each
-//    request aborted, never completed. first_byte_ms is 4 s: longer than idle_ms (an operator who
+//    request aborted, never completed. first_byte_ms is 2.5 s: longer than idle_ms (an operator who
 //    reaps idle clients quickly but lets LLMs think), shorter than a trickle upload (a body still
 //    moving must not be cut by it).
 // A regression must not take the machine down with it: origins stop pumping past RUNAWAY_CAP per
@@ -40,7 +40,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const IDLE_MS = 1500;
 /** Longer than idle_ms, shorter than a trickle upload (see above). */
-const FIRST_BYTE_MS = 4000;
+const FIRST_BYTE_MS = 2500;
 const BIG = 'big.allowed.test'; // plain HTTP download origin
 const BIG_TLS = 'big-tls.allowed.test'; // HTTPS download origin, reached through intercepted tunnels
 const UP = 'upload.allowed.test'; // upload origin
@@ -50,7 +50,7 @@ const PLAIN_READERS = 20;
 const TLS_READERS = 5;
 const READ_EVERY_MS = 100;
 const READ_BYTES = 4 * KiB;
-const SLOW_READ_MS = 10_000;
+const SLOW_READ_MS = 5000;
 /**
  * Measured (2 cores, with and without another suite running): +15 to +39 MiB, reached within the
  * first second (stream buffers filling, the V8 heap growing) and flat after. A gateway that did not
@@ -66,18 +66,10 @@ const UPSTREAM_BOUND = 24 * MiB;
 /** Past this an origin (or a fast uploader) stops pushing, so a regression cannot eat the machine. */
 const RUNAWAY_CAP = 64 * MiB;
 const TRICKLES = 20;
-const TRICKLE_MS = 6000; // > FIRST_BYTE_MS: a body still moving is not cut by the first-byte timer
+const TRICKLE_MS = 3500; // > FIRST_BYTE_MS: a body still moving is not cut by the first-byte timer
 const FAST_UPLOADERS = 4;
-const FAST_UPLOAD_MS = 4000;
+const FAST_UPLOAD_MS = 2500;
 const SLACK_MS = 2500; // timers on a busy 2-core machine
-/**
- * Known bug. While a request is forwarded, onRequest (src/proxy/proxy-server.ts, `forwardingIdleMs`)
- * stretches the client connection's idle timer to max(idle_ms, first_byte_ms) + 2 s for the whole
- * of forwardHttp — request body and response body included — so that a slow upstream is reported
- * as such; but when the stall is the client's (it stops sending its body, or stops reading the
- * response) undici's own timers do not run (the headers timer is ignored while the request body is
- * still being written, the body timer while the response is paused), and nothing applies idle_ms.
- */
 
 const pki = await makeTestCa();
 
