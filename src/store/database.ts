@@ -1,6 +1,6 @@
 // Owns: opening tollgate.db (the only import of better-sqlite3 in the code base), its pragmas,
 // running the migrations, and the BEGIN IMMEDIATE helper every read-modify-write goes through.
-import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { TollgateError } from '../errors.ts';
@@ -19,6 +19,11 @@ export interface OpenDatabaseOptions {
   busyTimeoutMs?: number;
   /** Clock for schema_migrations.applied_at. */
   now?: () => number;
+  /**
+   * For a reader of a database the gateway already opened (the reporting thread): never create the
+   * file — one deleted under the gateway must not come back empty because a report was asked for.
+   */
+  mustExist?: boolean;
 }
 
 const IN_MEMORY = ':memory:';
@@ -29,6 +34,9 @@ const IN_MEMORY = ':memory:';
  * shipped migration was edited: fail closed rather than run against a schema we do not know.
  */
 export function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Database {
+  if (file !== IN_MEMORY && opts.mustExist === true && !existsSync(file)) {
+    throw new TollgateError('TOLLGATE_ERR_AUDIT', `${file} does not exist (deleted while the gateway runs?); restore it and restart the gateway`);
+  }
   if (file !== IN_MEMORY) {
     mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
     // Create the file ourselves so it is never world-readable; SQLite gives -wal/-shm the same mode.

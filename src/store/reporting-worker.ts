@@ -42,7 +42,7 @@ export type FromReportingWorker =
 const CHUNK_CHARS = 256 * 1024;
 
 function open(config: ReportingWorkerConfig): Database {
-  const db = openDatabase(config.file, { busyTimeoutMs: config.busyTimeoutMs });
+  const db = openDatabase(config.file, { busyTimeoutMs: config.busyTimeoutMs, mustExist: true });
   db.pragma('query_only = ON');
   return db;
 }
