@@ -1,13 +1,14 @@
 # Tollgate gateway image. Multi-stage: dependencies (with the native SQLite addon) are installed
 # in a builder with a toolchain; the runtime image is slim and runs as a non-root user.
-FROM node:20-bookworm-slim AS deps
+# 20.20.2 or later: `tollgate serve` refuses older Node.js releases (src/node-floor.ts)
+FROM node:20.20.2-bookworm-slim AS deps
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 COPY scripts ./scripts
 RUN npm ci --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:20.20.2-bookworm-slim
 ENV NODE_ENV=production TOLLGATE_CONFIG=/etc/tollgate/tollgate.yaml
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl && rm -rf /var/lib/apt/lists/* \

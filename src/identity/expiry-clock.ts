@@ -4,18 +4,23 @@
 // snapshot) an expired token would be accepted again. This clock follows Date.now() while it moves
 // forward and, after a step back, carries on from where it was at the monotonic clock's pace until
 // the wall clock catches up. A step forward is followed (credentials then expire early: closed,
-// not open). PURE apart from the two clocks it is given.
+// not open). A step back larger than `maxCarryMs` (15 minutes) is followed too: that is a clock
+// being corrected (a VM that booted a day ahead, then NTP), and carrying a day would refuse every
+// credential issued meanwhile until a restart. PURE apart from the two clocks it is given.
 
 export type Clock = () => number;
 
-export function createExpiryClock(wall: Clock = Date.now, monotonic: Clock = () => performance.now()): Clock {
+/** How far ahead of the wall clock the expiry clock may carry on after a step back. */
+export const MAX_CARRY_MS = 15 * 60_000;
+
+export function createExpiryClock(wall: Clock = Date.now, monotonic: Clock = () => performance.now(), maxCarryMs = MAX_CARRY_MS): Clock {
   let baseWall = wall();
   let baseMono = monotonic();
   return () => {
     const w = wall();
     const m = monotonic();
     const carried = baseWall + (m - baseMono);
-    if (w >= carried) {
+    if (w >= carried || carried - w > maxCarryMs) {
       baseWall = w;
       baseMono = m;
       return w;

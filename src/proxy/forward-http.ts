@@ -110,7 +110,8 @@ export async function forwardHttp(
     res.off('close', onClientClose);
     if (headersDeadline) clearTimeout(headersDeadline);
     if (ac.signal.aborted) {
-      ex.outcome.error = 'client disconnected before the response';
+      // (the gateway's own cut of a client that stopped sending its body says so)
+      ex.outcome.error = typeof ex.notes['clientStalled'] === 'string' ? ex.notes['clientStalled'] : 'client disconnected before the response';
       ex.outcome.status = 499;
       notifyEnd(observers, { complete: false, error: ex.outcome.error });
       return;

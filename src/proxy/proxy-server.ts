@@ -356,27 +356,24 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       closeAfter = false;
       // While the upstream is being asked and answers, its own timers (first byte, body idle) bound
       // the wait: the client connection's idle timer waits a little longer than either, so a slow or
-      // stalled upstream is reported as such rather than as a client that went away. The client's
-      // own part is watched meanwhile: one that stops sending its body, or stops reading the
-      // response, for `idle_ms` is cut (time the gateway holds its body back for a slow upstream, or
-      // waits for the upstream's next bytes, does not count).
+      // stalled upstream is reported as such rather than as a client that went away. A client that
+      // stops sending its request body is cut after `idle_ms` by a watch of the bytes the gateway
+      // reads from it (time the gateway holds the body back for a slow upstream does not count).
+      // A client that stops reading the response is not told apart from a slow reader that soon:
+      // the kernel wakes a blocked writer only when a third of its send buffer has drained (steps of
+      // a megabyte and more), so the connection's idle timer, at the stretched bound, ends it.
       const clientSockets = t?.raw ? [socket, t.raw] : [socket];
       const forwardingIdleMs = Math.max(deps.timeouts.idleMs, deps.timeouts.firstByteMs ?? 0) + UPSTREAM_FIRST_GRACE_MS;
       for (const s of clientSockets) s.setTimeout(forwardingIdleMs);
-      const cutClient = (why: string) => () => {
-        ex.outcome.error = `${why} for ${deps.timeouts.idleMs} ms (timeouts.idle_ms)`;
-        for (const s of clientSockets) s.destroy();
-      };
-      let stopWatch = facts.hasBody && ex.body.buffered === undefined && !req.complete
-        ? watchStall(() => ({ progress: ex.outcome.bytesIn, waitingOnClient: !req.complete && !req.isPaused() && req.readableLength === 0 }),
-          cutClient('the client stopped sending its request body'))
+      const stopWatch = facts.hasBody && ex.body.buffered === undefined && !req.complete
+        ? watchStall(() => ({ progress: ex.outcome.bytesIn, waitingOnClient: !req.complete && !req.isPaused() && req.readableLength === 0 }), () => {
+          const why = `the client stopped sending its request body for ${deps.timeouts.idleMs} ms (timeouts.idle_ms)`;
+          ex.notes['clientStalled'] = why;
+          ex.outcome.error = why;
+          for (const s of clientSockets) s.destroy();
+        })
         : undefined;
-      const onResponseHead = () => {
-        stopWatch?.();
-        // bytes handed to the kernel move while the client reads; queued bytes mean it is not
-        stopWatch = watchStall(() => ({ progress: socket.bytesWritten - socket.writableLength, waitingOnClient: socket.writableLength > 0 }),
-          cutClient('the client stopped reading the response'));
-      };
+      const onResponseHead = () => stopWatch?.();
       forwarding = forwardHttp(ex, req, res, deps.pools, facts.hasBody, onResponseHead);
       try {
         await forwarding;

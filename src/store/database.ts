@@ -34,10 +34,11 @@ const IN_MEMORY = ':memory:';
  * shipped migration was edited: fail closed rather than run against a schema we do not know.
  */
 export function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Database {
-  if (file !== IN_MEMORY && opts.mustExist === true && !existsSync(file)) {
+  const mustExist = file !== IN_MEMORY && opts.mustExist === true;
+  if (mustExist && !existsSync(file)) {
     throw new TollgateError('TOLLGATE_ERR_AUDIT', `${file} does not exist (deleted while the gateway runs?); restore it and restart the gateway`);
   }
-  if (file !== IN_MEMORY) {
+  if (file !== IN_MEMORY && !mustExist) {
     mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
     // Create the file ourselves so it is never world-readable; SQLite gives -wal/-shm the same mode.
     closeSync(openSync(file, 'a', 0o600));
@@ -47,7 +48,14 @@ export function openDatabase(file: string, opts: OpenDatabaseOptions = {}): Data
       // not the owner (e.g. a shared data dir): keep whatever mode the operator chose
     }
   }
-  const db = new BetterSqlite3(file, { timeout: opts.busyTimeoutMs ?? 5000 });
+  let db: Database;
+  try {
+    // mustExist: SQLite itself refuses a file gone since the check above (no creation race)
+    db = new BetterSqlite3(file, { timeout: opts.busyTimeoutMs ?? 5000, fileMustExist: mustExist });
+  } catch (err) {
+    if (!mustExist) throw err;
+    throw new TollgateError('TOLLGATE_ERR_AUDIT', `${file} cannot be opened (${(err as Error).message}); restore it and restart the gateway`);
+  }
   try {
     db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs ?? 5000)}`);
     setBusyBudget(db, opts.busyTimeoutMs ?? 5000);

@@ -243,7 +243,11 @@ t.test(`${PLAIN_READERS + TLS_READERS} slow readers of a 256 MiB body: bounded R
   t.comment(`origin bytes per connection (MiB): ${perConn.map((b) => (b / MiB).toFixed(1)).join(' ')}`);
   t.comment(`client bytes read (KiB): ${readers.map((r) => Math.round(r.read / KiB)).join(' ')}`);
   t.ok(readers.every((r) => r.head.startsWith('HTTP/1.1 200')), 'every reader got a 200');
-  t.equal(readers.filter((r) => r.closedAt !== undefined).length, 0, `no slow reader was cut in ${Date.now() - started} ms (each still reading)`);
+  t.equal(readers.filter((r) => r.closedAt !== undefined).length, 0, `no slow reader saw its connection close in ${Date.now() - started} ms`);
+  // The client learns of a cut only once the kernel has sent what it holds for it: the origin sees
+  // it at once (its request aborted). A slow reader is still reading, so none may be cut.
+  const originOf = (r: SlowReader) => (r.key.startsWith('/dl/t') ? bigTls : big).seen.find((x) => x.url === r.key);
+  t.same(readers.filter((r) => originOf(r)?.aborted === true).map((r) => r.key), [], `no slow reader was cut (none of their origin requests aborted in ${Date.now() - started} ms, idle_ms ${IDLE_MS} ms)`);
   t.ok(readers.every((r) => written.has(r.key)), 'every request reached its origin');
   t.ok(maxRead < 1 * MiB, `each client read < 1 MiB (at most ${Math.round(maxRead / KiB)} KiB)`);
   t.ok(maxWritten < UPSTREAM_BOUND, `each origin connection handed over < ${UPSTREAM_BOUND / MiB} MiB (at most ${(maxWritten / MiB).toFixed(1)} MiB of 256): upstream reads pause`);
@@ -324,10 +328,12 @@ t.test('idle: a reader that never reads its answer is cut, its upstream request 
   const origin = big.seen.find((r) => r.url === '/dl/stopped');
   const cut = origin?.aborted === true;
   t.comment(`the reader that never read: ${cut ? `cut ${ms} ms after its request` : `still forwarded ${ms} ms after its request`}; its origin handed over ${((written.get('/dl/stopped') ?? 0) / MiB).toFixed(1)} MiB`);
-  // A socket whose writes are stuck times out after up to two periods in Node (the first one is let
-  // go if the write queue changed since the last write).
-  t.ok(cut && ms < 2 * IDLE_MS + SLACK_MS, `cut within two idle periods (idle_ms ${IDLE_MS} ms; it took ${cut ? `${ms} ms` : `more than ${ms} ms`})`);
-  t.ok(cut, 'cut (within twice first_byte_ms + 2 s + slack) all the same');
+  // A reader that stopped is not told from a slow one within idle_ms (the kernel reports progress to
+  // a blocked writer in steps of a megabyte and more): the connection's timer, stretched to
+  // max(idle_ms, first_byte_ms) + 2 s while a response is forwarded, ends it — after up to two of
+  // those periods in Node (the first one is let go if the write queue changed since the last write).
+  const bound = 2 * (Math.max(IDLE_MS, FIRST_BYTE_MS) + 2000) + SLACK_MS;
+  t.ok(cut && ms < bound, `cut within twice the forwarding bound (${bound} ms; it took ${cut ? `${ms} ms` : `more than ${ms} ms`})`);
   t.match(origin, { aborted: true }, 'the origin saw its response aborted, never finished');
   t.ok((written.get('/dl/stopped') ?? 0) < UPSTREAM_BOUND, 'and could hand over only what the socket buffers hold meanwhile');
 });
