@@ -346,7 +346,7 @@ export async function assembleGateway(config: GatewayConfig, logger: Logger, opt
     const outbound = createOutboundDispatcher({ connectTimeoutMs: config.timeouts.connectMs, trust, upstreamProxy: config.upstreamProxy ? new URL(config.upstreamProxy) : undefined });
     cleanup.push(() => outbound.close());
     const sso = await startSso(config, logger, {
-      dev: opts.dev, tokens, org: () => policy.current().org, issuerDeps: { fetch: fetchVia(outbound) }, sessionTable: sqliteSessionTable(db), identities: sqliteIdentityBindings(db),
+      dev: opts.dev, tokens, org: () => policy.current().org, issuerDeps: { fetch: fetchVia(outbound) }, sessionTable: sqliteSessionTable(db, { beforeWrite: dbGuard.check }), identities: sqliteIdentityBindings(db, { beforeWrite: dbGuard.check }),
       audit: (e) => auditSink.event(buildAuditEvent(e, Date.now())),
     });
     cleanup.push(() => sso.close());

@@ -24,8 +24,12 @@ function toSession(r: SessionRow): AdminSession | undefined {
   });
 }
 
-/** The database must have been opened with openDatabase (migration 7 applied). */
-export function sqliteSessionTable(db: Database): SessionTable {
+/**
+ * The database must have been opened with openDatabase (migration 7 applied). `beforeWrite` runs
+ * before each sign-in's write (the file-identity check: see createSqliteTokenStore).
+ */
+export function sqliteSessionTable(db: Database, opts: { beforeWrite?: () => void } = {}): SessionTable {
+  const beforeWrite = opts.beforeWrite ?? (() => {});
   const insert = db.prepare<unknown[]>(
     'INSERT INTO admin_sessions (id_hash, email, issuer, subject, groups, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
@@ -48,6 +52,7 @@ export function sqliteSessionTable(db: Database): SessionTable {
       }
     },
     put(idHash, s, max) {
+      beforeWrite();
       const capFirst = pendingCap;
       inImmediateTransaction(db, () => {
         if (capFirst !== undefined) cap.run(capFirst, capFirst);

@@ -16,8 +16,8 @@ export interface IdentityBindings {
 
 interface Row { issuer: string; subject: string; email: string }
 
-/** The database must have been opened with openDatabase (migration 8 applied). */
-export function sqliteIdentityBindings(db: Database): IdentityBindings {
+/** The database must have been opened with openDatabase (migration 8 applied); `beforeWrite` as sqliteSessionTable's. */
+export function sqliteIdentityBindings(db: Database, opts: { beforeWrite?: () => void } = {}): IdentityBindings {
   const byAccount = db.prepare<[string, string], Row>('SELECT issuer, subject, email FROM sso_identities WHERE issuer = ? AND subject = ?');
   const byEmail = db.prepare<[string], Row>('SELECT issuer, subject, email FROM sso_identities WHERE email = ?');
   const remove = db.prepare<[string, string]>('DELETE FROM sso_identities WHERE issuer = ? AND subject = ?');
@@ -25,6 +25,7 @@ export function sqliteIdentityBindings(db: Database): IdentityBindings {
   const update = db.prepare<[string, number, string, string]>('UPDATE sso_identities SET email = ?, last_seen = ? WHERE issuer = ? AND subject = ?');
   return {
     bind(identity, at, configuredIssuers) {
+      opts.beforeWrite?.();
       return inImmediateTransaction(db, (): BindResult => {
         const d = decideBinding(identity, byAccount.get(identity.issuer, identity.subject), byEmail.get(identity.email), configuredIssuers);
         if (!d.ok) return d;
