@@ -71,7 +71,7 @@ export const GatewayConfigSchema = Type.Object(
     timeouts: Type.Optional(Type.Object({
       connect_ms: Type.Optional(millis('TCP and TLS connect to the upstream; exceeded → 504', 10_000)),
       first_byte_ms: Type.Optional(millis('upstream response headers; exceeded → 504', 120_000)),
-      idle_ms: Type.Optional(millis('no bytes in either direction on a client connection or a response body; the connection is closed', 300_000)),
+      idle_ms: Type.Optional(millis('no bytes in either direction on a client connection or a response body; the connection is closed. While a request is forwarded the client connection waits up to max(idle_ms, first_byte_ms) + 2 s (a slow upstream is reported as such), but a client that stops sending its request body is cut after idle_ms', 300_000)),
       headers_ms: Type.Optional(millis('a client must send its request head (and, in a tunnel, finish the TLS handshake) within this time', 15_000)),
       shutdown_ms: Type.Optional(millis('on SIGTERM/SIGINT, how long in-flight exchanges may finish before connections are closed', 10_000)),
     }, { additionalProperties: false, description: 'Time limits, in milliseconds' })),

@@ -45,10 +45,12 @@ function notifyEnd(observers: readonly ResponseObserver[], result: { complete: b
   for (const o of observers) safely(() => o.onEnd(result));
 }
 
-/** `onResponseHead` runs when the response head arrived, before it is written to the client. */
-export async function forwardHttp(
-  ex: Exchange, req: IncomingMessage, res: ServerResponse, pools: UpstreamPools, hasBody: boolean, onResponseHead?: () => void,
-): Promise<void> {
+/** Why the client's side ended: the gateway's own cut of a client that stopped sending its body, or the client leaving. */
+function clientLeft(ex: Exchange, when: 'before' | 'during'): string {
+  return typeof ex.notes['clientStalled'] === 'string' ? ex.notes['clientStalled'] : `client disconnected ${when} the response`;
+}
+
+export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: ServerResponse, pools: UpstreamPools, hasBody: boolean): Promise<void> {
   const target = ex.target;
   if (!target) throw new Error('forwardHttp: no vetted target');
   const upstreamName = `${ex.host}:${ex.port}`;
@@ -110,8 +112,7 @@ export async function forwardHttp(
     res.off('close', onClientClose);
     if (headersDeadline) clearTimeout(headersDeadline);
     if (ac.signal.aborted) {
-      // (the gateway's own cut of a client that stopped sending its body says so)
-      ex.outcome.error = typeof ex.notes['clientStalled'] === 'string' ? ex.notes['clientStalled'] : 'client disconnected before the response';
+      ex.outcome.error = clientLeft(ex, 'before');
       ex.outcome.status = 499;
       notifyEnd(observers, { complete: false, error: ex.outcome.error });
       return;
@@ -122,7 +123,6 @@ export async function forwardHttp(
   }
   ex.outcome.upstreamMs = performance.now() - started;
   ex.outcome.status = response.statusCode;
-  onResponseHead?.();
   body = response.body;
   for (const o of observers) safely(() => o.onResponseStart(response.statusCode, response.headers));
   if (clientGone) {
@@ -156,12 +156,12 @@ export async function forwardHttp(
       });
     upstream.once('end', () => {
       if (!clientGone) res.end();
-      settle(clientGone ? { complete: false, error: 'client disconnected during the response' } : { complete: true });
+      settle(clientGone ? { complete: false, error: clientLeft(ex, 'during') } : { complete: true });
     });
     upstream.once('error', (err: Error) => {
-      settle({ complete: false, error: clientGone ? 'client disconnected during the response' : upstreamRefusal(err, upstreamName).publicMessage });
+      settle({ complete: false, error: clientGone ? clientLeft(ex, 'during') : upstreamRefusal(err, upstreamName).publicMessage });
     });
-    upstream.once('close', () => settle({ complete: false, error: clientGone ? 'client disconnected during the response' : `upstream ${upstreamName} closed the response early` }));
+    upstream.once('close', () => settle({ complete: false, error: clientGone ? clientLeft(ex, 'during') : `upstream ${upstreamName} closed the response early` }));
     if (!clientGone) upstream.pipe(res, { end: false });
   });
   res.off('close', onClientClose);

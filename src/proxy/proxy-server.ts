@@ -373,8 +373,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
           for (const s of clientSockets) s.destroy();
         })
         : undefined;
-      const onResponseHead = () => stopWatch?.();
-      forwarding = forwardHttp(ex, req, res, deps.pools, facts.hasBody, onResponseHead);
+      forwarding = forwardHttp(ex, req, res, deps.pools, facts.hasBody);
       try {
         await forwarding;
       } finally {

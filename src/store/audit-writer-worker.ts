@@ -150,7 +150,7 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
         : `${cfg.file} was replaced by another file; audit records cannot be stored (restart the gateway)`;
       // The old database's WAL and shared memory must not be replayed into whatever the path holds
       // next (the next start, a CLI verb): moved aside, kept for an investigation.
-      const moved = moveAsideCompanions(identity, new Date().toISOString().replace(/[:.]/g, '-'));
+      const moved = moveAsideCompanions(identity);
       log('error', 'the audit database file was deleted or replaced while the gateway ran; every decision fails closed until a restart', { file: cfg.file, change, moved_aside: moved });
     }
     throw new FileReplaced(fileProblem);

@@ -6,6 +6,7 @@
 import { AUDIT_EVENT_COLUMNS, AUDIT_REQUEST_COLUMNS, type AuditChainName, type AuditEventRow, type AuditRequestRow } from '../audit/audit-record.ts';
 import { buildAuditEvent } from '../audit/build-audit-row.ts';
 import { nextLinkValues, type ChainHead } from '../audit/hash-chain.ts';
+import { immediateTransaction } from './busy-retry.ts';
 import { inImmediateTransaction, type Database } from './database.ts';
 
 export type AuditOp =
@@ -216,6 +217,7 @@ export function createAuditWriter(db: Database): AuditWriter {
     if (evHead.seq !== evStart) setHead.run(evHead.seq, evHead.hash, 'events');
     return { written, duplicates };
   };
+  const applyTx = immediateTransaction(db, apply);
 
   const pruneChain = (chain: AuditChainName, cutoff: number, maxRows: number): { rows: number; more: boolean; anchor: ChainHead } => {
     const c = readChain.get(chain);
@@ -238,11 +240,11 @@ export function createAuditWriter(db: Database): AuditWriter {
   return {
     applyBatch(ops) {
       if (ops.length === 0) return { written: 0, duplicates: 0 };
-      return inImmediateTransaction(db, () => apply(ops.map(packOp)));
+      return applyTx(ops.map(packOp));
     },
     applyPacked(ops) {
       if (ops.length === 0) return { written: 0, duplicates: 0 };
-      return inImmediateTransaction(db, () => apply(ops));
+      return applyTx(ops);
     },
     closeOrphans(now, error) {
       return inImmediateTransaction(db, () => {

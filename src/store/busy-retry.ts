@@ -56,3 +56,22 @@ export function retryBusyBegin<T>(db: BetterSqlite3.Database, attempt: (began: (
     if (narrowed && db.open) db.pragma(`busy_timeout = ${Math.trunc(budget)}`);
   }
 }
+
+/**
+ * better-sqlite3's `db.transaction(fn)` run in IMMEDIATE mode with its BEGIN retried as above;
+ * inside another transaction, a savepoint of it (no BEGIN of its own). Build once, call per use.
+ */
+export function immediateTransaction<A extends unknown[], T>(db: BetterSqlite3.Database, fn: (...a: A) => T): (...a: A) => T {
+  let began = () => {};
+  const tx = db.transaction((...a: A): T => {
+    began();
+    return fn(...a);
+  });
+  return (...a: A): T => {
+    if (db.inTransaction) return tx(...a);
+    return retryBusyBegin(db, (b) => {
+      began = b;
+      return tx.immediate(...a);
+    });
+  };
+}

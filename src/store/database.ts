@@ -4,7 +4,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { TollgateError } from '../errors.ts';
-import { retryBusyBegin, setBusyBudget } from './busy-retry.ts';
+import { immediateTransaction, retryBusyBegin, setBusyBudget } from './busy-retry.ts';
 import { migrate } from './migrate.ts';
 import { MIGRATIONS, type Migration } from './migrations.ts';
 
@@ -89,11 +89,7 @@ export function withDatabase<T>(file: string, opts: OpenDatabaseOptions, fn: (db
  * connection's busy timeout (busy-retry.ts). Nested calls become savepoints. fn must be synchronous.
  */
 export function inImmediateTransaction<T>(db: Database, fn: () => T): T {
-  if (db.inTransaction) return db.transaction(fn)();
-  return retryBusyBegin(db, (began) => db.transaction(() => {
-    began();
-    return fn();
-  }).immediate());
+  return immediateTransaction(db, fn)();
 }
 
 /**

@@ -30,13 +30,12 @@ const same = (a: Inode | undefined | null, b: Inode) => a !== undefined && a !==
 
 /** The identity of `file` and its -wal/-shm now (call right after opening: WAL mode creates both). */
 export function captureFileIdentity(file: string): FileIdentity {
-  let db = inodeOf(file);
+  const db = inodeOf(file); // stat follows a symbolic link: the target's inode
   if (!db) throw Object.assign(new Error(`${file} cannot be read (${db === null ? 'stat failed' : 'it does not exist'})`), { code: 'AUDIT_FILE_REPLACED' });
   // SQLite keeps -wal and -shm next to the file a symbolic link points to
   let real = file;
   try {
     real = realpathSync(file);
-    db = inodeOf(real) ?? db;
   } catch {
     // the path itself, then
   }
@@ -62,11 +61,11 @@ export function fileIdentityChange(id: FileIdentity): 'deleted' | 'replaced' | u
 
 /**
  * Renames the old database's -wal and -shm (those still at their paths with the captured inodes)
- * to `<name>.replaced-<stamp>`: the next opener then starts the file at the path with empty ones
+ * to `<name>.replaced-<stamp>` (the time by default): the next opener then starts the file at the path with empty ones
  * rather than replaying frames that belong to another database. Connections already open keep
  * theirs (an open file descriptor and mapping survive a rename). Returns the new names.
  */
-export function moveAsideCompanions(id: FileIdentity, stamp: string): string[] {
+export function moveAsideCompanions(id: FileIdentity, stamp = new Date().toISOString().replace(/[:.]/g, '-')): string[] {
   const moved: string[] = [];
   if (fileIdentityChange(id) === undefined) return moved; // looked again: the file is (back) in place
   for (const c of id.companions) {
@@ -108,7 +107,7 @@ export function guardConnectionFile(
     changed = true;
     clearInterval(timer);
     if (db.open) db.pragma('query_only = ON');
-    onChange(change, moveAsideCompanions(id, new Date().toISOString().replace(/[:.]/g, '-')));
+    onChange(change, moveAsideCompanions(id));
   };
   const timer = setInterval(check, everyMs);
   timer.unref();

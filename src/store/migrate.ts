@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import { TollgateError } from '../errors.ts';
-import { retryBusyBegin } from './busy-retry.ts';
+import { immediateTransaction } from './busy-retry.ts';
 import type { Migration } from './migrations.ts';
 
 export interface AppliedMigration {
@@ -32,9 +32,7 @@ function checkList(migrations: readonly Migration[]): void {
  */
 export function migrate(db: BetterSqlite3.Database, migrations: readonly Migration[], now: () => number): number[] {
   checkList(migrations);
-  let began = () => {};
-  const run = db.transaction((): number[] => {
-    began();
+  const run = immediateTransaction(db, (): number[] => {
     db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version    INTEGER NOT NULL PRIMARY KEY,
       name       TEXT    NOT NULL,
@@ -68,10 +66,7 @@ export function migrate(db: BetterSqlite3.Database, migrations: readonly Migrati
     }
     return done;
   });
-  return retryBusyBegin(db, (b) => {
-    began = b;
-    return run.immediate();
-  });
+  return run();
 }
 
 export function appliedMigrations(db: BetterSqlite3.Database): AppliedMigration[] {

@@ -5,7 +5,7 @@
 // while no other connection has committed since it read them.
 import { admissionLines, assertMicros, lineKey, type Ledger, type LedgerLineRef, type LineChange, type ReservationRequest, type ReserveOutcome, type SettleOutcome, type SettleRequest } from '../ledger/ledger.ts';
 import { checkAdmission, type LineState } from '../metering/budget.ts';
-import { retryBusyBegin } from './busy-retry.ts';
+import { immediateTransaction } from './busy-retry.ts';
 import type { Database } from './database.ts';
 
 interface OpenRow { id: string; reserved_micros: number; lines: string; state: string }
@@ -151,9 +151,8 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
    * without `inBatch` it refuses: a later rollback there would leave memory ahead of the file.
    */
   const transact = <A extends unknown[], T>(fn: (...a: A) => T) => {
-    let began = () => {};
-    const tx = db.transaction((...a: A): T => {
-      began();
+    // a savepoint of the batch's transaction inside inBatch
+    const tx = immediateTransaction(db, (...a: A): T => {
       fresh();
       const out = fn(...a);
       if (!batching) writeLines();
@@ -162,11 +161,7 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
     return (...a: A): T => {
       if (db.inTransaction && !batching) throw new Error('a ledger call inside a transaction must run in inBatch');
       try {
-        if (db.inTransaction) return tx.immediate(...a); // a savepoint of the batch's transaction
-        return retryBusyBegin(db, (b) => {
-          began = b;
-          return tx.immediate(...a);
-        });
+        return tx(...a);
       } catch (err) {
         // Rolled back. A call changes memory only after everything that can fail has succeeded, so
         // within a batch the failed call left memory as it was; alone, its lines were being

@@ -14,6 +14,7 @@ import { openDatabase, type Database } from '../../../src/store/database.ts';
 import { createSqliteLedgerSync } from '../../../src/store/sqlite-ledger.ts';
 import { row as auditRow } from '../../unit/audit/fixtures.ts';
 import { AT, principal, req, zero } from '../../unit/ledger/ledger-contract.ts';
+import { ledgerDrift } from '../../helpers/ledger-drift.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-ledger-mem-'));
 const dbs: Database[] = [];
@@ -30,31 +31,6 @@ const open = (file: string) => {
 
 const user = (s: string) => ({ kind: 'user' as const, subject: s, team: 'a' });
 
-/** Lines whose stored totals differ from what the committed rows add up to (empty: consistent). */
-function drift(db: Database): string[] {
-  const want = new Map<string, { spent: number; reserved: number }>();
-  const rows = db.prepare('SELECT state, reserved_micros, cost_micros, lines FROM ledger_requests').all() as Array<{ state: string; reserved_micros: number; cost_micros: number; lines: string }>;
-  for (const r of rows) {
-    for (const [scope, windowKey] of JSON.parse(r.lines) as Array<[string, string]>) {
-      const k = `${scope}|${windowKey}`;
-      const w = want.get(k) ?? { spent: 0, reserved: 0 };
-      if (r.state === 'reserved') w.reserved += r.reserved_micros;
-      if (r.state === 'settled') w.spent += r.cost_micros;
-      want.set(k, w);
-    }
-  }
-  const out: string[] = [];
-  const stored = db.prepare('SELECT scope, window_key, spent_micros, reserved_micros FROM budget_counters').all() as Array<{ scope: string; window_key: string; spent_micros: number; reserved_micros: number }>;
-  const seen = new Set<string>();
-  for (const c of stored) {
-    const k = `${c.scope}|${c.window_key}`;
-    seen.add(k);
-    const w = want.get(k) ?? { spent: 0, reserved: 0 };
-    if (w.spent !== c.spent_micros || w.reserved !== c.reserved_micros) out.push(`${k}: stored ${c.spent_micros}/${c.reserved_micros}, rows ${w.spent}/${w.reserved}`);
-  }
-  for (const [k, w] of want) if (!seen.has(k) && (w.spent !== 0 || w.reserved !== 0)) out.push(`${k}: not stored, rows ${w.spent}/${w.reserved}`);
-  return out;
-}
 
 t.test('a connection holding lines in memory reads them again after another connection commits', async (t) => {
   const file = path.join(dir, `shared${n++}.db`);
@@ -68,7 +44,7 @@ t.test('a connection holding lines in memory reads them again after another conn
   t.same(a.reserve(req('a3', 340_000)), { ok: true }, "and on b's settlement: 100,000 held + 50,000 spent + 340,000 fit");
   t.same(b.settle({ id: 'a1', at: AT, costMicros: 10_000, estimated: false, tokens: zero }).settled, true, "b settles a's reservation (read back from its row)");
   t.same(a.settle({ id: 'a1', at: AT, costMicros: 99_999, estimated: false, tokens: zero }), { settled: false, lines: [] }, 'a, holding it in memory, does not charge it twice');
-  t.same(drift(dbA), []);
+  t.same(ledgerDrift(dbA), []);
 });
 
 t.test('a batch writes its lines once, at its end; a failed call in it changes nothing; a rolled-back batch is forgotten', async (t) => {
@@ -85,7 +61,7 @@ t.test('a batch writes its lines once, at its end; a failed call in it changes n
     const stored = db.prepare("SELECT count(*) AS n FROM budget_counters").get() as { n: number };
     t.equal(stored.n, 0, 'no line written before the batch ends');
   })).immediate();
-  t.same(drift(db), [], 'after the batch: consistent');
+  t.same(ledgerDrift(db), [], 'after the batch: consistent');
   t.equal((db.prepare("SELECT count(*) AS n FROM budget_counters").get() as { n: number }).n, 8, 'org, team, agent and user lines, day and month');
 
   // a batch that fails after its calls: the transaction rolls back, memory is forgotten
@@ -97,10 +73,10 @@ t.test('a batch writes its lines once, at its end; a failed call in it changes n
     throw new Error('the audit rows of this batch failed');
   }).immediate(), /audit rows/);
   l.forget(); // what the writer does when its transaction rolled back
-  t.same(drift(db), [], 'rolled back: consistent');
+  t.same(ledgerDrift(db), [], 'rolled back: consistent');
   t.same(l.reserve(req('r4', 430_000)), { ok: true }, 'r3 never happened: 70,000 spent + 430,000 fit the agent line');
   t.equal(l.settle({ id: 'r2', at: AT, costMicros: 1, estimated: false, tokens: zero }).settled, true, 'r2 is still open');
-  t.same(drift(db), []);
+  t.same(ledgerDrift(db), []);
 });
 
 t.test('random reservations, settlements, releases and failed batches on two connections stay consistent', async (t) => {
@@ -158,9 +134,9 @@ t.test('random reservations, settlements, releases and failed batches on two con
         held.splice(0, held.length, ...snapshot);
       }
     }
-    if (i % 50 === 49) t.same(drift(dbA), [], `consistent after ${i + 1} steps`);
+    if (i % 50 === 49) t.same(ledgerDrift(dbA), [], `consistent after ${i + 1} steps`);
   }
-  t.same(drift(dbA), [], 'consistent at the end');
+  t.same(ledgerDrift(dbA), [], 'consistent at the end');
   t.ok(refused > 0, `some reservations were refused (${refused}): limits were reached`);
   t.ok(admitted > 150, `and many admitted (${admitted}) throughout`);
   t.ok(failedCalls > 20, `failed calls inside and outside batches (${failedCalls})`);
@@ -177,7 +153,7 @@ t.test('crash recovery inside a batch: every open reservation charged in full, o
   t.same(l.reserve(req('o3', 30_000)), { ok: true });
   const n2 = db.transaction(() => l.inBatch(() => l.settleOpenReservations(AT))).immediate();
   t.equal(n2, 2, 'o1 and o3');
-  t.same(drift(db), []);
+  t.same(ledgerDrift(db), []);
   t.same(l.lineStates([{ scope: 'agent:bot', windowKey: 'day:2026-11-26' }]).get('agent:bot|day:2026-11-26'), { spentMicros: 130_000, reservedMicros: 0 });
   t.same(l.settle({ id: 'o1', at: AT, costMicros: 1, estimated: false, tokens: zero }), { settled: false, lines: [] }, 'not charged again');
   t.throws(() => l.inBatch(() => l.reserve(req('o4', 1))), /needs a transaction/, 'a batch outside a transaction is refused');
@@ -198,7 +174,7 @@ t.test('the audit writer: a batch whose records fail is rolled back and its ledg
   t.match(await bad, /rejected/);
   t.same(await sink.ledger.reserve(req('w2', 10_000)), { ok: true });
   const db = open(file);
-  t.same(drift(db), [], 'counters equal the committed rows: the rolled-back attempt is not counted');
+  t.same(ledgerDrift(db), [], 'counters equal the committed rows: the rolled-back attempt is not counted');
   const states = await sink.ledger.lineStates([{ scope: 'agent:bot', windowKey: 'day:2026-11-26' }]);
   t.same(states.get('agent:bot|day:2026-11-26'), { spentMicros: 0, reservedMicros: 130_000 });
 });

@@ -19,9 +19,9 @@ import { createLogger } from '../../../src/observability/logger.ts';
 import type { Budget, CompiledPolicySet, OrgConfig } from '../../../src/policy/types.ts';
 import { newOutcome, type Exchange } from '../../../src/proxy/exchange.ts';
 import { meterLlmStage, type MeteringNote } from '../../../src/stages/meter-llm.ts';
-import type { Database } from '../../../src/store/database.ts';
 import { createSqliteLedger } from '../../../src/store/sqlite-ledger.ts';
 import { tempDb } from '../../helpers/temp-db.ts';
+import { ledgerDrift } from '../../helpers/ledger-drift.ts';
 
 const b = (monthlyUsd?: number, dailyUsd?: number): Budget => ({ monthlyUsd, dailyUsd });
 const ms = (iso: string) => {
@@ -56,31 +56,6 @@ async function line(l: Ledger, scope: string, windowKey: string) {
 
 const rowOf = (rows: BudgetStatus[], scope: string, window: 'month' | 'day') => rows.find((r) => r.scope === scope && r.window === window);
 
-/** Lines whose stored counters differ from what the ledger_requests rows add up to, and any negative counter. */
-function drift(db: Database): string[] {
-  const want = new Map<string, { spent: number; reserved: number }>();
-  const rows = db.prepare('SELECT state, reserved_micros, cost_micros, lines FROM ledger_requests').all() as Array<{ state: string; reserved_micros: number; cost_micros: number; lines: string }>;
-  for (const r of rows) {
-    for (const [scope, windowKey] of JSON.parse(r.lines) as Array<[string, string]>) {
-      const k = `${scope}|${windowKey}`;
-      const w = want.get(k) ?? { spent: 0, reserved: 0 };
-      if (r.state === 'reserved') w.reserved += r.reserved_micros;
-      if (r.state === 'settled') w.spent += r.cost_micros;
-      want.set(k, w);
-    }
-  }
-  const out: string[] = [];
-  const stored = db.prepare('SELECT scope, window_key, spent_micros, reserved_micros FROM budget_counters').all() as Array<{ scope: string; window_key: string; spent_micros: number; reserved_micros: number }>;
-  for (const c of stored) {
-    const k = `${c.scope}|${c.window_key}`;
-    const w = want.get(k) ?? { spent: 0, reserved: 0 };
-    want.delete(k);
-    if (c.spent_micros < 0 || c.reserved_micros < 0) out.push(`${k}: negative ${c.spent_micros}/${c.reserved_micros}`);
-    if (w.spent !== c.spent_micros || w.reserved !== c.reserved_micros) out.push(`${k}: stored ${c.spent_micros}/${c.reserved_micros}, rows ${w.spent}/${w.reserved}`);
-  }
-  for (const [k, w] of want) if (w.spent !== 0 || w.reserved !== 0) out.push(`${k}: not stored, rows ${w.spent}/${w.reserved}`);
-  return out;
-}
 
 t.test('admitted in the last 100 ms of a UTC month (or day), settled 3 s after midnight: charged to the window of admission', async (t) => {
   // The agent may spend $0.50 a month and $0.50 a day: the late request takes all of both.
@@ -138,7 +113,7 @@ t.test('admitted in the last 100 ms of a UTC month (or day), settled 3 s after m
       t.equal(stored.created_at, admitted, 'the row keeps the admission time');
       t.equal(stored.settled_at, settledAt, '… and the settlement time');
       t.ok((JSON.parse(stored.lines) as Array<[string, string]>).every(([, k]) => k === r.oldDay || k === r.oldMonth));
-      t.same(drift(db), []);
+      t.same(ledgerDrift(db), []);
     });
   }
 });
@@ -197,7 +172,7 @@ t.test('spend past a limit: the remainder is 0, never negative, and the next win
       t.match((await readBudgets(tdb.file, r.o, next)).find((x) => x.scope === r.scope && x.window === r.kind), { spentMicros: 0, remainingMicros: 1_000_000 }, '… for another reader too');
       t.same(await l.reserve(reservation(r.o, 'new', 1_000_000, next)), { ok: true }, 'the whole limit is available again');
       t.same(await line(l, r.scope, oldKey), { spentMicros: 3_000_000, reservedMicros: 0 }, 'the old window keeps its record');
-      t.same(drift(tdb.db), []);
+      t.same(ledgerDrift(tdb.db), []);
     });
   }
 });
@@ -243,7 +218,7 @@ t.test('after the reset, late settlements, releases and crash recovery charge th
   t.match(rowOf(nextDay, 'team:t', 'month'), { windowKey: 'month:2026-05', spentMicros: 140_000, remainingMicros: 9_860_000 });
   const min = tdb.db.prepare('SELECT min(spent_micros) AS spent, min(reserved_micros) AS reserved FROM budget_counters').get() as { spent: number; reserved: number };
   t.ok(min.spent >= 0 && min.reserved >= 0, 'no counter below 0');
-  t.same(drift(tdb.db), []);
+  t.same(ledgerDrift(tdb.db), []);
 });
 
 t.test('a reset while two connections hold cached budget lines: each sees the other, and the new window, at once', async (t) => {
@@ -275,7 +250,7 @@ t.test('a reset while two connections hold cached budget lines: each sees the ot
   t.match((await readBudgets(tdb.file, O, N('00:00:04.000'))).find((x) => x.scope === 'agent:bot'), {
     window: 'day', windowKey: 'day:2026-07-01', spentMicros: 0, reservedMicros: 1_000_000, remainingMicros: 0, exhausted: true, resetsAt: '2026-07-02T00:00:00.000Z',
   }, 'a third reader (the CLI) sees the new day with B’s reservation');
-  t.same(drift(tdb.db), []);
+  t.same(ledgerDrift(tdb.db), []);
 });
 
 t.test('the process-wide window cache serves callers whose clocks straddle midnight', async (t) => {
@@ -336,7 +311,7 @@ t.test('a team switched from monthly to daily with spend carried, and back: the 
   t.match(s2[0], { windowKey: 'month:2026-11', spentMicros: 6_800_000, reservedMicros: 0, remainingMicros: 3_200_000, exhausted: false }, '3 + 1.5 + 0.3 + 2: no reset by the switches');
   t.match(await l.reserve(reservation(monthly, 'over', 3_200_001, at('27T12:00:00'))), { ok: false, line: { scope: 'team:t', window: { kind: 'month' } } });
   t.match(teamRows(await budgetStatus(l, monthly, ms('2026-12-01T00:00:00Z')))[0], { windowKey: 'month:2026-12', spentMicros: 0, remainingMicros: 10_000_000 }, 'December starts at 0');
-  t.same(drift(tdb.db), []);
+  t.same(ledgerDrift(tdb.db), []);
 });
 
 // ---- the metering stage, on the SQLite ledger, with its clock injected
@@ -426,5 +401,5 @@ t.test('the metering stage: admitted at 23:59:59.9 on the last day of a month, a
   const refusal = await admissions(lagging);
   t.ok(refusal instanceof RequestRefusal && refusal.reason === 'budget_exceeded', 'refused: 402 budget_exceeded');
   t.match(refusal instanceof Error ? refusal.message : '', /the monthly limit is \$0\.002, \$0\.002 is spent, \$0\.00 remains .*resets at 2026-12-01T00:00:00\.000Z/);
-  t.same(drift(db), []);
+  t.same(ledgerDrift(db), []);
 });
