@@ -9,7 +9,7 @@ import { checkStatus } from './lib/failures.ts';
 import { ABBA_PAIRS, median, percentile, runLoad, summarise, type CpuProbes, type RunStats } from './lib/load.ts';
 import { getOnTunnel, openTlsTunnel, probeInterception } from './lib/raw-tunnel.ts';
 import { auditScenario } from './audit-scenario.ts';
-import { squidScenario } from './squid-scenario.ts';
+import { bareMitmScenario, squidScenario } from './reference-scenarios.ts';
 import type { BenchUpstream } from './lib/upstream.ts';
 
 export interface BenchContext {
@@ -528,8 +528,10 @@ export const scenarios: Scenario[] = [
   },
   // #11 (issue 6): proxy with vs without audit, and the audit writer's capacity: bench/audit-scenario.ts
   auditScenario,
-  // #12 (issue 2's Squid-relative targets): Tollgate vs Squid ssl-bump, when installed: bench/squid-scenario.ts
+  // #12 (issue 2's Squid-relative targets): Tollgate vs Squid ssl-bump, when installed: bench/reference-scenarios.ts
   squidScenario,
+  // #13: Tollgate vs a bare Node MITM (the floor Node sets on this machine): bench/reference-scenarios.ts
+  bareMitmScenario,
 ];
 
 /** A quick check that the gateway answers a bench request at all (clear failure before the long run). */
