@@ -42,6 +42,17 @@ function phpParameterName(name: string): string {
   return n.replace(/[ .[]/g, '_').toLowerCase();
 }
 
+/**
+ * Whether a decoded parameter name reaches a PHP or Rack application as `_method`: PHP ends a name
+ * at a NUL byte and files it under phpParameterName; Rack 2 drops brackets around a plain name
+ * (`[_method]`, `_method]`).
+ */
+export function isMethodParameterName(name: string): boolean {
+  const nul = name.indexOf('\0');
+  const php = nul === -1 ? name : name.slice(0, nul);
+  return phpParameterName(php) === METHOD_OVERRIDE_PARAMETER || /^[[\]]*_method\]*$/.test(name);
+}
+
 /** The query's `_method` values, percent-decoded (`+` is a space, as in a form); undefined when one cannot be decoded. */
 function queryOverrides(query: string): string[] | undefined {
   const out: string[] = [];
@@ -54,7 +65,7 @@ function queryOverrides(query: string): string[] | undefined {
     } catch {
       continue; // a name that cannot be decoded is not `_method`: the upstream's business
     }
-    if (phpParameterName(name) !== METHOD_OVERRIDE_PARAMETER) continue;
+    if (!isMethodParameterName(name)) continue;
     let value: string;
     try {
       value = decodeURIComponent((eq === -1 ? '' : pair.slice(eq + 1)).replace(/\+/g, ' '));
@@ -82,6 +93,14 @@ export function readMethodOverrides(method: string, headers: ReadonlyArray<reado
     if (values === undefined) return malformed(`The request's ${METHOD_OVERRIDE_PARAMETER} query parameter cannot be decoded; it would name the method the upstream applies.`);
     for (const v of values) named.push({ source: `?${METHOD_OVERRIDE_PARAMETER}`, value: v });
   }
+  return overridesNamed(method, named);
+}
+
+/**
+ * The distinct methods other than `method` that `named` values name (a value naming nothing is
+ * skipped); malformed when a value is not an HTTP method token.
+ */
+export function overridesNamed(method: string, named: ReadonlyArray<{ source: string; value: string }>): MethodOverrideReading {
   if (named.length === 0) return NONE;
   const own = method.toUpperCase();
   const overrides: MethodOverride[] = [];

@@ -69,6 +69,13 @@ export interface Exchange {
   };
   /** The request body: streamed by default; a stage that must see it whole (SigV4) buffers it. */
   body: ExchangeBody;
+  /**
+   * Reads the streamed request body on its way upstream (the policy stage sets it for a POST form
+   * body, whose `_method` an upstream may apply): `push` sees each chunk before it is sent and
+   * `end` runs before the body's last bytes go, so a refusal (a thrown RequestRefusal) leaves the
+   * upstream with an incomplete request it never acts on.
+   */
+  bodyCheck?: RequestBodyCheck | undefined;
   /** LLM usage and cost, filled by metering (audit rows and logs read it). */
   usage: ExchangeUsage | undefined;
   /**
@@ -123,6 +130,11 @@ export interface ResponseObserver {
   onChunk(chunk: Buffer): void;
   /** Once: the response ended (`complete`), or was cut short by either side (`error` says why). */
   onEnd(result: { complete: boolean; error?: string }): void;
+}
+
+export interface RequestBodyCheck {
+  push(chunk: Buffer): void;
+  end(): void;
 }
 
 export interface ExchangeBody {

@@ -3,11 +3,12 @@
 // A client that goes away aborts the upstream request, unless the exchange asks for a bounded
 // drain (metered requests: the final usage arrives at the end of the stream).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { RequestRefusal } from '../errors.ts';
 import { upstreamRefusal } from '../upstream/upstream-error.ts';
 import type { UpstreamPools } from '../upstream/upstream-pools.ts';
-import type { Exchange, ResponseObserver } from './exchange.ts';
+import type { Exchange, RequestBodyCheck, ResponseObserver } from './exchange.ts';
 import { relayableResponseHeaders } from './header-filter.ts';
 
 export function hostHeaderValue(host: string, kind: Exchange['hostKind'], port: number, scheme: 'http' | 'https'): string {
@@ -25,6 +26,24 @@ function countRequestBytes(req: IncomingMessage, ex: Exchange): IncomingMessage 
   };
   req.on('newListener', onNewListener);
   return req;
+}
+
+/**
+ * The request body through the exchange's body check: each chunk is checked before it is sent, and
+ * the last one is held back until the check has seen the end — a body the check refuses never
+ * reaches the upstream whole, so the upstream never acts on it. The client's stream is left open
+ * (not destroyed) when the check throws, so the refusal can still be answered.
+ */
+async function* checkedBody(req: IncomingMessage, ex: Exchange, check: RequestBodyCheck): AsyncGenerator<Buffer> {
+  let held: Buffer | undefined;
+  for await (const c of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    ex.outcome.bytesIn += c.length;
+    check.push(c);
+    if (held) yield held;
+    held = c;
+  }
+  check.end();
+  if (held) yield held;
 }
 
 /** Streams (SSE, chunked) get their headers at once; fixed bodies let headers ride with the first chunk. */
@@ -96,6 +115,16 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
   };
   res.once('close', onClientClose);
 
+  if (ex.bodyCheck && ex.body.buffered) {
+    // a stage read the body whole after the check was set (request signing): check that copy
+    try {
+      ex.bodyCheck.push(ex.body.buffered);
+      ex.bodyCheck.end();
+    } catch (err) {
+      res.off('close', onClientClose);
+      throw err;
+    }
+  }
   const started = performance.now();
   for (const o of observers) safely(() => o.onRequestSent?.());
   let response: Dispatcher.ResponseData;
@@ -104,13 +133,19 @@ export async function forwardHttp(ex: Exchange, req: IncomingMessage, res: Serve
       method: ex.method as Dispatcher.HttpMethod,
       path: ex.query ? `${ex.path}?${ex.query}` : (ex.path as string),
       headers,
-      body: ex.body.buffered ?? (hasBody ? countRequestBytes(req, ex) : null),
+      body: ex.body.buffered ?? (!hasBody ? null : ex.bodyCheck ? Readable.from(checkedBody(req, ex, ex.bodyCheck), { objectMode: false }) : countRequestBytes(req, ex)),
       signal: ac.signal,
       blocking: false,
     });
   } catch (err) {
     res.off('close', onClientClose);
     if (headersDeadline) clearTimeout(headersDeadline);
+    if (err instanceof RequestRefusal) {
+      // the body check refused the request mid-body: the client's connection cannot be reused
+      ex.notes['bodyRefused'] = true;
+      notifyEnd(observers, { complete: false, error: err.message });
+      throw err;
+    }
     if (ac.signal.aborted) {
       ex.outcome.error = clientLeft(ex, 'before');
       ex.outcome.status = 499;

@@ -159,6 +159,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       target: undefined,
       outcome: newOutcome(),
       body: NO_BODY,
+      bodyCheck: undefined,
       responseObservers: [],
       usage: undefined,
       drainOnClientAbort: undefined,
@@ -366,7 +367,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
       const forwardingIdleMs = Math.max(deps.timeouts.idleMs, deps.timeouts.firstByteMs ?? 0) + UPSTREAM_FIRST_GRACE_MS;
       for (const s of clientSockets) s.setTimeout(forwardingIdleMs);
       const stopWatch = facts.hasBody && ex.body.buffered === undefined && !req.complete
-        ? watchStall(() => ({ progress: ex.outcome.bytesIn, waitingOnClient: !req.complete && !req.isPaused() && req.readableLength === 0 }), () => {
+        ? watchStall(() => ({ progress: ex.outcome.bytesIn, waitingOnClient: !req.complete && (ex.bodyCheck !== undefined || !req.isPaused()) && req.readableLength === 0 }), () => {
           const why = `the client stopped sending its request body for ${deps.timeouts.idleMs} ms (timeouts.idle_ms)`;
           ex.notes['clientStalled'] = why;
           ex.outcome.error = why;
@@ -384,7 +385,7 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     } catch (err) {
       const r = toRefusal(err);
       if (r.reason === 'internal_error') deps.logger.error('request failed', { request_id: ex.id, error: r.detail });
-      if (r.status === 400 || r.status === 431) closeAfter = true;
+      if (r.status === 400 || r.status === 431 || ex.notes['bodyRefused'] === true) closeAfter = true;
       if (closeAfter) markClosing(socket, seq);
       sendRefusal(res, ex, r, closeAfter);
     }

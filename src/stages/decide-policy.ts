@@ -1,7 +1,10 @@
 // Owns: the pipeline stage that asks the pure `decide` for a verdict on the exchange (a tunnel at
 // CONNECT time, or one request) and stops the exchange with a 403 when it is denied. A request that
-// names another method in an override header or `_method` parameter needs that method allowed too.
-import { readMethodOverrides } from '../classify/method-override.ts';
+// names another method in an override header or `_method` parameter needs that method allowed too,
+// and so does a POST form body's `_method`, read as the body streams upstream.
+import { formOverrideScanner } from '../classify/form-method-override.ts';
+import { readMethodOverrides, type MethodOverrideReading } from '../classify/method-override.ts';
+import { asciiLower } from '../classify/request-framing.ts';
 import { classifyAddress, isPublic } from '../classify/classify-address.ts';
 import { parseIp } from '../classify/ip-address.ts';
 import { addressAllowedByRule, decide } from '../policy/decide.ts';
@@ -28,11 +31,12 @@ export function decidePolicyStage(current: () => CompiledPolicySet): Stage {
     ex.notes['credentials'] = d.credentials;
     ex.notes['hostBound'] = d.hostBound;
     if (d.effect === 'deny') throw denial(d, 'host_not_allowed', d.explanation);
-    if (ex.kind !== 'tunnel') denyOverrides(ex, (method) => decide(set, who, { ...request, method }));
-    if (ex.kind !== 'tunnel' && d.effect === 'direct') {
-      // A pass-through host reached as a plain HTTP request: nothing to intercept, forward as allowed.
-      ex.decision.effect = 'allow';
-    }
+    if (ex.kind === 'tunnel') return undefined;
+    // A pass-through host reached as a plain HTTP request: nothing to intercept, forward as allowed.
+    if (d.effect === 'direct') ex.decision.effect = 'allow';
+    const decideFor = (method: string) => decide(set, who, { ...request, method });
+    denyOverrides(ex, decideFor);
+    return checkFormOverride(ex, decideFor);
   };
 }
 
@@ -87,6 +91,53 @@ function denyOverrides(ex: Exchange, decideFor: (method: string) => Decision): v
     ex.decision = { ...(ex.decision as ExchangeDecision), effect: 'deny', reason: d.reason as ReasonCode, rule: d.rule, explanation: d.explanation };
     throw denial(d, 'method_not_allowed', `The request is sent as ${ex.method} but asks the upstream to apply ${o.method} (${o.source}). ${d.explanation}`);
   }
+}
+
+/** A form body up to this size (declared) is read whole and checked before anything goes upstream. */
+export const FORM_BODY_READ_BYTES = 64 * 1024;
+
+/**
+ * A POST form body (urlencoded, multipart, or without a Content-Type, which Rack reads as a form)
+ * may name a method in `_method`, which the policy must allow too. A body declared no larger than
+ * FORM_BODY_READ_BYTES is read whole and checked before anything goes upstream; a larger or chunked
+ * one is checked as it streams upstream (forward-http.ts holds its last bytes back until the check
+ * has seen the end, so a refused body never reaches the upstream whole).
+ */
+function checkFormOverride(ex: Exchange, decideFor: (method: string) => Decision): void | Promise<void> {
+  if (!ex.body.present) return undefined;
+  const scanner = formOverrideScanner(ex.method, headerValue(ex, 'content-type'));
+  if (!scanner) return undefined;
+  // A refusal here may come after admission (mid-body): the decision it records is a deny.
+  const refuse = (r: RequestRefusal, d?: Decision): never => {
+    ex.decision = { ...(ex.decision as ExchangeDecision), effect: 'deny', reason: r.reason, rule: d ? d.rule : (ex.decision?.rule ?? null), explanation: d ? d.explanation : r.publicMessage };
+    throw r;
+  };
+  if ('ok' in scanner) return refuse(new RequestRefusal(scanner.reason, scanner.message));
+  const check = (reading: MethodOverrideReading): void => {
+    if (!reading.ok) refuse(new RequestRefusal(reading.reason, reading.message));
+    else {
+      for (const o of reading.overrides) {
+        const d = decideFor(o.method);
+        if (d.effect === 'deny') refuse(denial(d, 'method_not_allowed', `The request is sent as ${ex.method} but its form body asks the upstream to apply ${o.method} (${o.source}). ${d.explanation}`), d);
+      }
+    }
+  };
+  const bodyCheck = { push: (chunk: Buffer) => check(scanner.push(chunk)), end: () => check(scanner.end()) };
+  const whole = (body: Buffer): void => {
+    bodyCheck.push(body);
+    bodyCheck.end();
+  };
+  if (ex.body.buffered) return whole(ex.body.buffered);
+  const declared = Number(headerValue(ex, 'content-length') ?? NaN);
+  if (declared <= FORM_BODY_READ_BYTES) return ex.body.buffer(FORM_BODY_READ_BYTES).then(whole);
+  // Read on the way upstream (forward-http.ts); a later stage that reads the body whole (request
+  // signing) leaves the forwarder a buffered copy, which it checks before sending.
+  ex.bodyCheck = bodyCheck;
+  return undefined;
+}
+
+function headerValue(ex: Exchange, name: string): string | undefined {
+  return ex.headers.find(([n]) => asciiLower(n) === name)?.[1];
 }
 
 /** The refusal for a deny decision: its reason (or `fallback` for one outside REASONS), 421 or 403. */

@@ -22,6 +22,17 @@ export const SECURITY_ALPHA_RULES = [
   `  - { host: ${API}, action: allow }`,
 ].join('\n');
 
+/** Rules for security case 3.05: `host` may be sent GET and POST under /repos/** and never DELETE. */
+export function getPostNoDeleteRules(host: string): string {
+  return [
+    `  - host: ${host}`,
+    '    action: allow',
+    '    http:',
+    '      - { method: [GET, POST], path: "/repos/**", action: allow }',
+    '      - { method: DELETE, action: deny }',
+  ].join('\n');
+}
+
 export interface Snapshot {
   seen: number;
   connections: number;

@@ -8,17 +8,9 @@
 import t from 'tap';
 import { request, ProxyAgent } from 'undici';
 import { parseResponses } from '../../helpers/raw-client.ts';
-import { API, ECHO, startSecurityFixture } from '../../helpers/security-fixture.ts';
+import { API, ECHO, getPostNoDeleteRules, startSecurityFixture } from '../../helpers/security-fixture.ts';
 
-const rulesFor = (host: string) => [
-  `  - host: ${host}`,
-  '    action: allow',
-  '    http:',
-  '      - { method: [GET, POST], path: "/repos/**", action: allow }',
-  '      - { method: DELETE, action: deny }',
-].join('\n');
-
-const fx = await startSecurityFixture({ gateway: { alphaRules: [rulesFor(ECHO), rulesFor(API)].join('\n') } });
+const fx = await startSecurityFixture({ gateway: { alphaRules: [getPostNoDeleteRules(ECHO), getPostNoDeleteRules(API)].join('\n') } });
 t.teardown(() => fx.close());
 
 const OVERRIDES: Array<[string, string, string]> = [

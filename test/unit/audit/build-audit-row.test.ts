@@ -31,6 +31,7 @@ t.test('the decision snapshot has no outcome yet', async (t) => {
 t.test('decision column: admitted, denied by policy, refused by the gateway', async (t) => {
   const cases: Array<[string, Parameters<typeof auditDecisionOf>[0], boolean, string]> = [
     ['admitted intercepted', { decision: exchange().decision, outcome: { ...exchange().outcome, status: 502, reason: 'upstream_unavailable' } }, true, 'allow'],
+    ['admitted, then denied by the policy (a form body\'s _method)', { decision: { ...exchange().decision!, effect: 'deny', reason: 'method_not_allowed' }, outcome: { ...exchange().outcome, status: 403, reason: 'method_not_allowed' } }, true, 'deny'],
     ['admitted direct tunnel', { decision: { ...exchange().decision!, effect: 'direct' }, outcome: exchange().outcome }, true, 'direct'],
     ['policy deny', { decision: { ...exchange().decision!, effect: 'deny', reason: 'host_not_allowed' }, outcome: { ...exchange().outcome, status: 403, reason: 'host_not_allowed' } }, false, 'deny'],
     ['no credentials', { decision: undefined, outcome: { ...exchange().outcome, status: 407, reason: 'auth_required' } }, false, 'deny'],
