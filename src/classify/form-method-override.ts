@@ -46,14 +46,16 @@ export function formOverrideScanner(method: string, contentType: string | undefi
 }
 
 /**
- * The boundary, when Rack (the last `boundary=`, up to `"`, `;` or `,`) and PHP (the first
- * `boundary=` anywhere, quoted or up to `,` or `;`) read the same one of 1 to 200 bytes.
+ * The boundary, when Rack (the last `boundary=`, up to `"`, `;` or `,`) and PHP (after the first
+ * `=` that follows the first `boundary`; quoted, or up to `,` or `;`) read the same one of 1 to 200
+ * bytes.
  */
 function multipartBoundary(ct: string): string | undefined {
   const rack = [...ct.matchAll(/boundary="?([^";,]+)"?/gi)].at(-1)?.[1];
-  const at = ct.toLowerCase().indexOf('boundary=');
-  if (rack === undefined || at === -1) return undefined;
-  const v = ct.slice(at + 'boundary='.length);
+  const at = ct.toLowerCase().indexOf('boundary');
+  const eq = ct.indexOf('=', at);
+  if (rack === undefined || at === -1 || eq === -1) return undefined;
+  const v = ct.slice(eq + 1);
   const php = v.startsWith('"') ? v.slice(1, v.indexOf('"', 1) === -1 ? undefined : v.indexOf('"', 1)) : (/^[^,;]*/.exec(v) as RegExpExecArray)[0];
   return rack === php && rack.length <= 200 ? rack : undefined;
 }
@@ -185,16 +187,29 @@ function urlencodedScanner(method: string): FormOverrideScanner {
   };
 }
 
-/** Every parameter a header block names (`name=`, `name*=`, quoted with `"` or `'`, on any line), and a Content-ID. */
-function partNames(block: string): string[] {
+/** Rack's token: a `name=` value without quotes ends at any of these. */
+const RACK_TOKEN = /^[^\s()<>,;:\\"/[\]?=]+/;
+
+/**
+ * Every name a part's header block may give it, read as loosely as Rack and PHP read one: each
+ * `name=` or `name*=` anywhere (also inside another quoted value, and with line breaks removed, as
+ * PHP joins a continuation line), its value quoted with `"` (closed, or open to the line's end),
+ * `'`, or bare (whole, and cut as Rack cuts a token); and any Content-ID value.
+ */
+export function partNames(block: string): string[] {
   const names: string[] = [];
-  for (const m of block.matchAll(/(?:^|[;\s])name\*?\s*=\s*("(?:\\.|[^"\\])*"|'[^']*'|[^;\s]*)/gi)) {
-    const raw = m[1] as string;
-    const unquoted = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw.startsWith("'") ? raw.slice(1, -1) : raw;
-    // RFC 5987 `name*=UTF-8''%5Fmethod`
-    names.push(decodeForm(unquoted.replace(/^[\w-]*'[\w-]*'/, '')));
+  for (const text of [block, block.replace(/\r?\n/g, '')]) {
+    for (const m of text.matchAll(/(?<![\w*-])name\*?\s*=\s*(?=("(?:\\.|[^"\\\r\n])*"?|'[^'\r\n]*'?|[^;\s]*))/gi)) {
+      const raw = m[1] as string;
+      const quote = raw[0] === '"' || raw[0] === "'" ? raw[0] : '';
+      const unquoted = quote ? raw.slice(1, raw.endsWith(quote) && raw.length > 1 ? -1 : undefined) : raw;
+      const value = quote === '"' ? unquoted.replace(/\\(.)/g, '$1') : unquoted;
+      // RFC 5987 `name*=UTF-8''%5Fmethod`
+      names.push(decodeForm(value.replace(/^[\w-]*'[\w-]*'/, '')));
+      if (!quote) names.push(RACK_TOKEN.exec(value)?.[0] ?? '');
+    }
   }
-  for (const m of block.matchAll(/^content-id\s*:\s*<?([^>\r\n]*)>?/gim)) names.push((m[1] as string).trim());
+  for (const m of block.matchAll(/content-id\s*:\s*<?([^>\r\n]*)>?/gi)) names.push((m[1] as string).trim());
   return names;
 }
 
@@ -206,8 +221,9 @@ function partNames(block: string): string[] {
  * is refused, as Rack and PHP would read different headers and values from it.
  */
 function multipartScanner(method: string, boundary: string): FormOverrideScanner {
-  const open = Buffer.from(`--${boundary}`, 'latin1');
-  const next = Buffer.from(`\n--${boundary}`, 'latin1');
+  // Any `--boundary` ends a part (Rack ends one mid-line, and takes a delimiter line with white
+  // space before it): a legitimate body never holds its boundary elsewhere.
+  const delim = Buffer.from(`--${boundary}`, 'latin1');
   // 'preamble': before the first delimiter; 'headers': a part's header block; 'content': a part's
   // body (kept when it is `_method`), or the text after a closing delimiter
   let state: 'preamble' | 'headers' | 'content' = 'preamble';
@@ -222,7 +238,6 @@ function multipartScanner(method: string, boundary: string): FormOverrideScanner
     let i = 0;
     while (!failed) {
       if (state === 'preamble' || state === 'content') {
-        const delim = state === 'preamble' ? open : next;
         const at = buf.indexOf(delim, i);
         const end = at === -1 ? Math.max(i, buf.length - delim.length + 1) : at;
         if (capture !== undefined) {
@@ -236,7 +251,7 @@ function multipartScanner(method: string, boundary: string): FormOverrideScanner
           carry = buf.subarray(end);
           return;
         }
-        if (capture !== undefined) named.push({ source: SOURCE, value: capture.replace(/\r$/, '') });
+        if (capture !== undefined) named.push({ source: SOURCE, value: capture });
         capture = undefined;
         state = 'headers';
         headers = '';
@@ -249,10 +264,14 @@ function multipartScanner(method: string, boundary: string): FormOverrideScanner
           i += 2 - headers.length;
           continue;
         }
-        const crlf = all.indexOf('\r\n\r\n');
+        // (searched from where the last chunk's search stopped: a block sent byte by byte stays linear)
+        const from = Math.max(0, headers.length - 3);
+        const crlf = all.indexOf('\r\n\r\n', from);
         // PHP ends the block at the first empty line, CR or not: it must be this one
-        const php = /\n\r?\n/.exec(all);
-        if (php && php.index !== crlf + 1) {
+        const lf = /\n\r?\n/g;
+        lf.lastIndex = from;
+        const php = lf.exec(all);
+        if (php && (crlf === -1 || php.index !== crlf + 1)) {
           failed = malformed('A part of the request\'s multipart body ends its headers with a bare LF blank line, which the upstream may read differently; send CRLF line ends.');
           return;
         }
@@ -279,7 +298,7 @@ function multipartScanner(method: string, boundary: string): FormOverrideScanner
       if (!failed && capture !== undefined) {
         capture += carry.toString('latin1');
         if (capture.length > VALUE_MAX) failed = valueTooLong();
-        else named.push({ source: SOURCE, value: capture.replace(/\r?\n?$/, '') });
+        else named.push({ source: SOURCE, value: capture });
         capture = undefined;
       }
       return report();

@@ -105,7 +105,8 @@ export const FORM_BODY_READ_BYTES = 64 * 1024;
  */
 function checkFormOverride(ex: Exchange, decideFor: (method: string) => Decision): void | Promise<void> {
   if (!ex.body.present) return undefined;
-  const scanner = formOverrideScanner(ex.method, headerValue(ex, 'content-type'));
+  const types = ex.headers.filter(([n]) => asciiLower(n) === 'content-type');
+  const scanner = formOverrideScanner(ex.method, types[0]?.[1]);
   if (!scanner) return undefined;
   // A refusal here may come after admission (mid-body): the decision it records is a deny.
   const refuse = (r: RequestRefusal, d?: Decision): never => {
@@ -113,6 +114,7 @@ function checkFormOverride(ex: Exchange, decideFor: (method: string) => Decision
     throw r;
   };
   if ('ok' in scanner) return refuse(new RequestRefusal(scanner.reason, scanner.message));
+  if (types.length > 1) return refuse(new RequestRefusal('malformed_request', 'The request has more than one Content-Type header; the upstream may read its form body by either.'));
   const check = (reading: MethodOverrideReading): void => {
     if (!reading.ok) refuse(new RequestRefusal(reading.reason, reading.message));
     else {

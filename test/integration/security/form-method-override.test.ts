@@ -117,6 +117,8 @@ for (const route of fx.routes) {
       const first = await fx.expectRefused(t, route, post(route, URLENCODED, body), { statuses: [400], close: false });
       t.equal(first?.headers['x-tollgate-reason'], 'malformed_request', `${body.slice(0, 24)}: malformed_request`);
     }
+    const twoTypes = await fx.expectRefused(t, route, post(route, `${URLENCODED}Content-Type: application/json\r\n`, '_method=DELETE'), { statuses: [400], close: false });
+    t.match(twoTypes?.body, /more than one Content-Type/, 'a form POST with two Content-Type headers: 400');
     for (const [what, type] of [['no boundary', 'multipart/form-data'], ['two boundaries', 'multipart/form-data; boundary=a; boundary=b']]) {
       const first = await fx.expectRefused(t, route, post(route, `Content-Type: ${type}\r\n`, '_method=DELETE'), { statuses: [400], close: false });
       t.match(first?.body, /no boundary that Tollgate and the upstream would read alike/, `multipart with ${what}: 400, says why`);

@@ -3,7 +3,7 @@
 // prefix), values split across chunks, multipart parts, and the refusals for values that are no
 // method, cannot be decoded, or run too long.
 import t from 'tap';
-import { NAME_KEEP, PART_HEADERS_MAX, VALUE_MAX, decodeForm, formOverrideScanner, nameIsMethod, type FormOverrideScanner } from '../../../src/classify/form-method-override.ts';
+import { NAME_KEEP, PART_HEADERS_MAX, VALUE_MAX, decodeForm, formOverrideScanner, nameIsMethod, partNames, type FormOverrideScanner } from '../../../src/classify/form-method-override.ts';
 
 const URLENC = 'application/x-www-form-urlencoded';
 const B = 'XyZ';
@@ -46,6 +46,8 @@ t.test('which requests get a scanner, and which Content-Types are refused', asyn
     ['POST multipart with a 201-byte boundary', 'POST', `multipart/form-data; boundary=${'b'.repeat(201)}`, 'refuse'],
     ['POST multipart with two boundaries (Rack takes the last, PHP the first)', 'POST', 'multipart/form-data; boundary=A; boundary=B', 'refuse'],
     ['POST multipart with a quoted boundary Rack cuts at ";"', 'POST', 'multipart/form-data; boundary="a;b"', 'refuse'],
+    ['POST multipart, PHP takes the = after the first "boundary"', 'POST', 'multipart/form-data; boundary_x=Q; boundary=B', 'refuse'],
+    ['POST multipart, "boundary" without =', 'POST', 'multipart/form-data; boundary', 'refuse'],
     ['POST multipart with a quote left open (both read ab)', 'POST', 'multipart/form-data; boundary="ab', 'scan'],
     ['POST JSON', 'POST', 'application/json', 'none'],
     ['POST text', 'POST', 'text/plain', 'none'],
@@ -138,6 +140,21 @@ t.test('nameIsMethod on whole names and overlong prefixes', async (t) => {
   for (const [raw, whole, expected] of cases) t.equal(nameIsMethod(raw, whole), expected, `${raw} (${whole ? 'whole' : 'prefix'})`);
 });
 
+t.test('partNames reads a header block as loosely as Rack and PHP', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['an unclosed quote (PHP)', 'Content-Disposition: form-data; name="_method'],
+    ['a token cut at "," (Rack)', 'Content-Disposition: form-data; name=_method,x'],
+    ['a name= inside another quoted value (Rack takes it)', 'Content-Disposition: form-data; name="a; name=_method"'],
+    ['right after a quoted value (Rack 3.1)', 'Content-Disposition: form-data; a="x"name=_method'],
+    ['no space after the colon (PHP)', 'Content-Disposition:name=_method'],
+    ['a name broken over two lines (PHP joins them)', 'Content-Disposition: form-data; na\r\nme=_method'],
+    ['X-Content-ID (Rack does not anchor it)', 'X-Content-ID: _method'],
+  ];
+  for (const [what, block] of cases) t.ok(partNames(block).includes('_method'), what);
+  t.notOk(partNames('Content-Disposition: form-data; filename="_method"').includes('_method'), 'a filename is not a name');
+  t.same(partNames('Content-Disposition: form-data; name=; x'), ['', '', '', ''], 'an empty bare name (read twice: as is, and with line breaks removed)');
+});
+
 t.test('decodeForm never throws', async (t) => {
   t.equal(decodeForm('a+b%41%zz%'), 'a bA%zz%');
   t.equal(decodeForm('plain'), 'plain');
@@ -176,6 +193,10 @@ t.test('multipart bodies', async (t) => {
     ['a body cut after the value and its line end', [`--${B}\r\nContent-Disposition: form-data; name="_method"\r\n\r\nPUT\r\n`], ['PUT (body _method)']],
     ['a body cut inside an overlong open value', [`--${B}\r\nContent-Disposition: form-data; name="_method"\r\n\r\n${'D'.repeat(VALUE_MAX - 5)}`, 'DDDDDDDDDDDD'], 'malformed: The request body\'s _method parameter is too long'],
     ['no delimiter at all', ['just some bytes'], []],
+    ['an empty header block, then a _method part', [`--${B}\r\n\r\n--${B}\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n${CLOSE}`], ['DELETE (body _method)']],
+    ['a bare-LF blank line with no CRLF pair at all', [`--${B}\n\n--${B}\nContent-Disposition: form-data; name="_method"\n\nDELETE\n--${B}--\n`], 'malformed: A part of the request\'s multipart body ends its headers with a bare LF blank line'],
+    ['a delimiter line with white space before it (Rack 2)', [`${part('"a"', `1\r\n --${B}\r\n`)}`.replace(`\r\n--${B}`, '') + ` --${B}\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n${CLOSE}`], ['DELETE (body _method)']],
+    ['headers sent a byte at a time', [...`--${B}\r\nContent-Disposition: form-data; name="_method"\r\n\r\nPUT\r\n${CLOSE}`], ['PUT (body _method)']],
     ['a cut value that the held-back tail takes over the limit', [`--${B}\r\nContent-Disposition: form-data; name="_method"\r\n\r\n${'D'.repeat(VALUE_MAX + 3)}`], 'malformed: The request body\'s _method parameter is too long'],
   ];
   for (const [what, chunks, expected] of cases) {
