@@ -80,6 +80,9 @@ t.test('the supervisor runs, restarts and stops its agents while every event is 
   const types = new Set(lost.map((l) => l.type));
   t.same([...types].sort(), ['agent_started', 'agent_stopped', 'token_issued']);
   t.ok(lost.every((l) => l.error === 'simulated audit store failure'));
-  t.match(sup.status(), [{ key: 'beat', consecutiveFailures: 0, lastExit: { code: 0 } }, { key: 'long', consecutiveFailures: 0, lastExit: { signal: 'SIGTERM' } }], 'the agents were unaffected');
+  t.match(sup.status(), [{ key: 'beat', consecutiveFailures: 0, restarts: 0 }, { key: 'long', consecutiveFailures: 0, restarts: 0, lastExit: { signal: 'SIGTERM' } }], 'the agents were unaffected');
+  // beat runs every 20 ms: stop() may find it mid-run and end it like `long`
+  const beatExit = sup.status().find((s) => s.key === 'beat')?.lastExit;
+  t.ok(beatExit?.code === 0 || beatExit?.signal === 'SIGTERM', `beat's last run ended cleanly or by the stop (${JSON.stringify(beatExit)})`);
   t.ok(tokens.length >= 4, 'every run got its token');
 });
