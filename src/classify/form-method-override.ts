@@ -2,7 +2,8 @@
 // case 3.05). Rack (Rails, Sinatra, GitLab) and PHP frameworks (Laravel, Symfony) apply the method
 // a POST form names in `_method` — urlencoded, multipart, and for Rack a POST without a
 // Content-Type — so the policy must allow that method too. The scanner holds nothing back and
-// keeps O(1) state per parameter (names past NAME_KEEP bytes are judged on their prefix); the
+// keeps bounded state (a name's first NAME_KEEP bytes, a value's VALUE_MAX, a part's header block
+// up to PART_HEADERS_MAX); the
 // caller holds back the body's last bytes until `end()` has spoken, so a refused body never
 // reaches its upstream whole. Pure: content type and body bytes in, overrides out.
 import { malformed, type Malformed } from './malformed.ts';
@@ -85,25 +86,33 @@ export function nameIsMethod(raw: string, whole: boolean): boolean | undefined {
 }
 
 /**
- * The overrides `named` has collected since the last report (each method reported once per body),
- * or the refusal the scanner is stuck at; `named` is emptied.
+ * What a scanner has found: `_method` values collected since the last report, or the refusal it
+ * is stuck at. `report()` turns the values into overrides, each method once per body.
  */
-function reporter(method: string, named: Array<{ source: string; value: string }>, failure: () => MethodOverrideReading | undefined, fail: (r: MethodOverrideReading) => void): () => MethodOverrideReading {
+interface Findings {
+  failed: MethodOverrideReading | undefined;
+  add(value: string): void;
+  report(): MethodOverrideReading;
+}
+
+function findings(method: string): Findings {
+  const named: Array<{ source: string; value: string }> = [];
   const reported = new Set<string>();
-  return () => {
-    const failed = failure();
-    if (failed) return failed;
-    if (named.length === 0) return NONE;
-    const r = overridesNamed(method, named);
-    named.length = 0;
-    if (!r.ok) {
-      fail(r);
-      return r;
-    }
-    const fresh = r.overrides.filter((o) => !reported.has(o.method));
-    for (const o of fresh) reported.add(o.method);
-    return fresh.length === r.overrides.length ? r : { ok: true, overrides: fresh };
+  const f: Findings = {
+    failed: undefined,
+    add: (value) => { named.push({ source: SOURCE, value }); },
+    report() {
+      if (f.failed) return f.failed;
+      if (named.length === 0) return NONE;
+      const r = overridesNamed(method, named);
+      named.length = 0;
+      if (!r.ok) return (f.failed = r);
+      const fresh = r.overrides.filter((o) => !reported.has(o.method));
+      for (const o of fresh) reported.add(o.method);
+      return fresh.length === r.overrides.length ? r : { ok: true, overrides: fresh };
+    },
   };
+  return f;
 }
 
 const valueTooLong = () => malformed(`The request body's ${METHOD_OVERRIDE_PARAMETER} parameter is too long to name a method; the upstream would apply it instead of POST.`);
@@ -114,18 +123,16 @@ function urlencodedScanner(method: string): FormOverrideScanner {
   let state: 'name' | 'value' | 'skip' = 'name';
   let name = '';
   let value = '';
-  const named: Array<{ source: string; value: string }> = [];
-  let failed: MethodOverrideReading | undefined;
-  const report = reporter(method, named, () => failed, (r) => { failed = r; });
+  const found = findings(method);
 
   const takeValue = (): void => {
-    named.push({ source: SOURCE, value: decodeForm(value) });
+    found.add(decodeForm(value));
     value = '';
   };
   /** A name that has passed NAME_KEEP: judged on its prefix (its value follows its `=`, if it is `_method`). */
   const overlong = (): boolean => {
     const isMethod = nameIsMethod(name.slice(0, NAME_KEEP), false);
-    if (isMethod === undefined) failed = undecidableName();
+    if (isMethod === undefined) found.failed = undecidableName();
     return isMethod === true;
   };
 
@@ -135,7 +142,7 @@ function urlencodedScanner(method: string): FormOverrideScanner {
     let amp = -2;
     let eq = -2;
     const nextAmp = () => (amp !== -1 && amp < i ? (amp = s.indexOf('&', i)) : amp);
-    while (i < s.length && !failed) {
+    while (i < s.length && !found.failed) {
       if (state === 'skip') {
         if (nextAmp() === -1) return;
         state = 'name';
@@ -144,7 +151,7 @@ function urlencodedScanner(method: string): FormOverrideScanner {
         const end = nextAmp() === -1 ? s.length : amp;
         value += s.slice(i, end);
         if (value.length > VALUE_MAX) {
-          failed = valueTooLong();
+          found.failed = valueTooLong();
           return;
         }
         if (amp === -1) return;
@@ -158,14 +165,14 @@ function urlencodedScanner(method: string): FormOverrideScanner {
         if (name.length <= NAME_KEEP) name += s.slice(i, Math.min(j, i + NAME_KEEP + 1 - name.length));
         if (j === s.length) {
           // the name goes on in the next chunk; one already past NAME_KEEP is judged now
-          if (name.length > NAME_KEEP && !overlong() && !failed) {
+          if (name.length > NAME_KEEP && !overlong() && !found.failed) {
             state = 'skip';
             name = '';
           }
           return;
         }
         const isMethod = name.length > NAME_KEEP ? overlong() : nameIsMethod(name, true);
-        if (failed) return;
+        if (found.failed) return;
         // `_method` without `=` names nothing; `_method=` starts its value
         state = j === eq ? (isMethod ? 'value' : 'skip') : 'name';
         name = '';
@@ -177,12 +184,12 @@ function urlencodedScanner(method: string): FormOverrideScanner {
   return {
     push(chunk) {
       scan(chunk.toString('latin1'));
-      return report();
+      return found.report();
     },
     end() {
-      if (!failed && state === 'value') takeValue();
+      if (!found.failed && state === 'value') takeValue();
       state = 'skip';
-      return report();
+      return found.report();
     },
   };
 }
@@ -230,20 +237,18 @@ function multipartScanner(method: string, boundary: string): FormOverrideScanner
   let carry: Buffer = Buffer.alloc(0);
   let headers = '';
   let capture: string | undefined;
-  const named: Array<{ source: string; value: string }> = [];
-  let failed: MethodOverrideReading | undefined;
-  const report = reporter(method, named, () => failed, (r) => { failed = r; });
+  const found = findings(method);
 
   const scan = (buf: Buffer): void => {
     let i = 0;
-    while (!failed) {
+    while (!found.failed) {
       if (state === 'preamble' || state === 'content') {
         const at = buf.indexOf(delim, i);
         const end = at === -1 ? Math.max(i, buf.length - delim.length + 1) : at;
         if (capture !== undefined) {
           capture += buf.toString('latin1', i, end);
           if (capture.length > VALUE_MAX) {
-            failed = valueTooLong();
+            found.failed = valueTooLong();
             return;
           }
         }
@@ -251,7 +256,7 @@ function multipartScanner(method: string, boundary: string): FormOverrideScanner
           carry = buf.subarray(end);
           return;
         }
-        if (capture !== undefined) named.push({ source: SOURCE, value: capture });
+        if (capture !== undefined) found.add(capture);
         capture = undefined;
         state = 'headers';
         headers = '';
@@ -272,12 +277,12 @@ function multipartScanner(method: string, boundary: string): FormOverrideScanner
         lf.lastIndex = from;
         const php = lf.exec(all);
         if (php && (crlf === -1 || php.index !== crlf + 1)) {
-          failed = malformed('A part of the request\'s multipart body ends its headers with a bare LF blank line, which the upstream may read differently; send CRLF line ends.');
+          found.failed = malformed('A part of the request\'s multipart body ends its headers with a bare LF blank line, which the upstream may read differently; send CRLF line ends.');
           return;
         }
         if (crlf === -1) {
           headers = all;
-          if (headers.length > PART_HEADERS_MAX) failed = malformed(`A part of the request's multipart body has a header block over ${PART_HEADERS_MAX} bytes.`);
+          if (headers.length > PART_HEADERS_MAX) found.failed = malformed(`A part of the request's multipart body has a header block over ${PART_HEADERS_MAX} bytes.`);
           carry = Buffer.alloc(0);
           return;
         }
@@ -291,17 +296,17 @@ function multipartScanner(method: string, boundary: string): FormOverrideScanner
   return {
     push(chunk) {
       scan(carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk);
-      return report();
+      return found.report();
     },
     end() {
       // a body cut short: a `_method` part still open counts with what arrived
-      if (!failed && capture !== undefined) {
+      if (!found.failed && capture !== undefined) {
         capture += carry.toString('latin1');
-        if (capture.length > VALUE_MAX) failed = valueTooLong();
-        else named.push({ source: SOURCE, value: capture });
+        if (capture.length > VALUE_MAX) found.failed = valueTooLong();
+        else found.add(capture);
         capture = undefined;
       }
-      return report();
+      return found.report();
     },
   };
 }

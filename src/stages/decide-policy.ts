@@ -4,13 +4,13 @@
 // and so does a POST form body's `_method`, read as the body streams upstream.
 import { formOverrideScanner } from '../classify/form-method-override.ts';
 import { readMethodOverrides, type MethodOverrideReading } from '../classify/method-override.ts';
-import { asciiLower } from '../classify/request-framing.ts';
 import { classifyAddress, isPublic } from '../classify/classify-address.ts';
 import { parseIp } from '../classify/ip-address.ts';
 import { addressAllowedByRule, decide } from '../policy/decide.ts';
 import type { CompiledPolicySet, Decision } from '../policy/types.ts';
 import { RequestRefusal, REASONS, type ReasonCode } from '../errors.ts';
 import type { Exchange, ExchangeDecision, Stage } from '../proxy/exchange.ts';
+import { headerValues } from '../proxy/header-filter.ts';
 
 export function decidePolicyStage(current: () => CompiledPolicySet): Stage {
   return (ex) => {
@@ -85,61 +85,60 @@ export function noLongerAllowed(set: CompiledPolicySet, ex: Exchange): string | 
 function denyOverrides(ex: Exchange, decideFor: (method: string) => Decision): void {
   const reading = readMethodOverrides(ex.method, ex.headers, ex.query);
   if (!reading.ok) throw new RequestRefusal(reading.reason, reading.message);
+  refuseDeniedOverride(ex, reading, decideFor, 'asks the upstream');
+}
+
+/**
+ * The first override `reading` names that the policy denies refuses the exchange (its decision
+ * becomes that deny, as it may come after admission); `asker` says what named it in the message.
+ */
+function refuseDeniedOverride(ex: Exchange, reading: Extract<MethodOverrideReading, { ok: true }>, decideFor: (method: string) => Decision, asker: string): void {
   for (const o of reading.overrides) {
     const d = decideFor(o.method);
     if (d.effect !== 'deny') continue;
     ex.decision = { ...(ex.decision as ExchangeDecision), effect: 'deny', reason: d.reason as ReasonCode, rule: d.rule, explanation: d.explanation };
-    throw denial(d, 'method_not_allowed', `The request is sent as ${ex.method} but asks the upstream to apply ${o.method} (${o.source}). ${d.explanation}`);
+    throw denial(d, 'method_not_allowed', `The request is sent as ${ex.method} but ${asker} to apply ${o.method} (${o.source}). ${d.explanation}`);
   }
 }
 
 /** A form body up to this size (declared) is read whole and checked before anything goes upstream. */
-export const FORM_BODY_READ_BYTES = 64 * 1024;
+const FORM_BODY_READ_BYTES = 64 * 1024;
 
 /**
  * A POST form body (urlencoded, multipart, or without a Content-Type, which Rack reads as a form)
  * may name a method in `_method`, which the policy must allow too. A body declared no larger than
  * FORM_BODY_READ_BYTES is read whole and checked before anything goes upstream; a larger or chunked
  * one is checked as it streams upstream (forward-http.ts holds its last bytes back until the check
- * has seen the end, so a refused body never reaches the upstream whole).
+ * has seen the end, so a refused body never reaches the upstream whole; a body a later stage reads
+ * whole, for request signing, is checked there before it is sent).
  */
 function checkFormOverride(ex: Exchange, decideFor: (method: string) => Decision): void | Promise<void> {
   if (!ex.body.present) return undefined;
-  const types = ex.headers.filter(([n]) => asciiLower(n) === 'content-type');
-  const scanner = formOverrideScanner(ex.method, types[0]?.[1]);
-  if (!scanner) return undefined;
+  const types = headerValues(ex.headers, 'content-type');
+  const scanner = formOverrideScanner(ex.method, types[0]);
   // A refusal here may come after admission (mid-body): the decision it records is a deny.
-  const refuse = (r: RequestRefusal, d?: Decision): never => {
-    ex.decision = { ...(ex.decision as ExchangeDecision), effect: 'deny', reason: r.reason, rule: d ? d.rule : (ex.decision?.rule ?? null), explanation: d ? d.explanation : r.publicMessage };
-    throw r;
+  const malformedBody = (message: string): never => {
+    ex.decision = { ...(ex.decision as ExchangeDecision), effect: 'deny', reason: 'malformed_request', explanation: message };
+    throw new RequestRefusal('malformed_request', message);
   };
-  if ('ok' in scanner) return refuse(new RequestRefusal(scanner.reason, scanner.message));
-  if (types.length > 1) return refuse(new RequestRefusal('malformed_request', 'The request has more than one Content-Type header; the upstream may read its form body by either.'));
+  if (types.length > 1 && types.some((t) => formOverrideScanner(ex.method, t) !== undefined)) {
+    malformedBody('The request has more than one Content-Type header; the upstream may read its form body by either.');
+  }
+  if (!scanner) return undefined;
+  if ('ok' in scanner) return malformedBody(scanner.message);
   const check = (reading: MethodOverrideReading): void => {
-    if (!reading.ok) refuse(new RequestRefusal(reading.reason, reading.message));
-    else {
-      for (const o of reading.overrides) {
-        const d = decideFor(o.method);
-        if (d.effect === 'deny') refuse(denial(d, 'method_not_allowed', `The request is sent as ${ex.method} but its form body asks the upstream to apply ${o.method} (${o.source}). ${d.explanation}`), d);
-      }
-    }
+    if (!reading.ok) malformedBody(reading.message);
+    else refuseDeniedOverride(ex, reading, decideFor, 'its form body asks the upstream');
   };
   const bodyCheck = { push: (chunk: Buffer) => check(scanner.push(chunk)), end: () => check(scanner.end()) };
-  const whole = (body: Buffer): void => {
-    bodyCheck.push(body);
-    bodyCheck.end();
-  };
-  if (ex.body.buffered) return whole(ex.body.buffered);
-  const declared = Number(headerValue(ex, 'content-length') ?? NaN);
-  if (declared <= FORM_BODY_READ_BYTES) return ex.body.buffer(FORM_BODY_READ_BYTES).then(whole);
-  // Read on the way upstream (forward-http.ts); a later stage that reads the body whole (request
-  // signing) leaves the forwarder a buffered copy, which it checks before sending.
+  if (Number(headerValues(ex.headers, 'content-length')[0] ?? NaN) <= FORM_BODY_READ_BYTES) {
+    return ex.body.buffer(FORM_BODY_READ_BYTES).then((body) => {
+      bodyCheck.push(body);
+      bodyCheck.end();
+    });
+  }
   ex.bodyCheck = bodyCheck;
   return undefined;
-}
-
-function headerValue(ex: Exchange, name: string): string | undefined {
-  return ex.headers.find(([n]) => asciiLower(n) === name)?.[1];
 }
 
 /** The refusal for a deny decision: its reason (or `fallback` for one outside REASONS), 421 or 403. */

@@ -119,6 +119,8 @@ for (const route of fx.routes) {
     }
     const twoTypes = await fx.expectRefused(t, route, post(route, `${URLENCODED}Content-Type: application/json\r\n`, '_method=DELETE'), { statuses: [400], close: false });
     t.match(twoTypes?.body, /more than one Content-Type/, 'a form POST with two Content-Type headers: 400');
+    const formSecond = await fx.expectRefused(t, route, post(route, `Content-Type: application/json\r\n${URLENCODED}`, '_method=DELETE'), { statuses: [400], close: false });
+    t.match(formSecond?.body, /more than one Content-Type/, 'the form type second: 400 too');
     for (const [what, type] of [['no boundary', 'multipart/form-data'], ['two boundaries', 'multipart/form-data; boundary=a; boundary=b']]) {
       const first = await fx.expectRefused(t, route, post(route, `Content-Type: ${type}\r\n`, '_method=DELETE'), { statuses: [400], close: false });
       t.match(first?.body, /no boundary that Tollgate and the upstream would read alike/, `multipart with ${what}: 400, says why`);
