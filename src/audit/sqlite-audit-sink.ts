@@ -12,6 +12,7 @@ import { LATE_LEDGER_METHODS, appendPacked, type AuditOp, type PackedBatch } fro
 import type { AuditWorkerConfig, FromWorker, LedgerCall, LedgerMethod, ToWorker, WorkerCounters } from '../store/audit-writer-worker.ts';
 import type { CheckpointerConfig, CheckpointerMessage } from '../store/wal-checkpointer-worker.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import { packReservation, packSettlement, unpackReserveOutcome, unpackSettleOutcome } from '../ledger/ledger-wire.ts';
 import type { AuditEventRow } from './audit-record.ts';
 import { AuditUnavailableError, type AuditSink, type AuditSinkStatus } from './audit-sink.ts';
 
@@ -411,8 +412,9 @@ export function createSqliteAuditSink(opts: SqliteAuditSinkOptions): SqliteAudit
     // queued at once when the writer runs (so a settlement and its completion share a message)
     online ? enqueueLedgerCall(method, args) : ready.then(() => enqueueLedgerCall(method, args));
   const ledger: Ledger = {
-    reserve: (r) => ledgerCall('reserve', [r]) as ReturnType<Ledger['reserve']>,
-    settle: (s) => ledgerCall('settle', [s]) as ReturnType<Ledger['settle']>,
+    // a reservation and a settlement travel in their compact form (src/ledger/ledger-wire.ts)
+    reserve: (r) => ledgerCall('reserve', [packReservation(r)]).then((v) => unpackReserveOutcome(v, r)),
+    settle: (s) => ledgerCall('settle', [packSettlement(s)]).then(unpackSettleOutcome),
     release: (id, at) => ledgerCall('release', [id, at]) as ReturnType<Ledger['release']>,
     lineStates: (refs) => ledgerCall('lineStates', [refs]) as ReturnType<Ledger['lineStates']>,
     markThreshold: (ref, percent, at) => ledgerCall('markThreshold', [ref, percent, at]) as ReturnType<Ledger['markThreshold']>,

@@ -75,7 +75,10 @@ export function admissionLines(lines: readonly BudgetLine[], states: ReadonlyMap
 }
 
 export function assertMicros(n: number, what: string): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} must be a non-negative integer of micro-dollars, got ${n}`);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    // (a code: the audit writer answers the one call, it does not take it for the store failing)
+    throw Object.assign(new RangeError(`${what} must be a non-negative integer of micro-dollars, got ${n}`), { code: 'LEDGER_CALL_INVALID' });
+  }
 }
 
 interface MemoryEntry {

@@ -117,16 +117,16 @@ export function budgetLinesFor(org: OrgConfig, p: ChargePrincipal, atMs: number)
   return lines;
 }
 
-export type AdmissionResult =
+export type AdmissionResult<L = BudgetLine> =
   | { ok: true }
-  | { ok: false; line: BudgetLine; state: LineState; amountMicros: number };
+  | { ok: false; line: L; state: LineState; amountMicros: number };
 
 /**
  * A request may start when, on every line with a limit, spend + in-flight reservations + its own
  * worst case stays within the limit. Concurrent admissions serialise in the store, so the limit
  * can only be overshot by what a request costs beyond its reservation.
  */
-export function checkAdmission(lines: ReadonlyArray<{ line: BudgetLine; state: LineState }>, amountMicros: number): AdmissionResult {
+export function checkAdmission<L extends { limitMicros: number | undefined } = BudgetLine>(lines: ReadonlyArray<{ line: L; state: LineState }>, amountMicros: number): AdmissionResult<L> {
   for (const { line, state } of lines) {
     if (line.limitMicros === undefined) continue;
     if (state.spentMicros + state.reservedMicros + amountMicros > line.limitMicros) {

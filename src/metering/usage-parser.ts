@@ -58,6 +58,10 @@ export interface UsageParserOptions {
 }
 
 const HEAD_BYTES = 64 * 1024;
+// SSE batch buffers of finished parsers, used again (a 16 KiB allocation per stream otherwise)
+const BATCH_BYTES = 16 * 1024;
+const MAX_SPARE_BATCHES = 64;
+const spareBatches: Buffer[] = [];
 const TAIL_BYTES = 64 * 1024;
 
 function num(v: unknown): number | undefined {
@@ -382,7 +386,7 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
   };
 
   // --- SSE state: small chunks gathered (copied) and framed a batch at a time
-  const batchBytes = opts.batchBytes ?? 16 * 1024;
+  const batchBytes = opts.batchBytes ?? BATCH_BYTES;
   let batch: Buffer | undefined;
   let batched = 0;
   const frameBatch = (f: NonNullable<typeof frames>) => {
@@ -399,7 +403,7 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
       return;
     }
     if (batched + chunk.byteLength > batchBytes) frameBatch(f);
-    batch ??= Buffer.allocUnsafe(batchBytes);
+    batch ??= (batchBytes === BATCH_BYTES ? spareBatches.pop() : undefined) ?? Buffer.allocUnsafe(batchBytes);
     batch.set(chunk, batched);
     batched += chunk.byteLength;
   };
@@ -416,6 +420,9 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
       if (frames) {
         frameBatch(frames);
         frames.end();
+        // nothing reads the batch after this (pushes are ignored, the framer copied what it kept)
+        if (batch?.length === BATCH_BYTES && spareBatches.length < MAX_SPARE_BATCHES) spareBatches.push(batch);
+        batch = undefined;
       } else finishJson();
       finished = {
         model: r.model,

@@ -421,6 +421,14 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
         // Expect: 100-continue, before the client is asked to send the body at all).
         if (declared > limit) throw new RequestRefusal('payload_too_large', `The request body is larger than ${limit} bytes, the most this route can buffer.`);
         if (continueRes) { continueRes.writeContinue(); continueRes = undefined; ex.notes['continued'] = true; }
+        if (req.complete && !req.destroyed && req.readableFlowing !== true && !req.readableEnded && req.readableLength <= limit) {
+          // The whole body has arrived (the usual small JSON body comes with its headers) and waits
+          // in the stream's buffer: taken in one read, without an async iterator's machinery.
+          const whole = (req.read() as Buffer | null) ?? Buffer.alloc(0);
+          body.buffered = whole;
+          ex.outcome.bytesIn = whole.length;
+          return whole;
+        }
         const chunks: Buffer[] = [];
         let size = 0;
         for await (const chunk of req) {

@@ -11,6 +11,7 @@ import { LATE_LEDGER_METHODS, OP_OPEN, createAuditWriter, unpackBatch, type Pack
 import { inImmediateTransaction, openDatabase, type Database } from './database.ts';
 import { captureFileIdentity, fileIdentityChange, moveAsideCompanions, type FileIdentity } from './file-identity.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import { MALFORMED_CALL, packLineAdmission, packSettleOutcome, unpackReservation, unpackSettlement } from '../ledger/ledger-wire.ts';
 import { createSqliteLedgerSync } from './sqlite-ledger.ts';
 
 /** The Ledger methods the writer thread runs for the proxy (src/audit/sqlite-audit-sink.ts `ledger`). */
@@ -214,6 +215,17 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     post({ t: 'result', acked: [], failed: [], error: undefined, counters: { ...counters }, ledger: takeLate() });
   };
 
+  /** One call; a reservation and a settlement come, and answer, in their compact form (src/ledger/ledger-wire.ts). */
+  const runLedgerCall = (c: LedgerCall): unknown => {
+    if (c.method === 'reserve') {
+      const { head, lines } = unpackReservation(c.args[0]);
+      return packLineAdmission(ledger.reserveLines(head, lines));
+    }
+    if (c.method === 'settle') return packSettleOutcome(ledger.settle(unpackSettlement(c.args[0])));
+    const method = ledger[c.method] as (...args: unknown[]) => unknown;
+    return method.apply(ledger, c.args);
+  };
+
   /**
    * Runs ledger calls in order (each is an IMMEDIATE transaction, or a savepoint inside an outer
    * one). `inOuter`: an error that may have cost the outer transaction (the store's own trouble, or
@@ -223,9 +235,8 @@ function run(port: NonNullable<typeof parentPort>, cfg: AuditWorkerConfig): void
     const answers: LedgerAnswer[] = [];
     for (const c of work) {
       try {
-        if (!LEDGER_METHODS.has(c.method)) throw new TypeError(`no ledger method ${String(c.method)}`);
-        const method = ledger[c.method] as (...args: unknown[]) => unknown;
-        answers.push({ id: c.id, value: method.apply(ledger, c.args) });
+        if (!LEDGER_METHODS.has(c.method)) throw Object.assign(new TypeError(`no ledger method ${String(c.method)}`), { code: MALFORMED_CALL });
+        answers.push({ id: c.id, value: runLedgerCall(c) });
       } catch (err) {
         if (inOuter && (ENVIRONMENTAL.test(errorCode(err)) || !db.inTransaction)) throw err;
         answers.push({ id: c.id, error: (err as Error).message, code: errorCode(err) });

@@ -3,8 +3,9 @@
 // admissions — in this process or another on the same file — serialise on the write lock and can
 // never both take the last of a budget; a connection decides on lines it holds in memory only
 // while no other connection has committed since it read them.
-import { admissionLines, assertMicros, lineKey, type Ledger, type LedgerLineRef, type LineChange, type ReservationRequest, type ReserveOutcome, type SettleOutcome, type SettleRequest } from '../ledger/ledger.ts';
-import { checkAdmission, type LineState } from '../metering/budget.ts';
+import { assertMicros, lineKey, type Ledger, type LedgerLineRef, type LineChange, type SettleOutcome, type SettleRequest } from '../ledger/ledger.ts';
+import type { AdmissionLine, LineAdmission, ReservationHead } from '../ledger/ledger-wire.ts';
+import { checkAdmission, type BudgetLine, type LineState } from '../metering/budget.ts';
 import { immediateTransaction } from './busy-retry.ts';
 import type { Database } from './database.ts';
 
@@ -41,6 +42,8 @@ export function createSqliteLedger(db: Database): Ledger {
  * holds in memory (the caller's transaction rolled back after calls had changed it).
  */
 export type SyncLedgerWriter = SyncLedger & {
+  /** `reserve` as the proxy thread sends it (src/ledger/ledger-wire.ts): a refusal names its line by index. */
+  reserveLines(r: ReservationHead, lines: readonly AdmissionLine[]): LineAdmission;
   inBatch<T>(fn: () => T): T;
   forget(): void;
 };
@@ -214,21 +217,21 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
     return { settled: true, lines: moveToSpend(open.refs, open.amount, s.costMicros) };
   };
 
-  const reserve = transact((r: ReservationRequest, refs: readonly LedgerLineRef[]): ReserveOutcome => {
-    const states = new Map<string, LineState>();
-    for (const ref of refs) states.set(lineKey(ref), { ...line(ref).state });
-    const verdict = checkAdmission(admissionLines(r.lines, states), r.amountMicros);
-    if (!verdict.ok) return verdict;
+  const reserve = transact((r: ReservationHead, wanted: readonly AdmissionLine[]): LineAdmission => {
+    const refs = wanted.map((w) => ({ scope: w.scope, windowKey: w.windowKey }));
+    const held0 = refs.map((ref) => line(ref));
+    const verdict = checkAdmission(wanted.map((w, i) => ({ line: w, state: (held0[i] as { state: LineState }).state })), r.amountMicros);
+    if (!verdict.ok) return { ok: false, index: wanted.indexOf(verdict.line), state: { ...verdict.state } };
     insertRequest.run(
       r.id, r.at, r.principal.kind, r.principal.subject, r.principal.team, r.principal.agent ?? null, r.principal.project ?? null,
       r.provider, r.model, r.amountMicros, JSON.stringify(refs.map((x) => [x.scope, x.windowKey])),
     );
-    for (const ref of refs) {
-      line(ref).state.reservedMicros += r.amountMicros;
-      changed.add(lineKey(ref));
+    for (let i = 0; i < refs.length; i++) {
+      (held0[i] as { state: LineState }).state.reservedMicros += r.amountMicros;
+      changed.add(lineKey(refs[i] as LedgerLineRef));
     }
     if (held.size >= MAX_HELD) held.clear(); // settlements then read their row back
-    held.set(r.id, { refs: [...refs], amount: r.amountMicros });
+    held.set(r.id, { refs, amount: r.amountMicros });
     return { ok: true };
   });
   const settle = transact((s: SettleRequest): SettleOutcome => settleOne(s.id, {
@@ -258,7 +261,12 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
   return {
     reserve(r) {
       assertMicros(r.amountMicros, 'amountMicros');
-      return reserve(r, r.lines.map((l) => ({ scope: l.scope, windowKey: l.window.key })));
+      const out = reserve(r, r.lines.map((l) => ({ scope: l.scope, windowKey: l.window.key, limitMicros: l.limitMicros })));
+      return out.ok ? out : { ok: false, line: r.lines[out.index] as BudgetLine, state: out.state, amountMicros: r.amountMicros };
+    },
+    reserveLines(r, lines) {
+      assertMicros(r.amountMicros, 'amountMicros');
+      return reserve(r, lines);
     },
     settle(s) {
       assertMicros(s.costMicros, 'costMicros');

@@ -57,6 +57,37 @@ t.test('writer thread: a reservation and a decision row sent in one tick are bot
   t.match(db.prepare("SELECT cost_micros, seq FROM audit_requests WHERE request_id = 'tick-1'").get(), { cost_micros: 400 });
 });
 
+t.test('writer thread: a call it cannot read fails alone — the calls and decision of its turn commit', async (t) => {
+  const file = path.join(dir, 'malformed.db');
+  fresh().close();
+  const sink = createSqliteAuditSink({ file, logger: createLogger({ level: 'error', write: () => undefined }) });
+  sinks.push(sink);
+  await sink.ready;
+  t.same(await sink.ledger.reserve(req('held', 1_000)), { ok: true });
+  const outcome = (p: Promise<unknown>) => p.then((v) => ({ value: v }), (e: Error & { code?: string }) => ({ code: e.code, message: e.message }));
+  // one turn: a good reservation, one whose principal kind no message may carry, a negative
+  // settlement, a good settlement and a decision row
+  const bad = req('bad', 1_000);
+  const good = outcome(sink.ledger.reserve(req('good', 1_000)));
+  const unreadable = outcome(sink.ledger.reserve({ ...bad, principal: { ...bad.principal, kind: 'robot' as never } }));
+  const negative = outcome(sink.ledger.settle({ id: 'held', at: AT, costMicros: -1, estimated: false, tokens: zero }));
+  const settled = outcome(sink.ledger.settle({ id: 'held', at: AT, costMicros: 300, estimated: false, tokens: zero }));
+  const decision = outcome(sink.commitDecision(auditRow({ request_id: 'd-1', ended_at: null, status: null, duration_ms: null, upstream_ms: null, bytes_out: 0 })));
+  t.same(await good, { value: { ok: true } });
+  t.match(await unreadable, { code: 'LEDGER_CALL_MALFORMED', message: /principal kind/ });
+  t.match(await negative, { code: 'LEDGER_CALL_INVALID', message: /costMicros must be a non-negative integer/ });
+  t.match(await settled, { value: { settled: true } });
+  t.same(await decision, { value: undefined }, 'the decision row was committed');
+  t.equal(sink.status().ok, true, 'the store is not taken for failing');
+  await sink.flush();
+  const db = openDatabase(file);
+  dbs.push(db);
+  t.same(db.prepare('SELECT id, state, cost_micros FROM ledger_requests ORDER BY id').all(), [
+    { id: 'good', state: 'reserved', cost_micros: 0 },
+    { id: 'held', state: 'settled', cost_micros: 300 },
+  ]);
+});
+
 t.test('spend survives a restart; two connections share one budget', async (t) => {
   const file = path.join(dir, 'shared.db');
   const a = openDatabase(file);
