@@ -421,9 +421,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
         // Expect: 100-continue, before the client is asked to send the body at all).
         if (declared > limit) throw new RequestRefusal('payload_too_large', `The request body is larger than ${limit} bytes, the most this route can buffer.`);
         if (continueRes) { continueRes.writeContinue(); continueRes = undefined; ex.notes['continued'] = true; }
-        if (req.complete && !req.destroyed && req.readableFlowing !== true && !req.readableEnded && req.readableLength <= limit) {
-          // The whole body has arrived (the usual small JSON body comes with its headers) and waits
-          // in the stream's buffer: taken in one read, without an async iterator's machinery.
+        if (Number.isSafeInteger(declared) && declared === req.readableLength && !req.destroyed && req.readableFlowing !== true && !req.readableEnded) {
+          // The whole declared body has arrived (the usual small JSON body) and waits in the
+          // stream's buffer — often before the parser has marked the message complete: taken in
+          // one read, without an async iterator's machinery. Its end follows from the parser.
           const whole = (req.read() as Buffer | null) ?? Buffer.alloc(0);
           body.buffered = whole;
           ex.outcome.bytesIn = whole.length;

@@ -12,7 +12,7 @@ import { loadPriceTable, tokenPrice } from '../config/price-config.ts';
 import type { GatewayConfig, MeteringConfig } from '../config/gateway-config.ts';
 import { RequestRefusal } from '../errors.ts';
 import type { Ledger, LineChange } from '../ledger/ledger.ts';
-import { budgetLinesFor, crossedThresholds, limitFor, refusalMessage, type BudgetLine, type ThresholdEvent } from '../metering/budget.ts';
+import { budgetLinesFor, budgetWindow, crossedThresholds, limitFor, refusalMessage, type BudgetLine, type ChargePrincipal, type ThresholdEvent } from '../metering/budget.ts';
 import { detectEndpoint, type MeteredEndpoint } from '../metering/endpoints.ts';
 import { unmeteredSpendEndpoint } from '../metering/unmetered-spend.ts';
 import { parseLlmRequest, type LlmRequest } from '../metering/llm-request.ts';
@@ -20,7 +20,7 @@ import { formatUsd, resolveModelPrice, worstCaseMicros, type ModelPrice, type Pr
 import { settleCharge } from '../metering/settlement.ts';
 import { createUsageParser, type UsageParser } from '../metering/usage-parser.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { CompiledPolicySet } from '../policy/types.ts';
+import type { CompiledPolicySet, OrgConfig } from '../policy/types.ts';
 import { addAdmissionCheck, exchangeEnded, whenClientEnds, type Exchange, type Stage } from '../proxy/exchange.ts';
 import { registerProviderShape } from '../proxy/refusal-response.ts';
 import { asciiLower } from '../classify/request-framing.ts';
@@ -96,6 +96,27 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
   for (const base of config.openaiCompatible) registerProviderShape(base.host, 'openai');
   const inFlight = new Map<string, InFlight>();
   let lastSweep = 0;
+
+  // A principal's budget lines are the same for every request it makes in one UTC day under one
+  // org.yaml (a reload makes a new org object): built once, frozen, and shared.
+  const linesCache = new Map<string, readonly BudgetLine[]>();
+  let linesOrg: OrgConfig | undefined;
+  let linesDay = '';
+  const linesFor = (org: OrgConfig, p: ChargePrincipal, at: number): readonly BudgetLine[] => {
+    const day = budgetWindow('day', at).key;
+    if (org !== linesOrg || day !== linesDay || linesCache.size >= 10_000) {
+      linesCache.clear();
+      linesOrg = org;
+      linesDay = day;
+    }
+    const key = `${p.kind}\n${p.team}\n${p.agent ?? ''}\n${p.subject}`;
+    let lines = linesCache.get(key);
+    if (lines === undefined) {
+      lines = Object.freeze(budgetLinesFor(org, p, at).map((l) => Object.freeze(l)));
+      linesCache.set(key, lines);
+    }
+    return lines;
+  };
 
   // Crash recovery: reservations left open by a previous process are charged in full (estimated).
   void ledger.settleOpenReservations(now()).then(
@@ -177,7 +198,7 @@ export function meterLlmStage(deps: MeteringDeps): Stage {
     const inputTokens = request.providerSideInput ? Math.max(request.inputTokenEstimate, config.providerSideInputTokens) : request.inputTokenEstimate;
     const reservedMicros = worstCaseMicros(price, inputTokens, maxOut, request.webSearches, request.serviceTier);
     const at = now();
-    const lines = budgetLinesFor(deps.current().org, principal, at);
+    const lines = linesFor(deps.current().org, principal, at);
     // The reservation is an admission check: it rides to the store with the decision row (the
     // audit stage awaits both), and refuses the request when a limit would be passed.
     const reservation = ledger.reserve({
