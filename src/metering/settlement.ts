@@ -38,18 +38,17 @@ export function settleCharge(s: SettlementInput): Settlement {
   const tier: ServiceTier = (r?.serviceTier ?? s.request.serviceTier) === 'priority' ? 'priority' : undefined;
   const unpricedTier = tier === 'priority' && !s.price.priority;
   const flagged = s.price.fallback || unpricedTier;
-  const cost = (t: TokenCounts) => usageCostMicros(s.price, t, tier);
   if (r?.usage) {
     if (r.usageFinal) {
       const explicitZero = r.usage.inputTokens + r.usage.outputTokens + r.usage.cacheReadTokens + r.usage.cacheWriteTokens === 0;
       if (explicitZero && r.relayedOutputTokens > 0) {
         const tokens = { ...ZERO_TOKENS, inputTokens: s.request.inputTokenEstimate, outputTokens: r.relayedOutputTokens };
-        return { action: 'charge', tokens, costMicros: Math.max(1, cost(tokens)), estimated: true, model };
+        return { action: 'charge', tokens, costMicros: Math.max(1, usageCostMicros(s.price, tokens, tier)), estimated: true, model };
       }
-      return { action: 'charge', tokens: r.usage, costMicros: cost(r.usage), estimated: flagged, model };
+      return { action: 'charge', tokens: r.usage, costMicros: usageCostMicros(s.price, r.usage, tier), estimated: flagged, model };
     }
     const tokens = { ...r.usage, outputTokens: Math.max(r.usage.outputTokens, r.relayedOutputTokens) };
-    return { action: 'charge', tokens, costMicros: Math.max(1, cost(tokens)), estimated: true, model };
+    return { action: 'charge', tokens, costMicros: Math.max(1, usageCostMicros(s.price, tokens, tier)), estimated: true, model };
   }
   if (s.status !== undefined && s.status >= 400) {
     return { action: 'charge', tokens: { ...ZERO_TOKENS }, costMicros: 0, estimated: false, model };
@@ -58,5 +57,5 @@ export function settleCharge(s: SettlementInput): Settlement {
     return { action: 'charge', tokens: { ...ZERO_TOKENS, inputTokens: s.request.inputTokenEstimate }, costMicros: Math.max(1, s.reservedMicros), estimated: true, model };
   }
   const tokens = { ...ZERO_TOKENS, inputTokens: s.request.inputTokenEstimate, outputTokens: r.relayedOutputTokens };
-  return { action: 'charge', tokens, costMicros: Math.max(1, cost(tokens)), estimated: true, model };
+  return { action: 'charge', tokens, costMicros: Math.max(1, usageCostMicros(s.price, tokens, tier)), estimated: true, model };
 }

@@ -34,98 +34,145 @@ function matchAt(b: Buffer, at: number, end: number, lit: Buffer): boolean {
 }
 
 export function createSseFramer(opts: SseFramerOptions): SseFramer {
-  const { maxLineBytes, onEvent } = opts;
+  return new Framer(opts.maxLineBytes, opts.onEvent);
+}
+
+/**
+ * One stream's framing state. A class, not closures: the gateway runs TypeScript through tsx,
+ * whose esbuild keepNames gives every closure a name with Object.defineProperty when it is made —
+ * measurable when a framer is made per metered stream.
+ */
+class Framer implements SseFramer {
   // the first bytes, held until they show whether the stream starts with a byte-order mark
-  let head: Buffer | undefined = Buffer.alloc(0);
+  private head: Buffer | undefined = Buffer.alloc(0);
   // a line cut by a chunk boundary (copied: the chunk is not kept)
-  let partial: Buffer[] = [];
-  let partialBytes = 0;
-  let skipping = false;
-  let afterCR = false;
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  private skipping = false;
+  private afterCR = false;
   // The current event's data. One line (the usual case) is kept as a range of the buffer it is in
   // — the current chunk, until the chunk is left; more lines are copied and joined.
-  let one: Buffer | undefined;
-  let oneStart = 0;
-  let oneEnd = 0;
-  let many: Buffer[] | undefined;
-  let dataBytes = 0;
+  private one: Buffer | undefined = undefined;
+  private oneStart = 0;
+  private oneEnd = 0;
+  private many: Buffer[] | undefined = undefined;
+  private dataBytes = 0;
 
-  const clear = () => {
-    one = undefined;
-    many = undefined;
-    dataBytes = 0;
-  };
+  constructor(
+    private readonly maxLineBytes: number,
+    private readonly onEvent: SseFramerOptions['onEvent'],
+  ) {}
 
-  const dispatch = () => {
-    if (many) {
-      const joined = Buffer.concat(many);
-      clear();
-      onEvent(joined, 0, joined.length);
-    } else if (one) {
-      const b = one;
-      clear();
-      onEvent(b, oneStart, oneEnd);
+  push(input: Buffer): void {
+    let chunk = input;
+    const head = this.head;
+    if (head !== undefined) {
+      // a leading byte-order mark is not part of the first line, even when it arrives cut
+      if (head.length === 0 && chunk.length >= BOM.length) {
+        // (the usual first chunk: no copy)
+        this.head = undefined;
+        this.scan(matchAt(chunk, 0, chunk.length, BOM) ? chunk.subarray(BOM.length) : chunk);
+        return;
+      }
+      const joined = Buffer.concat([head, chunk]);
+      const n = Math.min(joined.length, BOM.length);
+      if (joined.subarray(0, n).equals(BOM.subarray(0, n)) && joined.length < BOM.length) {
+        this.head = joined;
+        return;
+      }
+      chunk = matchAt(joined, 0, joined.length, BOM) ? joined.subarray(BOM.length) : joined;
+      this.head = undefined;
     }
-  };
+    this.scan(chunk);
+  }
 
-  const onLine = (b: Buffer, start: number, end: number) => {
+  end(): void {
+    this.head = undefined; // at most a cut byte-order mark: no line
+    if (!this.skipping && this.partial.length > 0) {
+      const line = Buffer.concat(this.partial, this.partialBytes);
+      this.onLine(line, 0, line.length);
+    }
+    this.partial = [];
+    this.partialBytes = 0;
+    this.dispatch();
+  }
+
+  private clear(): void {
+    this.one = undefined;
+    this.many = undefined;
+    this.dataBytes = 0;
+  }
+
+  private dispatch(): void {
+    if (this.many) {
+      const joined = Buffer.concat(this.many);
+      this.clear();
+      this.onEvent(joined, 0, joined.length);
+    } else if (this.one) {
+      const b = this.one;
+      this.clear();
+      this.onEvent(b, this.oneStart, this.oneEnd);
+    }
+  }
+
+  private onLine(b: Buffer, start: number, end: number): void {
     if (start === end) {
-      dispatch();
+      this.dispatch();
       return;
     }
     if (!matchAt(b, start, end, DATA)) return; // event:, id:, retry: and comments carry nothing metering needs
     const from = b[start + 5] === 32 ? start + 6 : start + 5;
-    const joinedBytes = one || many ? dataBytes + 1 + (end - from) : end - from;
-    if (joinedBytes > maxLineBytes) {
-      clear();
+    const joinedBytes = this.one || this.many ? this.dataBytes + 1 + (end - from) : end - from;
+    if (joinedBytes > this.maxLineBytes) {
+      this.clear();
       return;
     }
-    dataBytes = joinedBytes;
-    if (one) {
-      many = [Buffer.from(one.subarray(oneStart, oneEnd))];
-      one = undefined;
+    this.dataBytes = joinedBytes;
+    if (this.one) {
+      this.many = [Buffer.from(this.one.subarray(this.oneStart, this.oneEnd))];
+      this.one = undefined;
     }
-    if (!many) {
-      one = b;
-      oneStart = from;
-      oneEnd = end;
+    if (!this.many) {
+      this.one = b;
+      this.oneStart = from;
+      this.oneEnd = end;
       return;
     }
-    many.push(Buffer.from('\n'), Buffer.from(b.subarray(from, end)));
-  };
+    this.many.push(Buffer.from('\n'), Buffer.from(b.subarray(from, end)));
+  }
 
-  const keepPartial = (piece: Buffer) => {
-    if (skipping || piece.length === 0) return;
-    partialBytes += piece.length;
-    if (partialBytes > maxLineBytes) {
-      partial = [];
-      partialBytes = 0;
-      skipping = true;
+  private keepPartial(piece: Buffer): void {
+    if (this.skipping || piece.length === 0) return;
+    this.partialBytes += piece.length;
+    if (this.partialBytes > this.maxLineBytes) {
+      this.partial = [];
+      this.partialBytes = 0;
+      this.skipping = true;
       return;
     }
-    partial.push(Buffer.from(piece));
-  };
+    this.partial.push(Buffer.from(piece));
+  }
 
-  const endLine = (chunk: Buffer, start: number, end: number) => {
-    if (!skipping) {
-      if (partial.length === 0) onLine(chunk, start, end);
+  private endLine(chunk: Buffer, start: number, end: number): void {
+    if (!this.skipping) {
+      if (this.partial.length === 0) this.onLine(chunk, start, end);
       else {
-        partial.push(chunk.subarray(start, end));
-        const line = Buffer.concat(partial, partialBytes + end - start);
-        onLine(line, 0, line.length);
+        this.partial.push(chunk.subarray(start, end));
+        const line = Buffer.concat(this.partial, this.partialBytes + end - start);
+        this.onLine(line, 0, line.length);
       }
     }
-    partial = [];
-    partialBytes = 0;
-    skipping = false;
-  };
+    this.partial = [];
+    this.partialBytes = 0;
+    this.skipping = false;
+  }
 
-  const scan = (chunk: Buffer): void => {
+  private scan(chunk: Buffer): void {
     let pos = 0;
-    if (afterCR && chunk.length > 0) {
+    if (this.afterCR && chunk.length > 0) {
       // the LF of a CRLF split across two chunks is not a second line end
       if (chunk[0] === LF) pos = 1;
-      afterCR = false;
+      this.afterCR = false;
     }
     // Line ends are searched in a latin1 view of the chunk (one character per byte, so positions
     // are byte offsets): V8's string search costs a fraction of a typed-array search per call.
@@ -136,54 +183,23 @@ export function createSseFramer(opts: SseFramerOptions): SseFramer {
       if (nextCR !== -1 && nextCR < pos) nextCR = text.indexOf('\r', pos);
       if (nextCR !== -1 && (end === -1 || nextCR < end)) end = nextCR;
       if (end === -1) {
-        keepPartial(chunk.subarray(pos));
+        this.keepPartial(chunk.subarray(pos));
         break;
       }
-      endLine(chunk, pos, end);
+      this.endLine(chunk, pos, end);
       pos = end + 1;
       if (chunk[end] === CR) {
-        if (pos === chunk.length) afterCR = true;
+        if (pos === chunk.length) this.afterCR = true;
         else if (chunk[pos] === LF) pos++;
       }
     }
-    if (one === chunk) {
+    if (this.one === chunk) {
       // an event still open when the chunk is left: keep a copy, not a view of the chunk
-      one = Buffer.from(chunk.subarray(oneStart, oneEnd));
-      oneStart = 0;
-      oneEnd = one.length;
+      this.one = Buffer.from(chunk.subarray(this.oneStart, this.oneEnd));
+      this.oneStart = 0;
+      this.oneEnd = this.one.length;
     }
-  };
-
-  return {
-    push(input) {
-      let chunk = input;
-      if (head !== undefined) {
-        // a leading byte-order mark is not part of the first line, even when it arrives cut
-        if (head.length === 0 && chunk.length >= BOM.length) {
-          // (the usual first chunk: no copy)
-          head = undefined;
-          scan(matchAt(chunk, 0, chunk.length, BOM) ? chunk.subarray(BOM.length) : chunk);
-          return;
-        }
-        head = Buffer.concat([head, chunk]);
-        const n = Math.min(head.length, BOM.length);
-        if (head.subarray(0, n).equals(BOM.subarray(0, n)) && head.length < BOM.length) return;
-        chunk = matchAt(head, 0, head.length, BOM) ? head.subarray(BOM.length) : head;
-        head = undefined;
-      }
-      scan(chunk);
-    },
-    end() {
-      head = undefined; // at most a cut byte-order mark: no line
-      if (!skipping && partial.length > 0) {
-        const line = Buffer.concat(partial, partialBytes);
-        onLine(line, 0, line.length);
-      }
-      partial = [];
-      partialBytes = 0;
-      dispatch();
-    },
-  };
+  }
 }
 
 // --- Anthropic text deltas, read without a JSON parse --------------------------------------------
