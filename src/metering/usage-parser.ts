@@ -4,7 +4,7 @@
 // bounded line (framing in sse-frames.ts), JSON keeps a bounded head and tail. PURE (bytes in, a
 // reading out).
 import type { LlmApi } from './endpoints.ts';
-import { anthropicDeltaBytes, createSseFramer, isQuietAnthropicEvent } from './sse-frames.ts';
+import { anthropicDeltaBytes, createSseFramer, isQuietAnthropicEvent, type SseFramer } from './sse-frames.ts';
 
 export interface TokenCounts {
   /** input tokens billed at the base input rate (excludes cache reads and writes) */
@@ -62,6 +62,7 @@ const HEAD_BYTES = 64 * 1024;
 const BATCH_BYTES = 16 * 1024;
 const MAX_SPARE_BATCHES = 64;
 const spareBatches: Buffer[] = [];
+const EMPTY = Buffer.alloc(0);
 const TAIL_BYTES = 64 * 1024;
 
 function num(v: unknown): number | undefined {
@@ -311,59 +312,112 @@ export function lastUsageObject(text: string): Record<string, unknown> | undefin
 }
 
 export function createUsageParser(api: LlmApi, contentType: string | undefined, opts: UsageParserOptions = {}): UsageParser {
-  const maxLine = opts.maxLineBytes ?? 1024 * 1024;
-  const maxJson = opts.maxJsonBytes ?? 4 * 1024 * 1024;
-  const sse = /^\s*text\/event-stream/i.test(contentType ?? '');
-  const r: MutableReading = { model: undefined, usage: undefined, usageFinal: false, error: undefined, readable: false, relayedBytes: 0, relayedChunks: 0 };
-  const frames = sse ? createSseFramer({
-    maxLineBytes: maxLine,
-    onEvent(buf, start, end) {
-      if (api === 'anthropic_messages') {
-        // Text deltas, nearly every event of an Anthropic stream, are counted without a JSON parse;
-        // the events metering does not read are not parsed once the stream is known to be readable.
-        const relayed = anthropicDeltaBytes(buf, start, end);
-        if (relayed !== undefined) {
-          r.readable = true;
-          if (relayed > 0) {
-            r.relayedBytes += relayed;
-            r.relayedChunks++;
-          }
-          return;
-        }
-        if (r.readable && isQuietAnthropicEvent(buf, start, end)) return;
-      }
-      onSseData(api, buf.toString('utf8', start, end), r);
-    },
-  }) : undefined;
+  return new Parser(api, /^\s*text\/event-stream/i.test(contentType ?? ''), opts);
+}
 
-  // --- JSON state: the whole body while small, then a head and a rolling tail
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let head: Buffer | undefined;
-  let tail: Buffer = Buffer.alloc(0);
-  const pushJson = (chunk: Uint8Array) => {
-    const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    size += b.length;
-    if (head === undefined) {
-      chunks.push(Buffer.from(b));
-      if (size > maxJson) {
-        const all = Buffer.concat(chunks);
-        chunks.length = 0;
-        head = all.subarray(0, HEAD_BYTES);
-        tail = Buffer.from(all.subarray(Math.max(0, all.length - TAIL_BYTES)));
+/** SSE event data, by API (a module-level function: the framer's callback makes no closure per stream). */
+function onFrame(api: LlmApi, r: MutableReading, buf: Buffer, start: number, end: number): void {
+  if (api === 'anthropic_messages') {
+    // Text deltas, nearly every event of an Anthropic stream, are counted without a JSON parse;
+    // the events metering does not read are not parsed once the stream is known to be readable.
+    const relayed = anthropicDeltaBytes(buf, start, end);
+    if (relayed !== undefined) {
+      r.readable = true;
+      if (relayed > 0) {
+        r.relayedBytes += relayed;
+        r.relayedChunks++;
       }
       return;
     }
-    tail = Buffer.concat([tail, b]);
-    if (tail.length > TAIL_BYTES * 2) tail = Buffer.from(tail.subarray(tail.length - TAIL_BYTES));
-  };
-  const finishJson = () => {
-    const fromBody = api === 'anthropic_messages' ? anthropicFromBody : openAiFromBody;
-    if (head === undefined) {
-      if (size === 0) return;
+    if (r.readable && isQuietAnthropicEvent(buf, start, end)) return;
+  }
+  onSseData(api, buf.toString('utf8', start, end), r);
+}
+
+/**
+ * One response's reading. A class, not closures: the gateway runs TypeScript through tsx, whose
+ * esbuild keepNames names every closure with Object.defineProperty when it is made, per stream.
+ */
+class Parser implements UsageParser {
+  private readonly r: MutableReading = { model: undefined, usage: undefined, usageFinal: false, error: undefined, readable: false, relayedBytes: 0, relayedChunks: 0 };
+  private readonly frames: SseFramer | undefined;
+  private readonly maxJson: number;
+  // --- JSON state: the whole body while small, then a head and a rolling tail
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private head: Buffer | undefined = undefined;
+  private tail: Buffer = EMPTY;
+  // --- SSE state: small chunks gathered (copied) and framed a batch at a time
+  private readonly batchBytes: number;
+  private batch: Buffer | undefined = undefined;
+  private batched = 0;
+  private finished: UsageReading | undefined = undefined;
+
+  constructor(private readonly api: LlmApi, sse: boolean, opts: UsageParserOptions) {
+    this.maxJson = opts.maxJsonBytes ?? 4 * 1024 * 1024;
+    this.batchBytes = opts.batchBytes ?? BATCH_BYTES;
+    const r = this.r;
+    this.frames = sse ? createSseFramer({
+      maxLineBytes: opts.maxLineBytes ?? 1024 * 1024,
+      onEvent(buf, start, end) {
+        onFrame(api, r, buf, start, end);
+      },
+    }) : undefined;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.finished) return;
+    if (this.frames) this.pushSse(this.frames, chunk);
+    else this.pushJson(chunk);
+  }
+
+  finish(): UsageReading {
+    if (this.finished) return this.finished;
+    const r = this.r;
+    if (this.frames) {
+      this.frameBatch(this.frames);
+      this.frames.end();
+      // nothing reads the batch after this (pushes are ignored, the framer copied what it kept)
+      if (this.batch?.length === BATCH_BYTES && spareBatches.length < MAX_SPARE_BATCHES) spareBatches.push(this.batch);
+      this.batch = undefined;
+    } else this.finishJson();
+    this.finished = {
+      model: r.model,
+      usage: r.usage ? { ...r.usage } : undefined,
+      usageFinal: r.usageFinal,
+      relayedOutputTokens: Math.max(r.relayedChunks, Math.ceil(r.relayedBytes / 3)),
+      error: r.error,
+      readable: r.readable,
+      ...(r.serviceTier === undefined ? {} : { serviceTier: r.serviceTier }),
+    };
+    return this.finished;
+  }
+
+  private pushJson(chunk: Uint8Array): void {
+    const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.size += b.length;
+    if (this.head === undefined) {
+      this.chunks.push(Buffer.from(b));
+      if (this.size > this.maxJson) {
+        const all = Buffer.concat(this.chunks);
+        this.chunks.length = 0;
+        this.head = all.subarray(0, HEAD_BYTES);
+        this.tail = Buffer.from(all.subarray(Math.max(0, all.length - TAIL_BYTES)));
+      }
+      return;
+    }
+    this.tail = Buffer.concat([this.tail, b]);
+    if (this.tail.length > TAIL_BYTES * 2) this.tail = Buffer.from(this.tail.subarray(this.tail.length - TAIL_BYTES));
+  }
+
+  private finishJson(): void {
+    const r = this.r;
+    const fromBody = this.api === 'anthropic_messages' ? anthropicFromBody : openAiFromBody;
+    if (this.head === undefined) {
+      if (this.size === 0) return;
       let body: Record<string, unknown> | undefined;
       try {
-        body = obj(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        body = obj(JSON.parse(Buffer.concat(this.chunks).toString('utf8')));
       } catch {
         body = undefined;
       }
@@ -373,67 +427,35 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
       }
       return;
     }
-    const headText = head.toString('utf8');
+    const headText = this.head.toString('utf8');
     const model = /"model"\s*:\s*"([^"\\]{1,256})"/.exec(headText);
     if (model?.[1]) r.model = model[1];
     // No service tier from a head and a tail: a nested key (the caller's metadata) cannot be told
     // from the top-level one there, so settlement prices such a body at the tier the request named.
-    const u = lastUsageObject(tail.toString('utf8'));
+    const u = lastUsageObject(this.tail.toString('utf8'));
     if (u) {
       r.readable = true;
       fromBody({ usage: u }, r);
     }
-  };
+  }
 
-  // --- SSE state: small chunks gathered (copied) and framed a batch at a time
-  const batchBytes = opts.batchBytes ?? BATCH_BYTES;
-  let batch: Buffer | undefined;
-  let batched = 0;
-  const frameBatch = (f: NonNullable<typeof frames>) => {
-    if (batch === undefined || batched === 0) return;
+  private frameBatch(f: SseFramer): void {
+    if (this.batch === undefined || this.batched === 0) return;
     // the framer copies what it keeps across pushes, so the buffer is filled again from the start
-    f.push(batch.subarray(0, batched));
-    batched = 0;
-  };
-  const pushSse = (f: NonNullable<typeof frames>, chunk: Uint8Array) => {
+    f.push(this.batch.subarray(0, this.batched));
+    this.batched = 0;
+  }
+
+  private pushSse(f: SseFramer, chunk: Uint8Array): void {
     if (chunk.byteLength === 0) return;
-    if (chunk.byteLength >= batchBytes) {
-      frameBatch(f);
+    if (chunk.byteLength >= this.batchBytes) {
+      this.frameBatch(f);
       f.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       return;
     }
-    if (batched + chunk.byteLength > batchBytes) frameBatch(f);
-    batch ??= (batchBytes === BATCH_BYTES ? spareBatches.pop() : undefined) ?? Buffer.allocUnsafe(batchBytes);
-    batch.set(chunk, batched);
-    batched += chunk.byteLength;
-  };
-
-  let finished: UsageReading | undefined;
-  return {
-    push(chunk) {
-      if (finished) return;
-      if (frames) pushSse(frames, chunk);
-      else pushJson(chunk);
-    },
-    finish() {
-      if (finished) return finished;
-      if (frames) {
-        frameBatch(frames);
-        frames.end();
-        // nothing reads the batch after this (pushes are ignored, the framer copied what it kept)
-        if (batch?.length === BATCH_BYTES && spareBatches.length < MAX_SPARE_BATCHES) spareBatches.push(batch);
-        batch = undefined;
-      } else finishJson();
-      finished = {
-        model: r.model,
-        usage: r.usage ? { ...r.usage } : undefined,
-        usageFinal: r.usageFinal,
-        relayedOutputTokens: Math.max(r.relayedChunks, Math.ceil(r.relayedBytes / 3)),
-        error: r.error,
-        readable: r.readable,
-        ...(r.serviceTier === undefined ? {} : { serviceTier: r.serviceTier }),
-      };
-      return finished;
-    },
-  };
+    if (this.batched + chunk.byteLength > this.batchBytes) this.frameBatch(f);
+    this.batch ??= (this.batchBytes === BATCH_BYTES ? spareBatches.pop() : undefined) ?? Buffer.allocUnsafe(this.batchBytes);
+    this.batch.set(chunk, this.batched);
+    this.batched += chunk.byteLength;
+  }
 }
