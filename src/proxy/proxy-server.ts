@@ -210,6 +210,9 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     if (ex.admissionChecks.length > 0) await admissionChecksPassed(ex);
   }
 
+  /** Connections whose close after a parser error is already arranged. */
+  const closeArranged = new WeakSet<object>();
+
   function onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void {
     // The connection already answered (e.g. a refusal is flushing, or a response is in progress):
     // write nothing more, mark it closing, and let what is pending flush before it closes.
@@ -219,6 +222,10 @@ export function createProxyServer(deps: ProxyServerDeps): ProxyServer {
     const brokenBody = st.last !== undefined && !st.last.complete;
     if (isClosing(socket) || (inFlight && inFlight.headersSent)) {
       markClosing(socket, brokenBody ? st.seq - 1 : st.seq);
+      // The parser fails again on every later packet of such a connection: its close is arranged
+      // once (a listener and a timer per packet would let a client pile them up).
+      if (closeArranged.has(socket)) return;
+      closeArranged.add(socket);
       if (inFlight && !inFlight.writableFinished) {
         inFlight.shouldKeepAlive = false;
         inFlight.once('finish', () => socket.end());

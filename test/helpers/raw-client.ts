@@ -73,6 +73,16 @@ export interface Collected {
   closed: boolean;
 }
 
+// A reset is seen as the close that follows it. One no-op listener per socket, however many
+// collect() calls it sees (a listener per call piled up past Node's warning limit on kept-alive
+// sockets), and it stays between calls: a reset while no call is waiting must not throw.
+const ignoring = new WeakSet<net.Socket>();
+function ignoreErrors(sock: net.Socket): void {
+  if (ignoring.has(sock)) return;
+  ignoring.add(sock);
+  sock.on('error', () => undefined);
+}
+
 /**
  * Writes `bytes` (or nothing) on an open socket and collects what comes back until the peer
  * closes, `until(text)` holds, or `waitMs` passes. The socket is left open unless it timed out.
@@ -100,7 +110,7 @@ export function collect(sock: net.Socket, bytes: string | Buffer | undefined, op
       finish(false);
     }, opts.waitMs ?? 2000);
     sock.on('data', onData);
-    sock.on('error', () => undefined);
+    ignoreErrors(sock);
     sock.once('close', onClose);
     if (sock.destroyed) { finish(true); return; }
     if (bytes !== undefined && bytes.length > 0) sock.write(bytes);
