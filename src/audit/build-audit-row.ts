@@ -40,13 +40,13 @@ export interface BuildAuditRowOptions {
 }
 
 /**
- * allow/direct when admitted — deny when the policy refused it after admission (a POST form body
- * naming a denied `_method`, read on its way upstream); deny when refused for a client or policy
- * reason (4xx); error otherwise.
+ * deny when the policy refused it, also after admission (a POST form body naming a denied
+ * `_method`, read on its way upstream); allow/direct when admitted; deny when refused for a client
+ * or policy reason (4xx); error otherwise.
  */
 export function auditDecisionOf(ex: Pick<Exchange, 'decision' | 'outcome'>, admitted: boolean): AuditDecision {
-  if (admitted) return ex.decision?.effect === 'direct' ? 'direct' : ex.decision?.effect === 'deny' ? 'deny' : 'allow';
   if (ex.decision?.effect === 'deny') return 'deny';
+  if (admitted) return ex.decision?.effect === 'direct' ? 'direct' : 'allow';
   const reason = ex.outcome.reason as ReasonCode | undefined;
   const status = ex.outcome.status ?? (reason !== undefined ? REASONS[reason]?.status : undefined);
   return status !== undefined && status < 500 ? 'deny' : 'error';

@@ -7,7 +7,7 @@
 // caller holds back the body's last bytes until `end()` has spoken, so a refused body never
 // reaches its upstream whole. Pure: content type and body bytes in, overrides out.
 import { malformed, type Malformed } from './malformed.ts';
-import { METHOD_OVERRIDE_PARAMETER, isMethodParameterName, overridesNamed, type MethodOverrideReading } from './method-override.ts';
+import { METHOD_OVERRIDE_PARAMETER, isMethodParameterName, overridesNamed, phpMangle, type MethodOverrideReading } from './method-override.ts';
 
 export interface FormOverrideScanner {
   /** The overrides whose value ended within `chunk` (or malformed). */
@@ -38,12 +38,23 @@ export type FormScannerChoice = FormOverrideScanner | undefined | Malformed;
 export function formOverrideScanner(method: string, contentType: string | undefined): FormScannerChoice {
   if (method !== 'POST') return undefined;
   const ct = contentType ?? '';
-  const type = (/^[^;,\s]*/.exec(ct.trim()) as RegExpExecArray)[0].toLowerCase();
+  const type = mediaType(ct);
   if (type === '' || type === 'application/x-www-form-urlencoded') return urlencodedScanner(method);
   if (!type.startsWith('multipart/')) return undefined;
   const boundary = multipartBoundary(ct);
   if (boundary === undefined) return malformed('The request\'s multipart Content-Type has no boundary that Tollgate and the upstream would read alike, so Tollgate cannot read its form fields.');
   return multipartScanner(method, boundary);
+}
+
+/** The media type of a Content-Type value, lower-cased: cut at `;`, `,` or white space. */
+function mediaType(contentType: string): string {
+  return (/^[^;,\s]*/.exec(contentType.trim()) as RegExpExecArray)[0].toLowerCase();
+}
+
+/** Whether a Content-Type names a body Rack or PHP reads as a form (formOverrideScanner reads it). */
+export function isFormContentType(contentType: string): boolean {
+  const type = mediaType(contentType);
+  return type === '' || type === 'application/x-www-form-urlencoded' || type.startsWith('multipart/');
 }
 
 /**
@@ -68,7 +79,6 @@ export function decodeForm(raw: string): string {
 }
 
 /** PHP's mangling of a name's first characters: space, `.` and `[` become `_`. */
-const mangled = (s: string): string => s.replace(/[ .[]/g, '_').toLowerCase();
 
 /**
  * Whether a parameter name may reach the application as `_method`. A whole name is decoded and
@@ -80,7 +90,7 @@ export function nameIsMethod(raw: string, whole: boolean): boolean | undefined {
   // every spelling of `_method` has its `d`, or an escape: most names are ruled out at once
   if (whole) return /[dD%]/.test(raw) && isMethodParameterName(decodeForm(raw));
   const rest = decodeForm(raw.replace(/%[0-9A-Fa-f]?$/, '')).replace(/^[ [\]]+/, '');
-  const head = mangled(rest.slice(0, 7));
+  const head = phpMangle(rest.slice(0, 7));
   if (head === METHOD_OVERRIDE_PARAMETER) return true;
   return rest.length < 7 && METHOD_OVERRIDE_PARAMETER.startsWith(head) ? undefined : false;
 }

@@ -39,7 +39,12 @@ function phpParameterName(name: string): string {
   let n = name.replace(/^ +/, '');
   const open = n.indexOf('[');
   if (open > 0 && n.indexOf(']', open) > open) n = n.slice(0, open);
-  return n.replace(/[ .[]/g, '_').toLowerCase();
+  return phpMangle(n);
+}
+
+/** PHP's last step on a parameter name (space, `.` and `[` filed as `_`), lower-cased. */
+export function phpMangle(name: string): string {
+  return name.replace(/[ .[]/g, '_').toLowerCase();
 }
 
 /**

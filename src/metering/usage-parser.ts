@@ -58,12 +58,12 @@ export interface UsageParserOptions {
 }
 
 const HEAD_BYTES = 64 * 1024;
+const TAIL_BYTES = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
 // SSE batch buffers of finished parsers, used again (a 16 KiB allocation per stream otherwise)
 const BATCH_BYTES = 16 * 1024;
 const MAX_SPARE_BATCHES = 64;
 const spareBatches: Buffer[] = [];
-const EMPTY = Buffer.alloc(0);
-const TAIL_BYTES = 64 * 1024;
 
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : undefined;

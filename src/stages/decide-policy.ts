@@ -2,7 +2,7 @@
 // CONNECT time, or one request) and stops the exchange with a 403 when it is denied. A request that
 // names another method in an override header or `_method` parameter needs that method allowed too,
 // and so does a POST form body's `_method`, read as the body streams upstream.
-import { formOverrideScanner } from '../classify/form-method-override.ts';
+import { formOverrideScanner, isFormContentType } from '../classify/form-method-override.ts';
 import { readMethodOverrides, type MethodOverrideReading } from '../classify/method-override.ts';
 import { classifyAddress, isPublic } from '../classify/classify-address.ts';
 import { parseIp } from '../classify/ip-address.ts';
@@ -101,6 +101,12 @@ function refuseDeniedOverride(ex: Exchange, reading: Extract<MethodOverrideReadi
   }
 }
 
+/** A form body Tollgate and the upstream may read differently. It may come after admission (mid-body): the decision it records is a deny. */
+function refuseMalformedBody(ex: Exchange, message: string): never {
+  ex.decision = { ...(ex.decision as ExchangeDecision), effect: 'deny', reason: 'malformed_request', explanation: message };
+  throw new RequestRefusal('malformed_request', message);
+}
+
 /** A form body up to this size (declared) is read whole and checked before anything goes upstream. */
 const FORM_BODY_READ_BYTES = 64 * 1024;
 
@@ -113,21 +119,16 @@ const FORM_BODY_READ_BYTES = 64 * 1024;
  * whole, for request signing, is checked there before it is sent).
  */
 function checkFormOverride(ex: Exchange, decideFor: (method: string) => Decision): void | Promise<void> {
-  if (!ex.body.present) return undefined;
+  if (ex.method !== 'POST' || !ex.body.present) return undefined;
   const types = headerValues(ex.headers, 'content-type');
-  const scanner = formOverrideScanner(ex.method, types[0]);
-  // A refusal here may come after admission (mid-body): the decision it records is a deny.
-  const malformedBody = (message: string): never => {
-    ex.decision = { ...(ex.decision as ExchangeDecision), effect: 'deny', reason: 'malformed_request', explanation: message };
-    throw new RequestRefusal('malformed_request', message);
-  };
-  if (types.length > 1 && types.some((t) => formOverrideScanner(ex.method, t) !== undefined)) {
-    malformedBody('The request has more than one Content-Type header; the upstream may read its form body by either.');
+  if (types.length > 1 && types.some(isFormContentType)) {
+    refuseMalformedBody(ex, 'The request has more than one Content-Type header; the upstream may read its form body by either.');
   }
+  const scanner = formOverrideScanner(ex.method, types[0]);
   if (!scanner) return undefined;
-  if ('ok' in scanner) return malformedBody(scanner.message);
+  if ('ok' in scanner) return refuseMalformedBody(ex, scanner.message);
   const check = (reading: MethodOverrideReading): void => {
-    if (!reading.ok) malformedBody(reading.message);
+    if (!reading.ok) refuseMalformedBody(ex, reading.message);
     else refuseDeniedOverride(ex, reading, decideFor, 'its form body asks the upstream');
   };
   const bodyCheck = { push: (chunk: Buffer) => check(scanner.push(chunk)), end: () => check(scanner.end()) };

@@ -218,17 +218,18 @@ export function createSqliteLedgerSync(db: Database): SyncLedgerWriter {
   };
 
   const reserve = transact((r: ReservationHead, wanted: readonly AdmissionLine[]): LineAdmission => {
-    const refs = wanted.map((w) => ({ scope: w.scope, windowKey: w.windowKey }));
-    const held0 = refs.map((ref) => line(ref));
-    const verdict = checkAdmission(wanted.map((w, i) => ({ line: w, state: (held0[i] as { state: LineState }).state })), r.amountMicros);
+    // each wanted line with the state this connection holds for it (an AdmissionLine is a line ref)
+    const counted = wanted.map((w) => ({ line: w, state: line(w).state }));
+    const verdict = checkAdmission(counted, r.amountMicros);
     if (!verdict.ok) return { ok: false, index: wanted.indexOf(verdict.line), state: { ...verdict.state } };
+    const refs = wanted.map((w) => ({ scope: w.scope, windowKey: w.windowKey }));
     insertRequest.run(
       r.id, r.at, r.principal.kind, r.principal.subject, r.principal.team, r.principal.agent ?? null, r.principal.project ?? null,
       r.provider, r.model, r.amountMicros, JSON.stringify(refs.map((x) => [x.scope, x.windowKey])),
     );
-    for (let i = 0; i < refs.length; i++) {
-      (held0[i] as { state: LineState }).state.reservedMicros += r.amountMicros;
-      changed.add(lineKey(refs[i] as LedgerLineRef));
+    for (const c of counted) {
+      c.state.reservedMicros += r.amountMicros;
+      changed.add(lineKey(c.line));
     }
     if (held.size >= MAX_HELD) held.clear(); // settlements then read their row back
     held.set(r.id, { refs, amount: r.amountMicros });

@@ -28,21 +28,19 @@ await ledgerContract(t, () => createSqliteLedger(fresh()));
 // in the writer's batches (with decision rows) and are answered in its results.
 const sinks: Array<{ close(): Promise<void> }> = [];
 t.teardown(async () => { for (const s of sinks) await s.close(); });
-await ledgerContract(t, async () => {
-  const file = path.join(dir, `w${n++}.db`);
-  fresh().close();
+/** The gateway's audit sink (its writer thread) on a new tollgate.db in `dir`. */
+async function startSink(name: string) {
+  const file = path.join(dir, name);
+  openDatabase(file).close(); // migrated before the writer opens it
   const sink = createSqliteAuditSink({ file, logger: createLogger({ level: 'error', write: () => undefined }) });
   sinks.push(sink);
   await sink.ready;
-  return sink.ledger;
-});
+  return { sink, file };
+}
+await ledgerContract(t, async () => (await startSink(`w${n++}.db`)).sink.ledger);
 
 t.test('writer thread: a reservation and a decision row sent in one tick are both answered', async (t) => {
-  const file = path.join(dir, 'tick.db');
-  fresh().close();
-  const sink = createSqliteAuditSink({ file, logger: createLogger({ level: 'error', write: () => undefined }) });
-  sinks.push(sink);
-  await sink.ready;
+  const { sink, file } = await startSink('tick.db');
   const reserved = sink.ledger.reserve(req('tick-1', 1_000));
   const committed = sink.commitDecision(auditRow({ request_id: 'tick-1', ended_at: null, status: null, duration_ms: null, upstream_ms: null, bytes_out: 0 }));
   t.same(await reserved, { ok: true });
@@ -58,11 +56,7 @@ t.test('writer thread: a reservation and a decision row sent in one tick are bot
 });
 
 t.test('writer thread: a call it cannot read fails alone — the calls and decision of its turn commit', async (t) => {
-  const file = path.join(dir, 'malformed.db');
-  fresh().close();
-  const sink = createSqliteAuditSink({ file, logger: createLogger({ level: 'error', write: () => undefined }) });
-  sinks.push(sink);
-  await sink.ready;
+  const { sink, file } = await startSink('malformed.db');
   t.same(await sink.ledger.reserve(req('held', 1_000)), { ok: true });
   const outcome = (p: Promise<unknown>) => p.then((v) => ({ value: v }), (e: Error & { code?: string }) => ({ code: e.code, message: e.message }));
   // one turn: a good reservation, one whose principal kind no message may carry, a negative

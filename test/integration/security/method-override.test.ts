@@ -21,6 +21,8 @@ const OVERRIDES: Array<[string, string, string]> = [
   ['a list naming DELETE second', 'X-HTTP-Method-Override: GET, DELETE\r\n', ''],
   ['?_method=DELETE', '', '?_method=DELETE'],
   ['?%5Fmethod=delete among other parameters', '', '?page=2&%5Fmethod=delete'],
+  ['?[_method]=DELETE (Rack 2 drops the brackets)', '', '?%5B_method%5D=DELETE'],
+  ['?_method%00x=DELETE (PHP ends the name at NUL)', '', '?_method%00x=DELETE'],
 ];
 
 for (const route of fx.routes) {

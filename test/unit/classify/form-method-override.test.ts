@@ -3,7 +3,7 @@
 // prefix), values split across chunks, multipart parts, and the refusals for values that are no
 // method, cannot be decoded, or run too long.
 import t from 'tap';
-import { NAME_KEEP, PART_HEADERS_MAX, VALUE_MAX, decodeForm, formOverrideScanner, nameIsMethod, partNames, type FormOverrideScanner } from '../../../src/classify/form-method-override.ts';
+import { NAME_KEEP, PART_HEADERS_MAX, VALUE_MAX, decodeForm, formOverrideScanner, isFormContentType, nameIsMethod, partNames, type FormOverrideScanner } from '../../../src/classify/form-method-override.ts';
 
 const URLENC = 'application/x-www-form-urlencoded';
 const B = 'XyZ';
@@ -203,5 +203,16 @@ t.test('multipart bodies', async (t) => {
     const got = run(MP, chunks);
     if (typeof expected === 'string') t.match(got, new RegExp(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), what);
     else t.same(got, expected, what);
+  }
+});
+
+t.test('isFormContentType: the types formOverrideScanner reads as a form (a second Content-Type of these is refused)', async (t) => {
+  const cases: Array<[string, boolean]> = [
+    ['', true], ['  ', true], ['application/x-www-form-urlencoded', true], ['Application/X-WWW-Form-Urlencoded; charset=utf-8', true],
+    ['multipart/form-data; boundary=x', true], ['multipart/mixed', true], ['application/json', false], ['text/plain, multipart/form-data', false],
+  ];
+  for (const [ct, form] of cases) {
+    t.equal(isFormContentType(ct), form, JSON.stringify(ct));
+    t.equal(formOverrideScanner('POST', ct) !== undefined, form, `${JSON.stringify(ct)}: the scanner agrees`);
   }
 });
