@@ -4,8 +4,11 @@
 // started like bin/tollgate (tsx registered, then src/cli/main.ts) under `env -i` (tap adds its
 // loaders to every spawn's environment); `exec` keeps the pid, so signals reach the gateway itself.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { tokenIssue } from '../../src/identity/token-commands.ts';
+import { openDatabase } from '../../src/store/database.ts';
 import { until } from './cli-process.ts';
 
 const repo = path.resolve(import.meta.dirname, '../..');
@@ -67,4 +70,22 @@ export async function startParked(g: ParkedGateway): Promise<number> {
     g.exited.then((e) => { throw new Error(`gateway exited at start: ${JSON.stringify(e)}`); }),
   ]);
   return port;
+}
+
+/**
+ * Writes a gateway's directory (`files`: relative path → content, tollgate.yaml with
+ * `data_dir: ./data` among them), creates its database and issues a token for the agent
+ * `alpha-bot` of team `alpha`. Returns the config path, the database path, the token and the
+ * `Proxy-Authorization` value for it.
+ */
+export async function prepareGatewayDir(dir: string, files: Record<string, string>): Promise<{ config: string; dbFile: string; token: string; auth: string }> {
+  for (const [rel, content] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    writeFileSync(path.join(dir, rel), content);
+  }
+  const dbFile = path.join(dir, 'data', 'tollgate.db');
+  openDatabase(dbFile).close();
+  let token = '';
+  await tokenIssue({ dbFile, agent: 'alpha-bot', team: 'alpha', ttl: '1h', write: (s) => { token += s.trim(); } });
+  return { config: path.join(dir, 'tollgate.yaml'), dbFile, token, auth: `Basic ${Buffer.from(`alpha:${token}`).toString('base64')}` };
 }

@@ -14,19 +14,18 @@
 // The gateway runs as a child process (SIGKILL must hit the gateway itself) started like bin/tollgate
 // (tsx register, then src/cli/main.ts `serve`), except that the next one is loaded ahead and parked
 // until it is told to start: loading the sources costs seconds, starting the gateway does not.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { ProxyAgent, request } from 'undici';
-import { tokenIssue } from '../../../src/identity/token-commands.ts';
 import { openDatabase } from '../../../src/store/database.ts';
 import { verifyAuditStore } from '../../../src/store/sqlite-audit-reader.ts';
 import { sleep, until } from '../../helpers/cli-process.ts';
 import { fakeAnthropic, type FakeLlmControl } from '../../helpers/fake-llm.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
-import { loadParkedGateway, startParked, type ParkedGateway } from '../../helpers/parked-gateway.ts';
+import { loadParkedGateway, prepareGatewayDir, startParked, type ParkedGateway } from '../../helpers/parked-gateway.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
 
 const ROUNDS = 2;
@@ -87,14 +86,7 @@ const files: Record<string, string> = {
     '',
   ].join('\n'),
 };
-for (const [rel, content] of Object.entries(files)) {
-  mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-  writeFileSync(path.join(dir, rel), content);
-}
-openDatabase(dbFile).close();
-let token = '';
-await tokenIssue({ dbFile, agent: 'alpha-bot', team: 'alpha', ttl: '1h', write: (s) => { token += s.trim(); } });
-const auth = `Basic ${Buffer.from(`alpha:${token}`).toString('base64')}`;
+const { token, auth } = await prepareGatewayDir(dir, files);
 
 // --- gateway processes ---------------------------------------------------------------------------
 const gateways: ParkedGateway[] = [];

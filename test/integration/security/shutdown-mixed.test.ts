@@ -11,7 +11,7 @@
 // The gateways run as child processes started like bin/tollgate (tsx register, then
 // src/cli/main.ts `serve`), loaded ahead and parked until they are told to start: loading the
 // sources costs seconds.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -19,14 +19,13 @@ import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { ProxyAgent, request } from 'undici';
-import { tokenIssue } from '../../../src/identity/token-commands.ts';
 import { openDatabase } from '../../../src/store/database.ts';
 import { verifyAuditStore } from '../../../src/store/sqlite-audit-reader.ts';
 import { sleep, until } from '../../helpers/cli-process.ts';
 import { fakeAnthropic, type FakeLlmControl } from '../../helpers/fake-llm.ts';
 import { collect, hasResponses, openTunnel, parseResponses, tlsOverTunnel } from '../../helpers/raw-client.ts';
 import { makeTestCa } from '../../helpers/test-pki.ts';
-import { loadParkedGateway, startParked, type ParkedGateway } from '../../helpers/parked-gateway.ts';
+import { loadParkedGateway, prepareGatewayDir, startParked, type ParkedGateway } from '../../helpers/parked-gateway.ts';
 import { startUpstream } from '../../helpers/upstream-server.ts';
 import { clientFrame, startWebSocketUpstream } from '../../helpers/websocket-upstream.ts';
 
@@ -115,15 +114,7 @@ const yaml = (shutdownMs: number) => [
 ].join('\n');
 files['drain.yaml'] = yaml(DEADLINE);
 files['long-drain.yaml'] = yaml(30_000);
-for (const [rel, content] of Object.entries(files)) {
-  mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-  writeFileSync(path.join(dir, rel), content);
-}
-const dbFile = path.join(dir, 'data', 'tollgate.db');
-openDatabase(dbFile).close();
-let token = '';
-await tokenIssue({ dbFile, agent: 'alpha-bot', team: 'alpha', ttl: '1h', write: (s) => { token += s.trim(); } });
-const authValue = `Basic ${Buffer.from(`alpha:${token}`).toString('base64')}`;
+const { dbFile, token, auth: authValue } = await prepareGatewayDir(dir, files);
 const authLine = `Proxy-Authorization: ${authValue}\r\n`;
 
 // --- gateway processes ---------------------------------------------------------------------------
