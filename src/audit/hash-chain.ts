@@ -1,7 +1,7 @@
 // Owns: the tamper-evident hash chain over audit records. Each chained record's hash is
 // SHA-256(previous hash ‖ "\n" ‖ canonical serialisation of the record including its seq).
 // PURE (node:crypto only).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { AUDIT_EVENT_COLUMNS, AUDIT_REQUEST_COLUMNS, type AuditChainName, type AuditEventRow, type AuditRequestRow } from './audit-record.ts';
 
 /** The hash "before" the first record of a chain. */
@@ -23,7 +23,9 @@ export function canonicalRequestRecord(seq: number, row: AuditRequestRow): strin
  * order, undefined already turned into null): what the writer thread hashes.
  */
 export function canonicalValues(chain: AuditChainName, seq: number, values: readonly unknown[]): string {
-  return JSON.stringify([CHAIN_VERSION, chain, seq, ...values]);
+  // Written out rather than spread into a new array (the writer hashes every row): the same text.
+  const rest = JSON.stringify(values);
+  return `["${CHAIN_VERSION}","${chain}",${JSON.stringify(seq)}${rest.length > 2 ? ',' : ''}${rest.slice(1)}`;
 }
 
 export function canonicalEventRecord(seq: number, row: AuditEventRow): string {
@@ -35,7 +37,8 @@ export function canonicalRecord(chain: AuditChainName, seq: number, row: AuditRe
 }
 
 export function chainHash(previousHash: string, canonical: string): string {
-  return createHash('sha256').update(previousHash).update('\n').update(canonical).digest('hex');
+  // One-shot hashing (node:crypto hash, Node ≥ 20.12): a fraction of createHash's cost per call.
+  return hash('sha256', `${previousHash}\n${canonical}`, 'hex');
 }
 
 /** The link that appends a record given as its column values (see canonicalValues) after `head`. */

@@ -162,10 +162,11 @@ export function createAuditWriter(db: Database): AuditWriter {
   const completeArgs = new Array<unknown>(2 + AUDIT_REQUEST_COLUMNS.length);
 
   const apply = (ops: readonly PackedOp[]): AuditBatchResult => {
-    let reqHead = head('requests');
-    let evHead = head('events');
-    const reqStart = reqHead.seq;
-    const evStart = evHead.seq;
+    // Read when the batch first needs them: a batch of decisions alone never reads the chain.
+    let reqHead: ChainHead | undefined;
+    let evHead: ChainHead | undefined;
+    let reqStart = 0;
+    let evStart = 0;
     let written = 0;
     let duplicates = 0;
     for (const o of ops) {
@@ -174,6 +175,10 @@ export function createAuditWriter(db: Database): AuditWriter {
         insertOpen.run(v);
         written++;
       } else if (o.k === OP_COMPLETE) {
+        if (reqHead === undefined) {
+          reqHead = head('requests');
+          reqStart = reqHead.seq;
+        }
         const link = nextLinkValues('requests', reqHead, v);
         // The usual case: the decision row is open. Then: no row at all (a refused request, written
         // once). Then: an open row whose team differs. Else the request is already complete.
@@ -207,14 +212,18 @@ export function createAuditWriter(db: Database): AuditWriter {
         reqHead = link;
         written++;
       } else {
+        if (evHead === undefined) {
+          evHead = head('events');
+          evStart = evHead.seq;
+        }
         const link = nextLinkValues('events', evHead, v);
         insertEvent.run(link.seq, link.hash, ...v);
         evHead = link;
         written++;
       }
     }
-    if (reqHead.seq !== reqStart) setHead.run(reqHead.seq, reqHead.hash, 'requests');
-    if (evHead.seq !== evStart) setHead.run(evHead.seq, evHead.hash, 'events');
+    if (reqHead !== undefined && reqHead.seq !== reqStart) setHead.run(reqHead.seq, reqHead.hash, 'requests');
+    if (evHead !== undefined && evHead.seq !== evStart) setHead.run(evHead.seq, evHead.hash, 'events');
     return { written, duplicates };
   };
   const applyTx = immediateTransaction(db, apply);

@@ -106,6 +106,28 @@ t.test('the events chain: records and column values hash the same', async (t) =>
   t.equal(canonicalEventRecord(2, partial), canonicalValues('events', 2, [T0, 'login', 'gateway', null]));
 });
 
+t.test('canonicalValues writes out the same text as the array it stands for; chainHash is SHA-256 of head, newline, text', async (t) => {
+  // The writer builds the canonical text without spreading the values into a new array; every
+  // chain ever written (tollgate-audit-v1) must still verify, so the text must be byte for byte
+  // JSON.stringify([version, chain, seq, ...values]).
+  const cases: Array<{ why: string; values: unknown[] }> = [
+    { why: 'no values', values: [] },
+    { why: 'one null', values: [null] },
+    { why: 'strings that need escaping', values: ['a"b', 'line\nbreak', '\u2028', 'é✓'] },
+    { why: 'numbers', values: [0, -0, 1.5, -2, 1e21, Number.MAX_SAFE_INTEGER] },
+    { why: 'a request row', values: AUDIT_REQUEST_COLUMNS.map((c) => row()[c] ?? null) },
+  ];
+  for (const c of cases) {
+    for (const chain of ['requests', 'events'] as const) {
+      t.equal(canonicalValues(chain, 7, c.values), JSON.stringify(['tollgate-audit-v1', chain, 7, ...c.values]), `${c.why} (${chain})`);
+    }
+  }
+  const { createHash } = await import('node:crypto');
+  const text = canonicalValues('requests', 1, AUDIT_REQUEST_COLUMNS.map((c) => row()[c] ?? null));
+  t.equal(chainHash(GENESIS_HASH, text), createHash('sha256').update(GENESIS_HASH).update('\n').update(text).digest('hex'), 'the hash of v1');
+  t.equal(chainHash(GENESIS_HASH, 'é'), createHash('sha256').update(`${GENESIS_HASH}\né`, 'utf8').digest('hex'), 'text hashed as UTF-8');
+});
+
 t.test('verifyChain: the recorded head must be the last record', async (t) => {
   const e: AuditEventRow = { time: T0, type: 'audit_pruned', actor: 'gateway', detail: '{}' };
   const anchor: ChainHead = { seq: 0, hash: GENESIS_HASH };
