@@ -5,7 +5,11 @@
 //     one started with bench/lib/no-audit-register.mjs preloaded (the audit stage swapped for a
 //     no-op; a BENCH-ONLY module hook — Tollgate has no switch that turns audit off), under the same
 //     load (intercepted HTTPS keep-alive 1 KiB, 16 concurrent), in ABBA order;
-//  2. audit writer capacity: the gateway's own SqliteAuditSink and writer thread driven flat out
+//  2. the hand-off alone: a third gateway started with bench/lib/no-sql-audit-register.cjs (its
+//     writer thread takes, acknowledges and counts every record but neither hashes nor writes
+//     it), against the no-audit one in ABBA pairs of its own: what the audit stage and the round
+//     trip to the writer thread cost without SQLite and the chain's hashing (BENCH-ONLY too);
+//  3. audit writer capacity: the gateway's own SqliteAuditSink and writer thread driven flat out
 //     (bench/audit.ts), rows/s and decision-commit latency, while no proxy load runs.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,13 +18,20 @@ import { ProxyAgent } from 'undici';
 import { measureAuditWriter } from './audit.ts';
 import { checkStatus } from './lib/failures.ts';
 import { INTERCEPT_HOST, startBenchGateway, type BenchGateway } from './lib/gateway.ts';
-import { ABBA_PAIRS, median, runLoad, type RunStats } from './lib/load.ts';
+import { ABBA_PAIRS, abbaPairs, median, runLoad, type RunStats } from './lib/load.ts';
 import type { BenchContext, Scenario, ScenarioResult } from './scenarios.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..');
 const NO_AUDIT = path.join(here, 'lib/no-audit-register.mjs');
+const NO_SQL = path.join(here, 'lib/no-sql-audit-register.cjs');
 const WRITER_ROWS = 40_000;
+/**
+ * Pairs per comparison: twice the other scenarios'. On this 2-core machine the same build's p99
+ * moves by −50 … +130 % from one pair to the next; with four pairs a single run has shown the
+ * audited gateway's p99 18 % below the unaudited one's.
+ */
+const AUDIT_PAIRS = 2 * ABBA_PAIRS;
 
 async function oneGet(d: ProxyAgent): Promise<number> {
   const r = await d.request({ origin: `https://${INTERCEPT_HOST}`, path: '/1k', method: 'GET' });
@@ -52,38 +63,43 @@ export const auditScenario: Scenario = {
     });
     const on = await start('audit-on', []);
     let off: BenchGateway | undefined;
+    let handoff: BenchGateway | undefined;
     const agents: ProxyAgent[] = [];
     try {
-      off = await start('audit-off', [`--import=${NO_AUDIT}`]);
+      const noAudit = await start('audit-off', [`--import=${NO_AUDIT}`]);
+      off = noAudit;
       const agent = (gw: BenchGateway) => {
         const a = new ProxyAgent({ uri: gw.proxyUrl, proxyTunnel: true, ...(gw.proxyAuthorization ? { token: gw.proxyAuthorization } : {}), requestTls: { ca: [gw.caPem] }, keepAliveTimeout: 60_000 });
         agents.push(a);
         return a;
       };
       const aOn = agent(on);
-      const aOff = agent(off);
+      const aOff = agent(noAudit);
       const settle = async () => (await ctx.up.stats()).tcp;
       const load = (gw: BenchGateway, a: ProxyAgent) => runLoad({ concurrency: 16, durationMs: Math.round(ctx.durationMs / 2), warmupMs: ctx.warmupMs, settle, one: () => oneGet(a), cpu: { gateway: gw.cpuMicros, upstream: ctx.up.cpuMicros, loadgen: ctx.cpu['loadgen'] ?? (() => 0) } });
-      // A warm-up pair (not measured), then ABBA_PAIRS pairs of half-length runs in ABBA order; the
+      // A warm-up pair (not measured), then AUDIT_PAIRS pairs of half-length runs in ABBA order; the
       // median of the pairs' p99 ratios is what is judged.
-      await load(on, aOn);
-      await load(off, aOff);
-      const withAudit: RunStats[] = [];
-      const without: RunStats[] = [];
+      const runOn = () => load(on, aOn);
+      const runOff = () => load(noAudit, aOff);
+      await runOn();
+      await runOff();
       const rows0 = requestRows(on).total;
-      for (let i = 0; i < ABBA_PAIRS; i++) {
-        if (i % 2 === 0) {
-          withAudit.push(await load(on, aOn));
-          without.push(await load(off, aOff));
-        } else {
-          without.push(await load(off, aOff));
-          withAudit.push(await load(on, aOn));
-        }
-      }
+      const [withAudit, without] = await abbaPairs(runOn, runOff, AUDIT_PAIRS);
       await new Promise((r) => setTimeout(r, 300));
       const rowsOn = requestRows(on);
-      const rowsOff = requestRows(off);
+      const rowsOff = requestRows(noAudit);
       if (rowsOff.total > 0) throw new Error(`the no-audit gateway wrote ${rowsOff.total} audit rows: the bench hook (${NO_AUDIT}) did not replace the audit stage`);
+      // the hand-off alone, against the same no-audit gateway
+      handoff = await start('audit-handoff', [`--require=${NO_SQL}`]);
+      const h = handoff;
+      const aHandoff = agent(h);
+      const runHandoff = () => load(h, aHandoff);
+      await runHandoff();
+      await runOff();
+      const [handoffRuns, handoffOff] = await abbaPairs(runHandoff, runOff, AUDIT_PAIRS);
+      const rowsHandoff = requestRows(handoff);
+      if (rowsHandoff.total > 0) throw new Error(`the hand-off gateway wrote ${rowsHandoff.total} audit rows: the bench hook (${NO_SQL}) did not replace the audit writer`);
+      const handoffRatios = handoffRuns.map((s, i) => s.p99Ms / (handoffOff[i] as RunStats).p99Ms);
       // writer capacity (no proxy load meanwhile)
       const w = await measureAuditWriter({ requests: WRITER_ROWS, inflight: [1, 64] });
       const w64 = w.runs.find((r) => r.inflight === 64);
@@ -112,6 +128,11 @@ export const auditScenario: Scenario = {
           gateway_us_per_request_without_audit: round(mean(without, (s) => s.gatewayCpuUsPerReq ?? NaN), 0),
           audit_rows_written_under_load: rowsOn.total - rows0,
           audit_rows_still_open: rowsOn.open,
+          p99_increase_handoff_only_pct: round((median(handoffRatios) - 1) * 100, 1),
+          p99_pair_increases_handoff_only_pct: handoffRatios.map((r) => round((r - 1) * 100, 1)).join(' '),
+          rps_handoff_only: round(mean(handoffRuns, (s) => s.rps), 0),
+          rps_without_audit_handoff_pairs: round(mean(handoffOff, (s) => s.rps), 0),
+          gateway_us_per_request_handoff_only: round(mean(handoffRuns, (s) => s.gatewayCpuUsPerReq ?? NaN), 0),
           writer_rows_per_s: w64 ? round(w64.rowsPerSec, 0) : null,
           writer_statements_per_s: w64 ? round(w64.writesPerSec, 0) : null,
           writer_commit_p50_us_64_in_flight: w64 ? round(w64.commitP50Us, 0) : null,
@@ -123,6 +144,7 @@ export const auditScenario: Scenario = {
       };
     } finally {
       await Promise.all(agents.map((a) => a.destroy().catch(() => undefined)));
+      await handoff?.stop();
       await off?.stop();
       await on.stop();
     }

@@ -10,7 +10,7 @@
 import { ProxyAgent, type Dispatcher } from 'undici';
 import { checkStatus } from './lib/failures.ts';
 import { INTERCEPT_HOST } from './lib/gateway.ts';
-import { ABBA_PAIRS, median, runLoad, type RunStats } from './lib/load.ts';
+import { ABBA_PAIRS, abbaPairs, median, runLoad, type RunStats } from './lib/load.ts';
 import { startBareMitm } from './lib/bare-mitm.ts';
 import { squidAvailability, startBenchSquid } from './lib/squid.ts';
 import { makeTestCa } from '../test/helpers/test-pki.ts';
@@ -85,17 +85,7 @@ export async function compareWithReference(ctx: BenchContext, ref: ReferenceProx
       const runTollgate = () => load(viaGateway, `https://${INTERCEPT_HOST}`, ctx.gw.cpuMicros);
       await runRef();
       await runTollgate();
-      const s: RunStats[] = [];
-      const t: RunStats[] = [];
-      for (let i = 0; i < ABBA_PAIRS; i++) {
-        if (i % 2 === 0) {
-          t.push(await runTollgate());
-          s.push(await runRef());
-        } else {
-          s.push(await runRef());
-          t.push(await runTollgate());
-        }
-      }
+      const [t, s] = await abbaPairs(runTollgate, runRef);
       const ratio = (f: (x: RunStats) => number) => median(t.map((x, i) => f(x) / f(s[i] as RunStats)));
       const mid = (xs: RunStats[], f: (x: RunStats) => number) => round(median(xs.map(f)), 2);
       extra[`${w.key}_tollgate_vs_${tag}`] = round(w.key === 'serial' ? ratio((x) => 1 / x.p50Ms) : w.key === 'body' ? ratio((x) => x.mibPerSec) : ratio((x) => x.rps), 3);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { INTERCEPT_HOST, METERED_HOST, TUNNEL_HOST, mintHost, type BenchGateway } from './lib/gateway.ts';
 import { checkStatus } from './lib/failures.ts';
-import { ABBA_PAIRS, median, percentile, runLoad, summarise, type CpuProbes, type RunStats } from './lib/load.ts';
+import { ABBA_PAIRS, abbaPairs, median, percentile, runLoad, summarise, type CpuProbes, type RunStats } from './lib/load.ts';
 import { getOnTunnel, openTlsTunnel, probeInterception } from './lib/raw-tunnel.ts';
 import { auditScenario } from './audit-scenario.ts';
 import { bareMitmScenario, squidScenario } from './reference-scenarios.ts';
@@ -479,17 +479,9 @@ export const scenarios: Scenario[] = [
         // one — body read, SSE parse, ledger — would otherwise pay its warm-up in the figures).
         await unmetered();
         await metered();
-        const pairs: Array<{ u: RunStats; m: RunStats }> = [];
         const rows0 = ledgerRows(); // after the warm-up pair
-        for (let i = 0; i < METERED_PAIRS; i++) {
-          if (i % 2 === 0) {
-            const u = await unmetered();
-            pairs.push({ u, m: await metered() });
-          } else {
-            const m = await metered();
-            pairs.push({ m, u: await unmetered() });
-          }
-        }
+        const [us, ms] = await abbaPairs(unmetered, metered, METERED_PAIRS);
+        const pairs = us.map((u, i) => ({ u, m: ms[i] as RunStats }));
         await sleep(300);
         const rows1 = ledgerRows();
         const count = (rs: Array<{ state: string; n: number }>, st: string) => rs.find((r) => r.state === st)?.n ?? 0;

@@ -57,6 +57,25 @@ export function median(xs: readonly number[]): number {
  */
 export const ABBA_PAIRS = 4;
 
+/**
+ * `pairs` pairs of runs in ABBA order (a then b, b then a, …): each side's runs, in pair order. The
+ * machine's slow and fast phases then fall on both sides alike. Warm-up runs are the caller's.
+ */
+export async function abbaPairs(a: () => Promise<RunStats>, b: () => Promise<RunStats>, pairs = ABBA_PAIRS): Promise<[RunStats[], RunStats[]]> {
+  const as: RunStats[] = [];
+  const bs: RunStats[] = [];
+  for (let i = 0; i < pairs; i++) {
+    if (i % 2 === 0) {
+      as.push(await a());
+      bs.push(await b());
+    } else {
+      bs.push(await b());
+      as.push(await a());
+    }
+  }
+  return [as, bs];
+}
+
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));

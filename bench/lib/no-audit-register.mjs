@@ -5,4 +5,7 @@
 // There is no configuration switch that turns audit off: a production gateway always audits.
 import { register } from 'node:module';
 
-register('./no-audit-hooks.mjs', import.meta.url);
+register('./module-swap-hooks.mjs', {
+  parentURL: import.meta.url,
+  data: { swaps: [{ target: '/src/stages/audit-decision.ts', stub: new URL('./no-audit-stage.ts', import.meta.url).href }] },
+});
