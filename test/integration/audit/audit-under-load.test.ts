@@ -1,10 +1,10 @@
 // Security case 8.07, "Audit throughput under load", scaled to a test: a gateway process of its own
 // (so that the event loop measured is the gateway's alone, not the clients') takes a steady mixed
-// load of allowed and denied requests, and for a second of it another connection holds the
+// load of allowed and denied requests, and for two seconds of it another connection holds the
 // database's write lock (BEGIN IMMEDIATE), as a slow disk or a CLI verb would: every decision waits
 // for it. Expect: the gateway's event loop (its own /metrics, reset just before the load) never
 // stalls — audit writes, and waits for the lock, happen on the writer thread, never on the proxy's
-// loop (a synchronous driver on the loop would stall it for the whole second); after a graceful
+// loop (a synchronous driver on the loop would stall it for the whole lock); after a graceful
 // stop every request has exactly one audit row, complete, with its decision and status; nothing was
 // dropped or refused for want of a commit; no SQLITE_BUSY; the upstream saw exactly the allowed
 // requests; the chain verifies. The case's own figures — 2,000 requests/s for 5 minutes, lag p99
@@ -27,7 +27,7 @@ const RATE = 200;
 const CLIENTS = 64;
 /** The write lock held by another connection, from LOCK_AT_MS into the load, for LOCK_MS. */
 const LOCK_AT_MS = 2000;
-const LOCK_MS = 1000;
+const LOCK_MS = 2000;
 /** Every fourth request goes to a host the policy denies (answered 403, nothing upstream). */
 const isDenied = (i: number) => i % 4 === 3;
 
@@ -143,14 +143,14 @@ t.test(`${REQUESTS} requests at ${RATE}/s (one in four denied), the write lock h
 
   const m = await metrics();
   // prom-client samples the loop every 10 ms: an idle loop reads about 10 ms. A writer on the loop
-  // would stall it for the whole lock: one sample of a second or more, which the max shows. The
+  // would stall it for the whole lock: one sample as long as the lock, which the max shows. The
   // p99 is printed, not judged: on a quiet machine it reads 16–29 ms here (the case's bound is
-  // 50 ms), but in `npm test` other test files share the two cores and it has read up to 128 ms
-  // (max 155 ms).
+  // 50 ms), but in `npm test` other test files share the two cores and it has read up to 222 ms
+  // (max 324 ms, in CI's run on a clean clone).
   const lagP99 = (m.get('tollgate_nodejs_eventloop_lag_p99_seconds') ?? NaN) * 1000;
   const lagMax = (m.get('tollgate_nodejs_eventloop_lag_max_seconds') ?? NaN) * 1000;
   t.comment(`gateway event-loop lag over the load: p99 ${lagP99.toFixed(1)} ms, max ${lagMax.toFixed(1)} ms`);
-  t.ok(lagMax < LOCK_MS * 0.75, `the loop never stalled while the lock was held (max lag ${lagMax.toFixed(1)} ms < ${LOCK_MS * 0.75} ms)`);
+  t.ok(lagMax < LOCK_MS / 2, `the loop never stalled while the lock was held (max lag ${lagMax.toFixed(1)} ms < ${LOCK_MS / 2} ms)`);
   t.equal(m.get('tollgate_audit_dropped_rows_total'), 0, 'no audit record dropped');
   t.equal(m.get('tollgate_audit_failed_decisions_total'), 0, 'no decision refused for want of a commit');
   t.equal(m.get('tollgate_audit_store_up'), 1, 'the audit store is up');
