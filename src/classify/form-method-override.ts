@@ -78,8 +78,6 @@ export function decodeForm(raw: string): string {
   return raw.replace(/\+/g, ' ').replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
 }
 
-/** PHP's mangling of a name's first characters: space, `.` and `[` become `_`. */
-
 /**
  * Whether a parameter name may reach the application as `_method`. A whole name is decoded and
  * compared; a name longer than NAME_KEEP is judged on its prefix: counted as `_method` when it

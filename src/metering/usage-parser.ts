@@ -315,7 +315,7 @@ export function createUsageParser(api: LlmApi, contentType: string | undefined, 
   return new Parser(api, /^\s*text\/event-stream/i.test(contentType ?? ''), opts);
 }
 
-/** SSE event data, by API (a module-level function: the framer's callback makes no closure per stream). */
+/** SSE event data, by API (module level: the framer's one-line callback is the only closure a parser makes). */
 function onFrame(api: LlmApi, r: MutableReading, buf: Buffer, start: number, end: number): void {
   if (api === 'anthropic_messages') {
     // Text deltas, nearly every event of an Anthropic stream, are counted without a JSON parse;

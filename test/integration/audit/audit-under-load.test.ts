@@ -32,7 +32,6 @@ const LOCK_MS = 2000;
 const isDenied = (i: number) => i % 4 === 3;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-audit-load-'));
-const dbFile = path.join(dir, 'data', 'tollgate.db');
 const seen: string[] = [];
 const echo = await startUpstream({
   handler: (req, res) => {
@@ -58,9 +57,9 @@ const files: Record<string, string> = {
     '',
   ].join('\n'),
 };
-const { auth } = await prepareGatewayDir(dir, files);
+const { config, dbFile, auth } = await prepareGatewayDir(dir, files);
 
-const gw = loadParkedGateway(path.join(dir, 'tollgate.yaml'));
+const gw = loadParkedGateway(config);
 t.teardown(() => { if (gw.child.exitCode === null && gw.child.signalCode === null) gw.child.kill('SIGKILL'); });
 const proxyPort = await startParked(gw);
 const adminAddr = String(gw.logs.find((l) => l['msg'] === 'tollgate listening')?.['admin'] ?? '');

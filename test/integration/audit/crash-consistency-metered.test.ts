@@ -30,8 +30,6 @@ import { startUpstream } from '../../helpers/upstream-server.ts';
 
 const ROUNDS = 2;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'tollgate-crash-metered-'));
-const config = path.join(dir, 'tollgate.yaml');
-const dbFile = path.join(dir, 'data', 'tollgate.db');
 
 // --- upstreams -----------------------------------------------------------------------------------
 const echo = await startUpstream();
@@ -86,7 +84,7 @@ const files: Record<string, string> = {
     '',
   ].join('\n'),
 };
-const { token, auth } = await prepareGatewayDir(dir, files);
+const { config, dbFile, token, auth } = await prepareGatewayDir(dir, files);
 
 // --- gateway processes ---------------------------------------------------------------------------
 const gateways: ParkedGateway[] = [];
